@@ -1,0 +1,43 @@
+package spi
+
+// Codec turns messages into bytes and back. Implementations must be safe
+// for concurrent use. The codec id travels in every frame so a server can
+// answer each caller in its own codec.
+type Codec interface {
+	// Name is the codec's catalog name, e.g. "json", "proto".
+	Name() string
+	// ID is the codec's wire id (see the well-known ids below).
+	ID() uint8
+	// Marshal appends the encoding of v to dst and returns the result.
+	Marshal(dst []byte, v any) ([]byte, error)
+	// Unmarshal decodes data into v. It must not retain data after it
+	// returns: the caller reuses the buffer.
+	Unmarshal(data []byte, v any) error
+}
+
+// Compressor compresses frame bodies. Implementations must be safe for
+// concurrent use (pool encoders internally).
+type Compressor interface {
+	// Name is the catalog name, e.g. "snappy", "zstd", "s2".
+	Name() string
+	// ID is the wire id (see the well-known ids below).
+	ID() uint8
+	// Compress appends the compressed form of src to dst.
+	Compress(dst, src []byte) ([]byte, error)
+	// Decompress appends the decompressed form of src to dst. It must fail,
+	// without allocating beyond it, when the output would exceed maxSize.
+	Decompress(dst, src []byte, maxSize int) ([]byte, error)
+}
+
+// Well-known wire ids. Ids 0–63 are reserved for Kite; plugins choose
+// 64–255 and declare it in their documentation.
+const (
+	CodecRaw   uint8 = 0 // body is []byte / *[]byte, passed through
+	CodecJSON  uint8 = 1
+	CodecProto uint8 = 2
+
+	CompressNone   uint8 = 0
+	CompressSnappy uint8 = 1
+	CompressZstd   uint8 = 2
+	CompressS2     uint8 = 3
+)
