@@ -1,0 +1,6 @@
+// Package pluginpb holds the generated Go code of the Kite plugin protocol
+// (kiteplugin.proto). Regenerate with `make generate` (needs protoc,
+// protoc-gen-go and protoc-gen-go-grpc on PATH).
+package pluginpb
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative kiteplugin.proto
