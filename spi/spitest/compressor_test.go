@@ -55,8 +55,8 @@ func (c refCompressor) Decompress(dst, src []byte, maxSize int) ([]byte, error) 
 	if _, err := io.ReadFull(r, out); err != nil {
 		return dst, spi.WrapError(spi.DataLoss, err, "ref-flate: corrupt body")
 	}
-	if n, _ := r.Read(make([]byte, 1)); n != 0 {
-		return dst, spi.Errorf(spi.DataLoss, "ref-flate: body longer than its header")
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		return dst, spi.Errorf(spi.DataLoss, "ref-flate: body does not end where its header says")
 	}
 	if c.fault == "late" && len(out) > maxSize { // checks only after allocating
 		return dst, spi.Errorf(spi.ResourceExhausted, "ref-flate: too large")
@@ -74,13 +74,14 @@ func TestCompressorSuiteCatchesFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child test processes")
 	}
-	for fault, want := range map[string]string{
-		"clobber": "Compress clobbered dst",
-		"nolimit": "returned 1048575 bytes and no error",
-		"late":    "check the size before decoding",
+	for fault, c := range map[string]struct{ subtest, want string }{
+		"clobber": {"AppendsToDst", "Compress clobbered dst"},
+		"nolimit": {"MaxSize", "maxSize 65535 returned 65536 bytes and no error"},
+		"late":    {"Bomb", "check the size before decoding"},
 	} {
 		t.Run(fault, func(t *testing.T) {
-			out := runChild(t, "TestCompressorSuiteCatchesFaults", "KITE_SPITEST_COMPRESSOR_FAULT="+fault)
+			out := runChild(t, "TestCompressorSuiteCatchesFaults/"+c.subtest, "KITE_SPITEST_COMPRESSOR_FAULT="+fault)
+			want := c.want
 			if !strings.Contains(out, want) {
 				t.Errorf("suite output for fault %q lacks %q:\n%s", fault, want, out)
 			}
