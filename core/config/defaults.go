@@ -1,0 +1,190 @@
+package config
+
+import (
+	"crypto/tls"
+	"time"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// Documented defaults (docs/CONFIG.md lists each beside its attribute).
+const (
+	DefaultRegistry  = "local"
+	DefaultTransport = "tcp"
+	DefaultCodec     = "json"
+	DefaultBalancer  = "weighted"
+
+	DefaultShutdownTimeout = 10 * time.Second
+
+	DefaultMaxConcurrency  = 10000
+	DefaultMaxFrame        = 4 << 20
+	DefaultMaxMetadata     = 64 << 10
+	DefaultMaxConns        = 0
+	DefaultServerIdle      = 5 * time.Minute
+	DefaultCompressMinSize = 1 << 10
+
+	DefaultTimeout        = 1 * time.Second
+	DefaultConnectTimeout = 2 * time.Second
+
+	DefaultMaxAttempts = 3
+	DefaultBackoffMin  = 10 * time.Millisecond
+	DefaultBackoffMax  = 1 * time.Second
+	DefaultRetryBudget = 0.1
+
+	DefaultConnsPerEndpoint = 2
+	DefaultPoolIdle         = 60 * time.Second
+
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultHeartbeatTimeout  = 3 * time.Second
+)
+
+// DefaultRetryCodes are the status codes retried when a retry block names none.
+var DefaultRetryCodes = []spi.Code{spi.Unavailable}
+
+// attrSet records which attributes a block set, by dotted path
+// ("timeout", "retry.budget"). Defaults apply only to what is absent, so
+// an explicit zero (max_conns = 0, interval = "0s") keeps its meaning.
+type attrSet map[string]bool
+
+func (s attrSet) has(path string) bool { return s[path] }
+
+// DefaultServerConfig returns a server named name with every knob at its
+// default, for programs that build configuration in Go.
+func DefaultServerConfig(name string) *ServerConfig {
+	s := &ServerConfig{Name: name}
+	s.applyDefaults(nil)
+	return s
+}
+
+// DefaultClientConfig returns a client named name with every knob at its
+// default, for programs that build configuration in Go.
+func DefaultClientConfig(name string) *ClientConfig {
+	c := &ClientConfig{Name: name}
+	c.applyDefaults(nil)
+	return c
+}
+
+// applyDefaults is the one place server defaults live: every attribute
+// the file did not set gets its documented value here.
+func (s *ServerConfig) applyDefaults(set attrSet) {
+	if !set.has("transport") {
+		s.Transport = DefaultTransport
+		if s.TLS != nil {
+			s.Transport = "tls"
+		}
+	}
+	if !set.has("registry") {
+		s.Registry = DefaultRegistry
+	}
+	if !set.has("codec") {
+		s.Codec = DefaultCodec
+	}
+	if !set.has("service_name") {
+		s.ServiceName = s.Name
+	}
+	if !set.has("weight") {
+		s.Weight = spi.DefaultWeight
+	}
+	if !set.has("shutdown_timeout") {
+		s.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if !set.has("limits.max_concurrency") {
+		s.Limits.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if !set.has("limits.max_frame") {
+		s.Limits.MaxFrame = DefaultMaxFrame
+	}
+	if !set.has("limits.max_metadata") {
+		s.Limits.MaxMetadata = DefaultMaxMetadata
+	}
+	if !set.has("limits.max_conns") {
+		s.Limits.MaxConns = DefaultMaxConns
+	}
+	if !set.has("limits.idle_timeout") {
+		s.Limits.IdleTimeout = DefaultServerIdle
+	}
+	if s.Compression != nil && !set.has("compression.threshold") {
+		s.Compression.Threshold = DefaultCompressMinSize
+	}
+	if s.TLS != nil && !set.has("tls.client_auth") {
+		// A CA is only useful for verifying clients, so naming one asks for mTLS.
+		s.TLS.ClientAuth = tls.NoClientCert
+		if s.TLS.CA != "" {
+			s.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+}
+
+// applyDefaults is the one place client defaults live, including the
+// defaults method blocks inherit from their client.
+func (c *ClientConfig) applyDefaults(set attrSet) {
+	if !set.has("service") {
+		c.Service = c.Name
+	}
+	if !set.has("registry") && len(c.Target) == 0 {
+		c.Registry = DefaultRegistry
+	}
+	if !set.has("balancer") {
+		c.Balancer = DefaultBalancer
+	}
+	if !set.has("codec") {
+		c.Codec = DefaultCodec
+	}
+	if !set.has("transport") {
+		c.Transport = DefaultTransport
+		if c.TLS != nil {
+			c.Transport = "tls"
+		}
+	}
+	if !set.has("timeout") {
+		c.Timeout = DefaultTimeout
+	}
+	if !set.has("connect_timeout") {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	defaultRetry(&c.Retry, set, "retry.", Retry{
+		MaxAttempts: DefaultMaxAttempts,
+		BackoffMin:  DefaultBackoffMin,
+		BackoffMax:  DefaultBackoffMax,
+		Budget:      DefaultRetryBudget,
+		Codes:       DefaultRetryCodes,
+	})
+	if !set.has("pool.conns_per_endpoint") {
+		c.Pool.ConnsPerEndpoint = DefaultConnsPerEndpoint
+	}
+	if !set.has("pool.idle_timeout") {
+		c.Pool.IdleTimeout = DefaultPoolIdle
+	}
+	if !set.has("heartbeat.interval") {
+		c.Heartbeat.Interval = DefaultHeartbeatInterval
+	}
+	if !set.has("heartbeat.timeout") {
+		c.Heartbeat.Timeout = DefaultHeartbeatTimeout
+	}
+	if c.Compression != nil && !set.has("compression.threshold") {
+		c.Compression.Threshold = DefaultCompressMinSize
+	}
+	for _, m := range c.Methods {
+		p := "method." + m.Name + "."
+		if !set.has(p + "timeout") {
+			m.Timeout = c.Timeout
+		}
+		defaultRetry(&m.Retry, set, p+"retry.", c.Retry)
+	}
+}
+
+// defaultRetry fills the attributes of r not set under prefix from def.
+func defaultRetry(r *Retry, set attrSet, prefix string, def Retry) {
+	if !set.has(prefix + "max_attempts") {
+		r.MaxAttempts = def.MaxAttempts
+	}
+	if !set.has(prefix + "backoff") {
+		r.BackoffMin, r.BackoffMax = def.BackoffMin, def.BackoffMax
+	}
+	if !set.has(prefix + "budget") {
+		r.Budget = def.Budget
+	}
+	if !set.has(prefix + "codes") {
+		r.Codes = append([]spi.Code(nil), def.Codes...)
+	}
+}
