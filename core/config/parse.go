@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -121,11 +122,28 @@ func parse(src []byte, filename, dir string, cat *spi.Catalog) (*File, hcl.Diagn
 		file:    &File{Filename: filename, Dir: dir},
 	}
 	p.decodeFile(hf.Body)
+	sortDiags(p.diags)
 	p.file.Warnings = warnings(p.diags)
 	if p.diags.HasErrors() {
 		return nil, p.diags, files
 	}
 	return p.file, p.diags, files
+}
+
+// sortDiags orders diagnostics by position, so a reader fixes the file
+// top to bottom; checks that run after decoding (references, limits)
+// would otherwise come out after later lines' errors.
+func sortDiags(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
 }
 
 func warnings(diags hcl.Diagnostics) hcl.Diagnostics {

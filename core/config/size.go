@@ -46,7 +46,7 @@ func ParseSize(s string) (int64, error) {
 	}
 	mult, ok := sizeUnits[unit]
 	if !ok {
-		return 0, fmt.Errorf("size %q has an unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)", s, in[i:])
+		return 0, fmt.Errorf("size %q has an unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)", s, strings.TrimSpace(in[i:]))
 	}
 	if !strings.Contains(num, ".") {
 		// Integers take the exact path so large byte counts keep every digit.
