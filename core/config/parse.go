@@ -76,7 +76,11 @@ type parser struct {
 	dir     string
 	diags   hcl.Diagnostics
 	plugins map[pluginKey]*PluginDecl
-	file    *File
+	// labels holds every component label declared, including blocks that
+	// failed to decode, so one bad block does not also fail every
+	// reference to it.
+	labels map[spi.Kind]map[string]hcl.Range
+	file   *File
 }
 
 func (p *parser) errorf(r hcl.Range, summary, format string, args ...any) {
@@ -119,7 +123,8 @@ func parse(src []byte, filename, dir string, cat *spi.Catalog) (*File, hcl.Diagn
 		dir:     dir,
 		diags:   diags,
 		plugins: map[pluginKey]*PluginDecl{},
-		file:    &File{Filename: filename, Dir: dir},
+		labels:  map[spi.Kind]map[string]hcl.Range{},
+		file:    &File{Filename: filename, Dir: dir, Files: files},
 	}
 	p.decodeFile(hf.Body)
 	sortDiags(p.diags)
@@ -183,17 +188,19 @@ func (p *parser) decodeFile(body hcl.Body) {
 
 	for _, kind := range componentKinds {
 		labels := map[string]hcl.Range{}
+		p.labels[kind] = labels
 		for _, blk := range c.Blocks.OfType(string(kind)) {
+			label := blk.Labels[1]
+			if prev, dup := labels[label]; dup {
+				p.errorf(blk.LabelRanges[1], "Duplicate "+string(kind)+" label",
+					"A %s labelled %q is already declared at %s; labels name blocks in references, so they must be unique per kind.", kind, label, prev)
+				continue
+			}
+			labels[label] = blk.DefRange
 			comp := p.decodeComponent(kind, blk)
 			if comp == nil {
 				continue
 			}
-			if prev, dup := labels[comp.Label]; dup {
-				p.errorf(blk.LabelRanges[1], "Duplicate "+string(kind)+" label",
-					"A %s labelled %q is already declared at %s; labels name blocks in references, so they must be unique per kind.", kind, comp.Label, prev)
-				continue
-			}
-			labels[comp.Label] = blk.DefRange
 			switch kind {
 			case spi.KindRegistry:
 				f.Registries = append(f.Registries, comp)

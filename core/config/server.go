@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -202,11 +203,11 @@ func (p *parser) checkRef(kind spi.Kind, ref string, r hcl.Range, explicit bool)
 		return
 	}
 	var candidates []string
-	for _, c := range p.file.Components(kind) {
-		if c.Label == ref {
+	for label := range p.labels[kind] {
+		if label == ref {
 			return
 		}
-		candidates = append(candidates, c.Label)
+		candidates = append(candidates, label)
 	}
 	if p.plugins[pluginKey{kind, ref}] != nil {
 		return
@@ -234,6 +235,7 @@ func (p *parser) checkRef(kind spi.Kind, ref string, r hcl.Range, explicit bool)
 	if kind == spi.KindRegistry {
 		candidates = append(candidates, NoRegistry)
 	}
+	sort.Strings(candidates)
 	p.refError(kind, ref, r, explicit, dedupe(candidates),
 		"No "+string(kind)+" block is labelled %q, and no "+string(kind)+" implementation has that name.")
 }

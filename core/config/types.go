@@ -27,6 +27,9 @@ type File struct {
 	Servers     []*ServerConfig
 	Clients     []*ClientConfig
 
+	// Files holds the parsed source, for FormatDiagnostics.
+	Files map[string]*hcl.File
+
 	// Warnings are diagnostics that did not stop the file from loading,
 	// such as a plugin block shadowing a compiled-in implementation.
 	Warnings hcl.Diagnostics
