@@ -1,0 +1,595 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/kiterpc/kite/spi"
+	pb "github.com/kiterpc/kite/spi/plugin/proto"
+)
+
+// Decl declares an out-of-process plugin, as a kite.hcl block does:
+//
+//	plugin "registry" "nacos" {
+//	  path   = "./bin/kite-registry-nacos"
+//	  sha256 = "…"
+//	}
+type Decl struct {
+	Kind spi.Kind
+	Name string
+	// Path is the plugin executable.
+	Path string
+	// SHA256 is the hex SHA-256 of the executable (as printed by
+	// sha256sum). It is required: a binary whose sum differs is refused
+	// and never started.
+	SHA256 string
+	// Args are extra command-line arguments; Env extra "KEY=value"
+	// environment entries (the host's environment is inherited).
+	Args []string
+	Env  []string
+	// StartTimeout bounds the start and handshake; 0 means 10 s (or the
+	// deadline of Load's context if sooner).
+	StartTimeout time.Duration
+}
+
+func (d Decl) String() string { return fmt.Sprintf("plugin %s/%s (%s)", d.Kind, d.Name, d.Path) }
+
+// Timings of the supervisor. Variables so tests can shorten them.
+var (
+	restartMinBackoff = 100 * time.Millisecond
+	restartMaxBackoff = 30 * time.Second
+	// A process that lived this long resets the backoff when it dies.
+	healthyAfter = 30 * time.Second
+	exitPoll     = 20 * time.Millisecond
+	// callTimeout bounds calls whose SPI method takes no context
+	// (codec, compressor, Balancer.Build, factories).
+	callTimeout = 10 * time.Second
+	// restartHook, when set (by tests), runs before each restart attempt,
+	// so a test can observe the plugin while it is down.
+	restartHook func()
+)
+
+// Process is a running out-of-process plugin: one executable, supervised.
+// When it exits unexpectedly, calls in flight and new calls fail with an
+// Unavailable *spi.Error naming the plugin, the supervisor starts it again
+// with exponential backoff, configures every live implementation again,
+// re-registers instances and reopens watches.
+type Process struct {
+	decl   Decl
+	path   string // resolved executable
+	sum    []byte
+	logger hclog.Logger
+	info   *pb.InfoResponse
+
+	mu       sync.Mutex
+	gen      *generation // nil while restarting
+	ready    chan struct{}
+	lastExit string
+	restarts int
+	closed   bool
+	handles  map[uint64]*handle
+	nextH    uint64
+
+	kickc chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// generation is one run of the plugin executable.
+type generation struct {
+	client  *goplugin.Client
+	cmd     *exec.Cmd
+	rpc     *clients
+	started time.Time
+	exited  chan struct{} // closed once reason is set
+	reason  string
+}
+
+func (g *generation) pid() int {
+	if g.cmd.Process == nil {
+		return 0
+	}
+	return g.cmd.Process.Pid
+}
+
+// handle is one implementation configured in the plugin.
+type handle struct {
+	id     uint64
+	config spi.Config
+	// replay runs after the handle was configured again in a restarted
+	// plugin (re-register instances, rebuild stale picking tables).
+	replay func(ctx context.Context, c *clients) error
+}
+
+var live struct {
+	sync.Mutex
+	procs map[*Process]struct{}
+}
+
+// Load starts the plugin executable declared by d, verifies its checksum
+// and handshake, checks that it serves d.Kind, and returns a catalog entry
+// for it: the entry's factory configures an implementation in the plugin
+// with the JSON configuration and returns a host-side adapter that
+// implements the kind's spi interface, so the core cannot tell it from a
+// compiled-in one. The Process must be closed when the host is done.
+func Load(ctx context.Context, d Decl, logger hclog.Logger) (spi.Entry, *Process, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if d.Kind == "" || d.Name == "" || d.Path == "" {
+		return spi.Entry{}, nil, fmt.Errorf("plugin declaration needs kind, name and path (got %q/%q at %q)", d.Kind, d.Name, d.Path)
+	}
+	switch d.Kind {
+	case spi.KindCodec, spi.KindCompressor, spi.KindRegistry, spi.KindBalancer, spi.KindFilter:
+	case spi.KindTransport:
+		return spi.Entry{}, nil, fmt.Errorf("%s: transports cannot run out of process (they sit on every byte of every call); compile them in", d)
+	default:
+		return spi.Entry{}, nil, fmt.Errorf("%s: unknown plugin kind %q (want codec, compressor, registry, balancer or filter)", d, d.Kind)
+	}
+	path, err := resolvePath(d.Path)
+	if err != nil {
+		return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
+	}
+	sum, err := verifySum(d, path)
+	if err != nil {
+		return spi.Entry{}, nil, err
+	}
+	p := &Process{
+		decl:    d,
+		path:    path,
+		sum:     sum,
+		logger:  logger.Named(string(d.Kind) + "." + d.Name),
+		handles: make(map[uint64]*handle),
+		kickc:   make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	timeout := d.StartTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	g, err := p.start(timeout)
+	if err != nil {
+		return spi.Entry{}, nil, err
+	}
+	ictx, cancel := context.WithTimeout(ctx, timeout)
+	info, err := g.rpc.plugin.Info(ictx, &pb.Empty{})
+	cancel()
+	if err == nil && info.Kind != string(d.Kind) {
+		err = fmt.Errorf("it serves a %s, not a %s", info.Kind, d.Kind)
+	}
+	if err != nil {
+		g.client.Kill()
+		return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
+	}
+	if info.Name != d.Name {
+		p.logger.Debug("plugin serves another name; using the declared one", "declared", d.Name, "served", info.Name)
+	}
+	p.info = info
+	p.gen = g
+	live.Lock()
+	if live.procs == nil {
+		live.procs = make(map[*Process]struct{})
+	}
+	live.procs[p] = struct{}{}
+	live.Unlock()
+	p.wg.Add(1)
+	go p.supervise(g)
+
+	schema := make(spi.Schema, len(info.Schema))
+	for i, f := range info.Schema {
+		schema[i] = spi.Field{Name: f.Name, Type: spi.FieldType(f.Type), Required: f.Required, Doc: f.Doc}
+	}
+	e := spi.Entry{
+		Kind:    d.Kind,
+		Name:    d.Name,
+		Version: info.Version,
+		Doc:     info.Doc,
+		Schema:  schema,
+		Source:  d.Path,
+		New:     p.build,
+	}
+	return e, p, nil
+}
+
+// Shutdown closes every loaded plugin process. Hosts call it on exit (the
+// parent-death signal covers exits that run no code, on Linux).
+func Shutdown() {
+	live.Lock()
+	ps := make([]*Process, 0, len(live.procs))
+	for p := range live.procs {
+		ps = append(ps, p)
+	}
+	live.Unlock()
+	for _, p := range ps {
+		_ = p.Close()
+	}
+}
+
+func resolvePath(p string) (string, error) {
+	if !strings.ContainsRune(p, filepath.Separator) {
+		return exec.LookPath(p)
+	}
+	return filepath.Abs(p)
+}
+
+func verifySum(d Decl, path string) ([]byte, error) {
+	want := strings.ToLower(strings.TrimSpace(d.SHA256))
+	if want == "" {
+		return nil, fmt.Errorf("%s: sha256 is required; compute it with `sha256sum %s`", d, d.Path)
+	}
+	wantRaw, err := hex.DecodeString(want)
+	if err != nil || len(wantRaw) != sha256.Size {
+		return nil, fmt.Errorf("%s: sha256 %q is not 64 hex digits; compute it with `sha256sum %s`", d, d.SHA256, d.Path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", d, path, err)
+	}
+	got := h.Sum(nil)
+	if hex.EncodeToString(got) != want {
+		return nil, fmt.Errorf("%s: refusing to start %s: its sha256 is %x but the declaration expects %s (rebuilt or replaced binary? recompute with `sha256sum %s`)",
+			d, path, got, want, d.Path)
+	}
+	return wantRaw, nil
+}
+
+// spawn runs fn on one OS thread that stays locked for the life of the
+// process. Linux delivers the parent-death signal when the *thread* that
+// forked the child exits, and the Go runtime ends a thread when a locked
+// goroutine returns; starting plugins from a thread that never ends makes
+// the signal mean "the host process died".
+var spawnc = sync.OnceValue(func() chan func() {
+	c := make(chan func())
+	go spawnLoop(c)
+	return c
+})
+
+func spawnLoop(c chan func()) {
+	runtime.LockOSThread() // never unlocked, on purpose
+	for fn := range c {
+		fn()
+	}
+}
+
+func spawn(fn func()) {
+	done := make(chan struct{})
+	spawnc() <- func() { defer close(done); fn() }
+	<-done
+}
+
+// start runs the executable once and completes the handshake.
+func (p *Process) start(timeout time.Duration) (*generation, error) {
+	cmd := exec.Command(p.path, p.decl.Args...)
+	cmd.Env = append(cmd.Env, p.decl.Env...)
+	setDeathSignal(cmd)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSet(nil),
+		Cmd:              cmd,
+		// Checked again by go-plugin right before exec, so a binary swapped
+		// after Load's check is refused on restart too.
+		SecureConfig:     &goplugin.SecureConfig{Checksum: p.sum, Hash: sha256.New()},
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		StartTimeout:     timeout,
+		Logger:           p.logger,
+	})
+	var rpcc goplugin.ClientProtocol
+	var err error
+	spawn(func() { rpcc, err = client.Client() })
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("%s: refusing to start %s: its sha256 no longer matches %x", p.decl, p.path, p.sum)
+		}
+		return nil, fmt.Errorf("%s: starting: %w", p.decl, err)
+	}
+	raw, err := rpcc.Dispense(pluginName)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("%s: %w", p.decl, err)
+	}
+	g := &generation{client: client, cmd: cmd, rpc: raw.(*clients), started: time.Now(), exited: make(chan struct{})}
+	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion())
+	return g, nil
+}
+
+// supervise notices the exit of the current generation and restarts.
+func (p *Process) supervise(g *generation) {
+	defer p.wg.Done()
+	backoff := restartMinBackoff
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	for {
+		// Poll for the exit: go-plugin reaps the process but offers no
+		// channel for it. A failed call kicks an immediate check.
+		for !g.client.Exited() {
+			select {
+			case <-tick.C:
+			case <-p.kickc:
+			case <-p.stop:
+				return
+			}
+		}
+		reason := "exited"
+		if ps := g.cmd.ProcessState; ps != nil {
+			reason = ps.String()
+		}
+		p.mu.Lock()
+		g.reason = reason
+		if p.gen == g {
+			p.gen = nil
+		}
+		p.lastExit = reason
+		p.ready = make(chan struct{})
+		p.mu.Unlock()
+		close(g.exited)
+		p.logger.Error("plugin exited; restarting", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
+		if time.Since(g.started) >= healthyAfter {
+			backoff = restartMinBackoff
+		}
+		for {
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-p.stop:
+				t.Stop()
+				return
+			}
+			backoff = min(backoff*2, restartMaxBackoff)
+			if restartHook != nil {
+				restartHook()
+			}
+			ng, err := p.start(10 * time.Second)
+			if err == nil {
+				err = p.reconfigure(ng)
+				if err != nil {
+					ng.client.Kill()
+				}
+			}
+			if err != nil {
+				p.logger.Error("restarting plugin failed", "path", p.path, "error", err, "next_backoff", backoff)
+				p.mu.Lock()
+				p.lastExit = reason + "; restart failed: " + err.Error()
+				p.mu.Unlock()
+				continue
+			}
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				ng.client.Kill()
+				return
+			}
+			p.gen = ng
+			p.restarts++
+			ready := p.ready
+			p.ready = nil
+			p.mu.Unlock()
+			close(ready)
+			p.logger.Info("plugin restarted", "path", p.path, "pid", ng.pid(), "restarts", p.Restarts())
+			g = ng
+			break
+		}
+	}
+}
+
+// reconfigure configures every live handle in a fresh generation.
+func (p *Process) reconfigure(g *generation) error {
+	p.mu.Lock()
+	hs := make([]*handle, 0, len(p.handles))
+	for _, h := range p.handles {
+		hs = append(hs, h)
+	}
+	p.mu.Unlock()
+	for _, h := range hs {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		_, err := g.rpc.plugin.Configure(ctx, &pb.ConfigureRequest{Handle: h.id, ConfigJson: h.config})
+		if err == nil && h.replay != nil {
+			err = h.replay(ctx, g.rpc)
+		}
+		cancel()
+		if err != nil {
+			if e, ok := appError(err); ok {
+				err = e
+			}
+			return fmt.Errorf("configuring handle %d again: %w", h.id, err)
+		}
+	}
+	return nil
+}
+
+func (p *Process) kick() {
+	select {
+	case p.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// current returns the running generation or the error calls get while
+// there is none.
+func (p *Process) current() (*generation, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gen != nil {
+		return p.gen, nil
+	}
+	return nil, p.downErrorLocked()
+}
+
+func (p *Process) downErrorLocked() *spi.Error {
+	if p.closed {
+		return spi.Errorf(spi.Unavailable, "%s is closed", p.decl)
+	}
+	return spi.Errorf(spi.Unavailable, "%s exited: %s; restarting", p.decl, p.lastExit)
+}
+
+// waitGen waits until a generation is running (after a restart).
+func (p *Process) waitGen(ctx context.Context) (*generation, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			err := p.downErrorLocked()
+			p.mu.Unlock()
+			return nil, err
+		}
+		if p.gen != nil {
+			g := p.gen
+			p.mu.Unlock()
+			return g, nil
+		}
+		ready := p.ready
+		p.mu.Unlock()
+		select {
+		case <-ready:
+		case <-p.stop:
+		case <-ctx.Done():
+			return nil, ctxError(ctx, p.decl.String())
+		}
+	}
+}
+
+// callError turns the error of an rpc made on generation g into what the
+// spi caller sees: the implementation's own error, the context's, or an
+// Unavailable error naming the plugin when the bridge failed.
+func (p *Process) callError(ctx context.Context, g *generation, what string, err error) error {
+	if e, ok := appError(err); ok {
+		return e
+	}
+	if ctx.Err() != nil {
+		return ctxError(ctx, fmt.Sprintf("%s: %s", p.decl, what))
+	}
+	// The connection failed. If the process died, say so: wait briefly
+	// for the supervisor to see the exit, which lags the broken
+	// connection by a few milliseconds.
+	p.kick()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-g.exited:
+		return spi.WrapError(spi.Unavailable, err, "%s exited: %s; restarting", p.decl, g.reason)
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return spi.WrapError(spi.Unavailable, err, "%s: %s failed: %v", p.decl, what, err)
+}
+
+// do runs one rpc on the current generation.
+func (p *Process) do(ctx context.Context, what string, fn func(ctx context.Context, c *clients) error) error {
+	g, err := p.current()
+	if err != nil {
+		return err
+	}
+	if err := fn(ctx, g.rpc); err != nil {
+		return p.callError(ctx, g, what, err)
+	}
+	return nil
+}
+
+func (p *Process) addHandle(cfg spi.Config) *handle {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nextH++
+	h := &handle{id: p.nextH, config: append(spi.Config(nil), cfg...)}
+	if len(h.config) == 0 {
+		h.config = spi.Config("{}")
+	}
+	p.handles[h.id] = h
+	return h
+}
+
+func (p *Process) dropHandle(h *handle) {
+	p.mu.Lock()
+	delete(p.handles, h.id)
+	p.mu.Unlock()
+}
+
+// release drops a handle here and in the plugin.
+func (p *Process) release(h *handle) error {
+	p.dropHandle(h)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	err := p.do(ctx, "release", func(ctx context.Context, c *clients) error {
+		_, err := c.plugin.Release(ctx, &pb.Handle{Handle: h.id})
+		return err
+	})
+	if spi.CodeOf(err) == spi.Unavailable {
+		// The process is gone or going; its implementations with it.
+		return nil
+	}
+	return err
+}
+
+// Close stops supervising and ends the plugin process: gracefully (the
+// plugin closes its implementations, withdrawing registrations), then by
+// force after two seconds.
+func (p *Process) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	g := p.gen
+	p.gen = nil
+	p.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+	if g != nil {
+		g.client.Kill()
+	}
+	live.Lock()
+	delete(live.procs, p)
+	live.Unlock()
+	return nil
+}
+
+// Decl returns the declaration the process was loaded from.
+func (p *Process) Decl() Decl { return p.decl }
+
+// Version returns the version the plugin reports.
+func (p *Process) Version() string { return p.info.GetVersion() }
+
+// Pid returns the process id of the running plugin, 0 while it restarts.
+func (p *Process) Pid() int {
+	g, err := p.current()
+	if err != nil {
+		return 0
+	}
+	return g.pid()
+}
+
+// Restarts returns how many times the plugin was restarted after a crash.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Running reports whether the plugin is up (not restarting, not closed).
+func (p *Process) Running() bool {
+	_, err := p.current()
+	return err == nil
+}

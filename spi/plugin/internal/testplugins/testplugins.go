@@ -1,0 +1,258 @@
+// Package testplugins holds small implementations of each SPI kind that
+// spi/plugin's tests serve through the bridge and compare with compiled-in
+// use. They are real implementations (the registry watches, the filter
+// short-circuits), just minimal.
+package testplugins
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// Entries returns one catalog entry per kind.
+func Entries() []spi.Entry {
+	return []spi.Entry{
+		{Kind: spi.KindRegistry, Name: "mem", Version: "1.0.0", Doc: "in-memory registry",
+			Schema: spi.Schema{{Name: "prefix", Type: spi.TypeString, Doc: "prepended to service names"}},
+			New: func(cfg spi.Config) (any, error) {
+				var c struct {
+					Prefix string `json:"prefix"`
+				}
+				if err := cfg.Decode(&c); err != nil {
+					return nil, err
+				}
+				return NewMemRegistry(c.Prefix), nil
+			}},
+		{Kind: spi.KindFilter, Name: "guard", Version: "1.0.0", Doc: "stamps metadata, denies methods",
+			Schema: spi.Schema{{Name: "deny", Type: spi.TypeStringList}, {Name: "stamp", Type: spi.TypeString}},
+			New: func(cfg spi.Config) (any, error) {
+				var c GuardConfig
+				if err := cfg.Decode(&c); err != nil {
+					return nil, err
+				}
+				return &Guard{cfg: c}, nil
+			}},
+		{Kind: spi.KindBalancer, Name: "wrr", Version: "1.0.0", Doc: "smooth weighted round-robin (picker only)",
+			New: func(spi.Config) (any, error) { return WRR{}, nil }},
+		{Kind: spi.KindCodec, Name: "tjson", Version: "1.0.0", Doc: "JSON codec with id 200",
+			New: func(spi.Config) (any, error) { return JSONCodec{}, nil }},
+	}
+}
+
+// Lookup returns the entry of kind.
+func Lookup(kind spi.Kind) (spi.Entry, bool) {
+	for _, e := range Entries() {
+		if e.Kind == kind {
+			return e, true
+		}
+	}
+	return spi.Entry{}, false
+}
+
+// ---------------------------------------------------------------- registry
+
+// MemRegistry keeps instances in memory and notifies watchers.
+type MemRegistry struct {
+	prefix string
+	mu     sync.Mutex
+	svcs   map[string]map[string]spi.Instance
+	ver    map[string]chan struct{} // closed on change
+	closed bool
+}
+
+// NewMemRegistry returns an empty registry.
+func NewMemRegistry(prefix string) *MemRegistry {
+	return &MemRegistry{prefix: prefix, svcs: map[string]map[string]spi.Instance{}, ver: map[string]chan struct{}{}}
+}
+
+func (r *MemRegistry) changed(svc string) {
+	if ch, ok := r.ver[svc]; ok {
+		close(ch)
+	}
+	r.ver[svc] = make(chan struct{})
+}
+
+func (r *MemRegistry) Register(_ context.Context, in spi.Instance) error {
+	if in.Service == "" || in.Addr == "" {
+		return spi.Errorf(spi.InvalidArgument, "instance needs service and addr")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return spi.Errorf(spi.FailedPrecondition, "registry closed")
+	}
+	svc := r.prefix + in.Service
+	if r.svcs[svc] == nil {
+		r.svcs[svc] = map[string]spi.Instance{}
+	}
+	r.svcs[svc][in.Addr] = in
+	r.changed(svc)
+	return nil
+}
+
+func (r *MemRegistry) Deregister(_ context.Context, in spi.Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	svc := r.prefix + in.Service
+	if _, ok := r.svcs[svc][in.Addr]; ok {
+		delete(r.svcs[svc], in.Addr)
+		r.changed(svc)
+	}
+	return nil
+}
+
+func (r *MemRegistry) snapshot(svc string) ([]spi.Instance, chan struct{}) {
+	out := make([]spi.Instance, 0, len(r.svcs[svc]))
+	for _, in := range r.svcs[svc] {
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
+	if r.ver[svc] == nil {
+		r.ver[svc] = make(chan struct{})
+	}
+	return out, r.ver[svc]
+}
+
+func (r *MemRegistry) Resolve(_ context.Context, service string) ([]spi.Instance, error) {
+	if service == "missing" {
+		return nil, spi.Errorf(spi.NotFound, "service %q is not known", service)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, _ := r.snapshot(r.prefix + service)
+	return out, nil
+}
+
+func (r *MemRegistry) Watch(_ context.Context, service string) (spi.Watcher, error) {
+	if service == "missing" {
+		return nil, spi.Errorf(spi.NotFound, "service %q is not known", service)
+	}
+	return &memWatcher{r: r, svc: r.prefix + service, stop: make(chan struct{})}, nil
+}
+
+func (r *MemRegistry) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+type memWatcher struct {
+	r     *MemRegistry
+	svc   string
+	seen  chan struct{}
+	stop  chan struct{}
+	once  sync.Once
+	first bool
+}
+
+func (w *memWatcher) Next(ctx context.Context) ([]spi.Instance, error) {
+	for {
+		w.r.mu.Lock()
+		out, ch := w.r.snapshot(w.svc)
+		w.r.mu.Unlock()
+		if !w.first || ch != w.seen {
+			w.first = true
+			w.seen = ch
+			return out, nil
+		}
+		select {
+		case <-ch:
+		case <-w.stop:
+			return nil, spi.Errorf(spi.Canceled, "watch stopped")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (w *memWatcher) Stop() { w.once.Do(func() { close(w.stop) }) }
+
+// ---------------------------------------------------------------- filter
+
+// GuardConfig configures Guard.
+type GuardConfig struct {
+	Deny  []string `json:"deny"`
+	Stamp string   `json:"stamp"`
+}
+
+// Guard denies listed methods with PermissionDenied, stamps "x-stamp" on
+// the request metadata, and after the call sets "x-result" in the trailer
+// and turns an Internal error into Unavailable with a message of its own.
+type Guard struct{ cfg GuardConfig }
+
+func (g *Guard) Wrap(next spi.Invoker) spi.Invoker {
+	return func(ctx context.Context, call *spi.Call) error {
+		if slices.Contains(g.cfg.Deny, call.Method) {
+			return spi.Errorf(spi.PermissionDenied, "method %s is denied", call.Method)
+		}
+		if g.cfg.Stamp != "" {
+			call.Meta.Set("x-stamp", g.cfg.Stamp)
+		}
+		err := next(ctx, call)
+		call.Trailer.Set("x-result", spi.CodeOf(err).String())
+		if spi.CodeOf(err) == spi.Internal {
+			return spi.Errorf(spi.Unavailable, "guard: backend failed: %s", spi.AsError(err).Message)
+		}
+		return err
+	}
+}
+
+// ---------------------------------------------------------------- balancer
+
+// WRR is smooth weighted round-robin with a mutex-guarded picker; it does
+// not implement spi.TableBalancer, so the bridge samples it.
+type WRR struct{}
+
+func (WRR) Name() string { return "wrr" }
+
+func (WRR) Build(instances []spi.Instance) spi.Picker {
+	p := &wrrPicker{ins: append([]spi.Instance(nil), instances...), cur: make([]int, len(instances))}
+	return p
+}
+
+type wrrPicker struct {
+	mu  sync.Mutex
+	ins []spi.Instance
+	cur []int
+}
+
+func (p *wrrPicker) Pick(context.Context, spi.PickInfo) (spi.PickResult, error) {
+	if len(p.ins) == 0 {
+		return spi.PickResult{}, spi.ErrNoInstance
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best, total := 0, 0
+	for i, in := range p.ins {
+		w := in.EffectiveWeight()
+		total += w
+		p.cur[i] += w
+		if p.cur[i] > p.cur[best] {
+			best = i
+		}
+	}
+	p.cur[best] -= total
+	return spi.PickResult{Instance: p.ins[best]}, nil
+}
+
+// ---------------------------------------------------------------- codec
+
+// JSONCodec is encoding/json under wire id 200.
+type JSONCodec struct{}
+
+func (JSONCodec) Name() string { return "tjson" }
+func (JSONCodec) ID() uint8    { return 200 }
+func (JSONCodec) Marshal(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

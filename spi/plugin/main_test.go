@@ -1,0 +1,123 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// testPlugin is the path of testdata/testplugin, built once per run.
+var testPlugin string
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KITE_PLUGIN_TEST_HOST") != "" {
+		runTestHost()
+		return
+	}
+	dir, err := os.MkdirTemp("", "kite-plugin-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testPlugin = filepath.Join(dir, "testplugin")
+	build := exec.Command("go", "build", "-o", testPlugin, "./testdata/testplugin")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building test plugin:", err)
+		os.Exit(1)
+	}
+	restartMinBackoff = 20 * time.Millisecond
+	restartMaxBackoff = 200 * time.Millisecond
+	code := m.Run()
+	Shutdown()
+	os.RemoveAll(dir)
+	if code == 0 {
+		// The spawner's thread is locked for the life of the process on
+		// purpose (see spawn).
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// runTestHost is the body of the host subprocess of TestNoOrphan: it
+// loads a plugin, prints its pid and waits to be killed.
+func runTestHost() {
+	path := os.Getenv("KITE_PLUGIN_TEST_HOST")
+	_, p, err := Load(context.Background(), Decl{
+		Kind: spi.KindRegistry, Name: "mem", Path: path, SHA256: fileSum(path), Args: []string{"registry"},
+	}, nil)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("pid=%d\n", p.Pid())
+	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin)) // until killed
+	os.Exit(0)
+}
+
+func fileSum(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func testLogger() hclog.Logger {
+	if os.Getenv("KITE_PLUGIN_TEST_LOG") != "" {
+		return hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Debug})
+	}
+	return hclog.NewNullLogger()
+}
+
+// load starts the test plugin serving kind and builds one implementation.
+func load(tb testing.TB, kind spi.Kind, cfg string) (any, *Process) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, p, err := Load(ctx, Decl{
+		Kind: kind, Name: "test-" + string(kind), Path: testPlugin, SHA256: fileSum(testPlugin),
+		Args: []string{string(kind)},
+	}, testLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	if e.Kind != kind || e.Source != testPlugin || e.Version != "1.0.0" {
+		tb.Fatalf("entry = %+v", e)
+	}
+	v, err := e.New(spi.Config(cfg))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v, p
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
