@@ -347,6 +347,9 @@ func (p *Process) supervise(g *generation) {
 		p.ready = make(chan struct{})
 		p.mu.Unlock()
 		close(g.exited)
+		// Release the dead generation's connection (and go-plugin's
+		// goroutines); the process is already gone, so this is quick.
+		g.client.Kill()
 		p.logger.Error("plugin exited; restarting", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
 		if time.Since(g.started) >= healthyAfter {
 			backoff = restartMinBackoff
