@@ -1,0 +1,19 @@
+// Package zookeeper is Kite's ZooKeeper registry ("zk"), built on
+// github.com/go-zookeeper/zk.
+//
+// Layout: every instance is an ephemeral znode
+//
+//	<root>/services/<service>/<addr>     data: the instance as JSON
+//
+// whose persistent parents are created on demand. Ephemeral nodes live as
+// long as the client's session: a server that dies, or loses ZooKeeper
+// for longer than the session timeout, drops out by itself.
+//
+// Session expiry is recovered from: the client opens a new session and
+// re-creates every node registered through it, so a server that was cut
+// off for a while reappears without restarting. Watches use ChildrenW on
+// the service node plus GetW on each instance node (so weight or
+// metadata changes are seen too), and are re-armed after reconnects and
+// expiries. While ZooKeeper is unreachable a watch keeps its last
+// snapshot: callers keep calling the instances they know.
+package zookeeper

@@ -1,0 +1,523 @@
+package zookeeper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// Name is the catalog name of this registry.
+const Name = "zk"
+
+// Defaults.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultRoot           = "/kite"
+)
+
+func init() {
+	spi.Register(spi.Entry{
+		Kind:    spi.KindRegistry,
+		Name:    Name,
+		Version: "1.0.0",
+		Doc:     "ZooKeeper registry: ephemeral nodes, watches, session-expiry recovery",
+		Schema: spi.Schema{
+			{Name: "servers", Type: spi.TypeStringList, Required: true, Doc: `ZooKeeper servers, "host:port" (port 2181 if omitted)`},
+			{Name: "session_timeout", Type: spi.TypeDuration, Doc: `session timeout (default "10s"); the server may clamp it`},
+			{Name: "root", Type: spi.TypeString, Doc: `root znode (default "/kite"); instances live under <root>/services`},
+		},
+		New: func(cfg spi.Config) (any, error) {
+			var c Config
+			if err := cfg.Decode(&c); err != nil {
+				return nil, err
+			}
+			return New(c)
+		},
+	})
+}
+
+// Config is the registry's kite.hcl block.
+type Config struct {
+	Servers        []string `json:"servers"`
+	SessionTimeout string   `json:"session_timeout,omitempty"`
+	Root           string   `json:"root,omitempty"`
+
+	// dialer replaces net.DialTimeout (tests route through a proxy).
+	dialer zk.Dialer
+}
+
+// Registry is a ZooKeeper registry. It is safe for concurrent use.
+type Registry struct {
+	conn     *zk.Conn
+	services string // <root>/services
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	own     map[string]spi.Instance // znode path → instance registered through r
+	closed  bool
+	session int64         // id of the last session established
+	connCh  chan struct{} // closed and replaced whenever a session is (re)established
+
+	sessionEvt chan struct{} // capacity 1: a session was established
+	done       chan struct{}
+	wg         sync.WaitGroup
+	expiries   atomic.Int64 // sessions lost and recovered from (for tests and metrics)
+}
+
+// New connects to ZooKeeper. The connection is established in the
+// background; the first operation waits for it.
+func New(c Config) (*Registry, error) {
+	if len(c.Servers) == 0 {
+		return nil, errors.New(`zk registry: servers is required, e.g. servers = ["127.0.0.1:2181"]`)
+	}
+	for _, s := range c.Servers {
+		if strings.TrimSpace(s) == "" {
+			return nil, errors.New("zk registry: servers contains an empty address")
+		}
+	}
+	timeout := DefaultSessionTimeout
+	if c.SessionTimeout != "" {
+		d, err := time.ParseDuration(c.SessionTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("zk registry: session_timeout: %w", err)
+		}
+		if d < 100*time.Millisecond {
+			return nil, fmt.Errorf("zk registry: session_timeout %v is too short", d)
+		}
+		timeout = d
+	}
+	root := c.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	if err := checkRoot(root); err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		services:   strings.TrimSuffix(root, "/") + "/services",
+		log:        slog.Default().With("registry", "zk"),
+		own:        map[string]spi.Instance{},
+		connCh:     make(chan struct{}),
+		sessionEvt: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	dialer := c.dialer
+	if dialer == nil {
+		dialer = net.DialTimeout
+	}
+	conn, _, err := zk.Connect(c.Servers, timeout,
+		zk.WithDialer(dialer),
+		zk.WithLogger(zkLogger{r.log}),
+		zk.WithLogInfo(false),
+		zk.WithEventCallback(r.onEvent),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("zk registry: %w", err)
+	}
+	r.conn = conn
+	r.wg.Add(1)
+	go r.sessionLoop()
+	return r, nil
+}
+
+func checkRoot(root string) error {
+	if !strings.HasPrefix(root, "/") || (len(root) > 1 && strings.HasSuffix(root, "/")) ||
+		strings.Contains(root, "//") || strings.Contains(root+"/", "/./") || strings.Contains(root+"/", "/../") {
+		return fmt.Errorf("zk registry: root %q must be an absolute znode path such as %q", root, DefaultRoot)
+	}
+	return nil
+}
+
+// zkLogger sends the client library's messages to slog at debug level:
+// they repeat every second while a server is down, and the registry
+// reports what matters itself.
+type zkLogger struct{ l *slog.Logger }
+
+func (z zkLogger) Printf(format string, args ...any) { z.l.Debug(fmt.Sprintf(format, args...)) }
+
+// onEvent runs on the client's goroutine and must not block: it only
+// pokes sessionLoop. It may run before New has stored r.conn, so it must
+// not touch it.
+func (r *Registry) onEvent(ev zk.Event) {
+	if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
+		select {
+		case r.sessionEvt <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// connected returns a channel closed at the next session establishment.
+func (r *Registry) connected() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.connCh
+}
+
+// noteSession records the current session, wakes whoever waits for a
+// connection, and reports whether the previous session was lost.
+func (r *Registry) noteSession() (expired bool) {
+	id := r.conn.SessionID()
+	if id == 0 {
+		return false
+	}
+	r.mu.Lock()
+	prev := r.session
+	r.session = id
+	close(r.connCh)
+	r.connCh = make(chan struct{})
+	r.mu.Unlock()
+	if prev == 0 || prev == id {
+		return false
+	}
+	r.expiries.Add(1)
+	r.log.Warn("ZooKeeper session expired; re-registering instances",
+		"old_session", fmt.Sprintf("%#x", prev), "new_session", fmt.Sprintf("%#x", id))
+	return true
+}
+
+// sessionLoop follows session establishments and, after an expiry (the
+// old session took our ephemeral nodes with it), re-creates every node
+// registered through r, retrying until all are back.
+func (r *Registry) sessionLoop() {
+	defer r.wg.Done()
+	pending := false
+	backoff := 100 * time.Millisecond
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-r.sessionEvt:
+			if r.noteSession() {
+				pending, backoff = true, 100*time.Millisecond
+			}
+		case <-retry:
+		}
+		retry = nil
+		if !pending {
+			continue
+		}
+		if err := r.reRegister(); err != nil {
+			r.log.Warn("re-registering after session expiry failed; retrying", "err", err, "in", backoff)
+			retry = time.After(backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		pending = false
+	}
+}
+
+func (r *Registry) reRegister() error {
+	r.mu.Lock()
+	todo := maps.Clone(r.own)
+	r.mu.Unlock()
+	var errs []error
+	for path, in := range todo {
+		r.mu.Lock()
+		cur, still := r.own[path]
+		r.mu.Unlock()
+		if !still || !same(cur, in) {
+			continue // deregistered or re-registered meanwhile
+		}
+		if err := r.put(path, in); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Expiries returns how many times the session expired and was replaced.
+func (r *Registry) Expiries() int64 { return r.expiries.Load() }
+
+var errClosed = spi.Errorf(spi.FailedPrecondition, "zk registry: closed")
+
+// call runs a blocking client operation, returning early when ctx is
+// done (the operation itself finishes in the background: the client
+// library takes no context).
+func call[T any](ctx context.Context, op func() (T, error)) (T, error) {
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := op()
+		ch <- result{v, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.v, res.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// wrap turns a client error into an spi error with a code callers can act on.
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
+	switch {
+	case errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrConnectionClosed),
+		errors.Is(err, zk.ErrSessionExpired), errors.Is(err, zk.ErrSessionMoved):
+		return spi.WrapError(spi.Unavailable, err, "zk registry: %s", msg)
+	case errors.Is(err, zk.ErrClosing):
+		return spi.WrapError(spi.FailedPrecondition, err, "zk registry: closed: %s", msg)
+	case errors.Is(err, zk.ErrNoAuth), errors.Is(err, zk.ErrAuthFailed):
+		return spi.WrapError(spi.PermissionDenied, err, "zk registry: %s", msg)
+	case errors.Is(err, zk.ErrInvalidPath), errors.Is(err, zk.ErrBadArguments):
+		return spi.WrapError(spi.InvalidArgument, err, "zk registry: %s", msg)
+	}
+	return spi.WrapError(spi.Internal, err, "zk registry: %s", msg)
+}
+
+func (r *Registry) servicePath(service string) string { return r.services + "/" + escape(service) }
+
+func (r *Registry) instancePath(in spi.Instance) string {
+	return r.servicePath(in.Service) + "/" + escape(in.Addr)
+}
+
+// Register implements spi.Registry: it creates (or replaces) the
+// instance's ephemeral node.
+func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
+	if in.Service == "" || in.Addr == "" {
+		return spi.Errorf(spi.InvalidArgument, "zk registry: register needs service and addr (got %q, %q)", in.Service, in.Addr)
+	}
+	in = clone(in)
+	path := r.instancePath(in)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errClosed
+	}
+	prev, had := r.own[path]
+	// Recorded first, so that a session expiry during the create is
+	// recovered from like any other.
+	r.own[path] = in
+	r.mu.Unlock()
+	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, r.put(path, in) })
+	if err != nil {
+		r.mu.Lock()
+		if cur, ok := r.own[path]; ok && same(cur, in) {
+			if had {
+				r.own[path] = prev
+			} else {
+				delete(r.own, path)
+			}
+		}
+		r.mu.Unlock()
+		return wrap(err, "registering %s", in.Key())
+	}
+	return nil
+}
+
+// put makes the ephemeral node at path hold in, owned by our session.
+func (r *Registry) put(path string, in spi.Instance) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	acl := zk.WorldACL(zk.PermAll)
+	for attempt := 0; ; attempt++ {
+		if attempt == 10 {
+			return fmt.Errorf("creating %s: lost too many races with other clients", path)
+		}
+		_, err := r.conn.Create(path, data, zk.FlagEphemeral, acl)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			if err := r.ensureParents(path); err != nil {
+				return err
+			}
+			continue
+		case !errors.Is(err, zk.ErrNodeExists):
+			return err
+		}
+		// The node exists: ours (a re-register) is updated in place;
+		// another session's (a restarted server) is replaced, since the
+		// latest registration of an address is the one that counts.
+		ok, stat, err := r.conn.Exists(path)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if stat.EphemeralOwner == r.conn.SessionID() {
+			_, err = r.conn.Set(path, data, stat.Version)
+			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return err
+		}
+		err = r.conn.Delete(path, stat.Version)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			return err
+		}
+	}
+}
+
+// ensureParents creates the persistent ancestors of path.
+func (r *Registry) ensureParents(path string) error {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	cur := ""
+	for _, p := range parts[:len(parts)-1] {
+		cur += "/" + p
+		_, err := r.conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("creating %s: %w", cur, err)
+		}
+	}
+	return nil
+}
+
+// Deregister implements spi.Registry: it deletes the instance's node,
+// whichever session created it.
+func (r *Registry) Deregister(ctx context.Context, in spi.Instance) error {
+	if in.Service == "" || in.Addr == "" {
+		return nil
+	}
+	path := r.instancePath(in)
+	r.mu.Lock()
+	delete(r.own, path)
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil // Close already withdrew everything
+	}
+	_, err := call(ctx, func() (struct{}, error) {
+		err := r.conn.Delete(path, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			err = nil
+		}
+		return struct{}{}, err
+	})
+	return wrap(err, "deregistering %s", in.Key())
+}
+
+// Resolve implements spi.Registry.
+func (r *Registry) Resolve(ctx context.Context, service string) ([]spi.Instance, error) {
+	return call(ctx, func() ([]spi.Instance, error) {
+		ins, err := r.list(service)
+		return ins, wrap(err, "resolving %q", service)
+	})
+}
+
+// list reads the instances of service without watches.
+func (r *Registry) list(service string) ([]spi.Instance, error) {
+	dir := r.servicePath(service)
+	children, _, err := r.conn.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]spi.Instance, 0, len(children))
+	for _, child := range children {
+		data, _, err := r.conn.Get(dir + "/" + child)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		in, ok := r.decode(service, child, data)
+		if ok {
+			out = append(out, in)
+		}
+	}
+	sortInstances(out)
+	return out, nil
+}
+
+// decode parses an instance node, skipping (with a log line) nodes that
+// other software put there.
+func (r *Registry) decode(service, child string, data []byte) (spi.Instance, bool) {
+	var in spi.Instance
+	if err := json.Unmarshal(data, &in); err != nil || in.Addr == "" {
+		r.log.Debug("ignoring a znode that is not a Kite instance", "service", service, "node", child, "err", err)
+		return in, false
+	}
+	in.Service = service
+	return in, true
+}
+
+// Close implements spi.Registry: it ends the session, which makes
+// ZooKeeper delete every ephemeral node of this client at once, and
+// ends the watches.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	clear(r.own)
+	r.mu.Unlock()
+	close(r.done)
+	r.conn.Close()
+	r.wg.Wait()
+	return nil
+}
+
+// escape maps a service name or address to a znode name: bytes outside
+// [A-Za-z0-9_:@.-] and a leading dot become %XX (ZooKeeper forbids "/",
+// "." and ".." as names, and some control and unicode ranges).
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '-' || c == ':' || c == '@' || (c == '.' && i > 0) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func clone(in spi.Instance) spi.Instance {
+	in.Tags = slices.Clone(in.Tags)
+	in.Metadata = maps.Clone(in.Metadata)
+	return in
+}
+
+func same(x, y spi.Instance) bool {
+	return x.Service == y.Service && x.Addr == y.Addr && x.Weight == y.Weight &&
+		x.Version == y.Version && x.Zone == y.Zone && slices.Equal(x.Tags, y.Tags) &&
+		maps.Equal(x.Metadata, y.Metadata)
+}
+
+func sortInstances(ins []spi.Instance) {
+	slices.SortFunc(ins, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
+}
+
+func equal(a, b []spi.Instance) bool { return slices.EqualFunc(a, b, same) }
+
+var _ spi.Registry = (*Registry)(nil)

@@ -1,0 +1,286 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// Watch implements spi.Registry. It reads the current instances (so the
+// first Next returns at once) and follows the service node's children
+// and each instance node's data from a goroutine owned by the watcher.
+func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w := &watcher{
+		r:        r,
+		service:  service,
+		dir:      r.servicePath(service),
+		children: map[string]*node{},
+		stop:     make(chan struct{}),
+		notify:   make(chan struct{}),
+		init:     make(chan error, 1),
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errClosed
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go w.run()
+	select {
+	case err := <-w.init:
+		if err != nil {
+			w.Stop()
+			return nil, wrap(err, "watching %q", service)
+		}
+		return w, nil
+	case <-ctx.Done():
+		w.Stop()
+		return nil, ctx.Err()
+	}
+}
+
+// node is what a watcher knows of one instance znode.
+type node struct {
+	in    spi.Instance
+	valid bool            // the data decoded as an instance
+	ch    <-chan zk.Event // armed data watch; nil: (re)read the data
+}
+
+type watcher struct {
+	r       *Registry
+	service string
+	dir     string
+
+	// Owned by run.
+	children map[string]*node
+	childCh  <-chan zk.Event // armed children watch; nil: re-list
+	existCh  <-chan zk.Event // armed exists watch while the service node is missing
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	init     chan error // the first refresh's outcome
+
+	mu     sync.Mutex // guards latest, has, notify
+	latest []spi.Instance
+	has    bool
+	notify chan struct{} // closed and replaced when latest changes
+
+	nextMu    sync.Mutex // serialises Next; guards last, delivered
+	last      []spi.Instance
+	delivered bool
+}
+
+var errStopped = spi.Errorf(spi.Canceled, "zk registry: watch stopped")
+
+// Next implements spi.Watcher. While ZooKeeper is unreachable no new
+// snapshot arrives: the caller keeps the last one.
+func (w *watcher) Next(ctx context.Context) ([]spi.Instance, error) {
+	w.nextMu.Lock()
+	defer w.nextMu.Unlock()
+	for {
+		select {
+		case <-w.stop:
+			return nil, errStopped
+		case <-w.r.done:
+			return nil, errClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w.mu.Lock()
+		latest, has, notify := w.latest, w.has, w.notify
+		w.mu.Unlock()
+		if has && (!w.delivered || !equal(latest, w.last)) {
+			w.last, w.delivered = latest, true
+			out := make([]spi.Instance, len(latest))
+			for i, in := range latest {
+				out[i] = clone(in)
+			}
+			return out, nil
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-w.stop:
+		case <-w.r.done:
+		}
+	}
+}
+
+// Stop implements spi.Watcher. (The client library cannot cancel a
+// ZooKeeper watch; a stopped watcher's armed watches fire once into
+// buffered channels nobody reads, and are gone.)
+func (w *watcher) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
+
+func (w *watcher) publish() {
+	snap := make([]spi.Instance, 0, len(w.children))
+	for _, n := range w.children {
+		if n.valid {
+			snap = append(snap, n.in)
+		}
+	}
+	sortInstances(snap)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.has && equal(snap, w.latest) {
+		return // a heartbeat-free protocol, but reconnects re-read everything
+	}
+	w.latest, w.has = snap, true
+	close(w.notify)
+	w.notify = make(chan struct{})
+}
+
+func (w *watcher) run() {
+	defer w.r.wg.Done()
+	first := true
+	backoff := 100 * time.Millisecond
+	for {
+		err := w.refresh()
+		if first {
+			w.init <- err
+			if err != nil {
+				return
+			}
+			first = false
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			w.publish()
+			if !w.wait() {
+				return
+			}
+			continue
+		}
+		if errors.Is(err, zk.ErrClosing) {
+			return
+		}
+		// Unreachable or mid-expiry: keep the last snapshot, retry when
+		// a session is (re)established or after a backoff.
+		w.r.log.Debug("watch refresh failed; keeping the last snapshot", "service", w.service, "err", err)
+		select {
+		case <-w.stop:
+			return
+		case <-w.r.done:
+			return
+		case <-w.r.connected():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// refresh re-reads what is not covered by an armed watch and arms it.
+func (w *watcher) refresh() error {
+	conn := w.r.conn
+	for w.childCh == nil && w.existCh == nil {
+		names, _, ch, err := conn.ChildrenW(w.dir)
+		if errors.Is(err, zk.ErrNoNode) {
+			ok, _, ech, err := conn.ExistsW(w.dir)
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue // created in between: list it
+			}
+			w.existCh = ech
+			clear(w.children)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		w.childCh = ch
+		keep := make(map[string]*node, len(names))
+		for _, name := range names {
+			if n, ok := w.children[name]; ok {
+				keep[name] = n
+			} else {
+				keep[name] = &node{}
+			}
+		}
+		w.children = keep
+	}
+	for name, n := range w.children {
+		if n.ch != nil {
+			continue
+		}
+		data, _, ch, err := conn.GetW(w.dir + "/" + name)
+		if errors.Is(err, zk.ErrNoNode) {
+			delete(w.children, name) // the children watch fires too
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		n.ch = ch
+		n.in, n.valid = w.r.decode(w.service, name, data)
+	}
+	return nil
+}
+
+// wait blocks until a watch fires and marks what must be re-read. It
+// returns false when the watcher or the registry ends.
+func (w *watcher) wait() bool {
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.stop)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.r.done)},
+	}
+	const fixed = 2
+	var names []string // names[i] belongs to cases[fixed+i]; "" for the directory
+	if w.childCh != nil {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.childCh)})
+		names = append(names, "")
+	}
+	if w.existCh != nil {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.existCh)})
+		names = append(names, "")
+	}
+	for name, n := range w.children {
+		if n.ch != nil {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(n.ch)})
+			names = append(names, name)
+		}
+	}
+	i, v, ok := reflect.Select(cases)
+	if i < fixed {
+		return false
+	}
+	var ev zk.Event
+	if ok {
+		ev = v.Interface().(zk.Event)
+	}
+	if !ok || ev.Type == zk.EventNotWatching {
+		if errors.Is(ev.Err, zk.ErrClosing) {
+			return false
+		}
+		// Session expired: every watch of the old session is void.
+		w.childCh, w.existCh = nil, nil
+		for _, n := range w.children {
+			n.ch = nil
+		}
+		return true
+	}
+	name := names[i-fixed]
+	if name == "" {
+		w.childCh, w.existCh = nil, nil
+		return true
+	}
+	if ev.Type == zk.EventNodeDeleted {
+		delete(w.children, name)
+	} else if n := w.children[name]; n != nil {
+		n.ch = nil
+	}
+	return true
+}
