@@ -232,9 +232,6 @@ func (p *parser) checkRef(kind spi.Kind, ref string, r hcl.Range, explicit bool)
 		}
 	}
 	candidates = append(candidates, p.cat.Names(kind)...)
-	if kind == spi.KindRegistry {
-		candidates = append(candidates, NoRegistry)
-	}
 	sort.Strings(candidates)
 	p.refError(kind, ref, r, explicit, dedupe(candidates),
 		"No "+string(kind)+" block is labelled %q, and no "+string(kind)+" implementation has that name.")
