@@ -1,5 +1,6 @@
-// Command kite-registry-nacos serves the registry-nacos plugin out of process: declare it in
-// kite.hcl with a plugin "registry" block (path and sha256, see docs/PLUGINS.md).
+// Command kite-registry-nacos serves the registry-nacos plugin out of process.
+// Declare it in kite.hcl with a plugin "registry" block giving its path and
+// sha256 (see docs/PLUGINS.md).
 package main
 
 import (
