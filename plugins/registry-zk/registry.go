@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -280,9 +282,14 @@ func wrap(err error, format string, args ...any) error {
 		return err
 	}
 	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
+	var netErr net.Error
 	switch {
 	case errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrConnectionClosed),
-		errors.Is(err, zk.ErrSessionExpired), errors.Is(err, zk.ErrSessionMoved):
+		errors.Is(err, zk.ErrSessionExpired), errors.Is(err, zk.ErrSessionMoved),
+		// The library hands out raw I/O errors for requests in flight
+		// when the connection drops.
+		errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return spi.WrapError(spi.Unavailable, err, "zk registry: %s", msg)
 	case errors.Is(err, zk.ErrClosing):
 		return spi.WrapError(spi.FailedPrecondition, err, "zk registry: closed: %s", msg)

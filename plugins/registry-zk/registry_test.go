@@ -351,3 +351,25 @@ func TestUnreachableServer(t *testing.T) {
 	_, err = r.Watch(ctx, "user")
 	assert.Equal(t, spi.Unavailable, spi.CodeOf(err), "%v", err)
 }
+
+func TestErrorCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want spi.Code
+	}{
+		{zk.ErrNoServer, spi.Unavailable},
+		{zk.ErrConnectionClosed, spi.Unavailable},
+		{zk.ErrSessionExpired, spi.Unavailable},
+		{&net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}, spi.Unavailable},
+		{zk.ErrClosing, spi.FailedPrecondition},
+		{zk.ErrNoAuth, spi.PermissionDenied},
+		{zk.ErrInvalidPath, spi.InvalidArgument},
+		{zk.ErrNotEmpty, spi.Internal},
+		{context.DeadlineExceeded, spi.DeadlineExceeded},
+	} {
+		err := wrap(tc.err, "doing %s", "x")
+		assert.Equal(t, tc.want, spi.CodeOf(err), "%v", tc.err)
+		assert.ErrorIs(t, err, tc.err)
+	}
+	assert.NoError(t, wrap(nil, "x"))
+}

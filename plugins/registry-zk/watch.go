@@ -135,7 +135,7 @@ func (w *watcher) publish() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.has && equal(snap, w.latest) {
-		return // a heartbeat-free protocol, but reconnects re-read everything
+		return // e.g. a re-read after an expiry that found the same set
 	}
 	w.latest, w.has = snap, true
 	close(w.notify)
