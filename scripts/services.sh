@@ -95,19 +95,30 @@ ours() { alive "$1" && [ -n "${2:-}" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev
 read_state() { cat "$STATE/$1" 2>/dev/null || true; }
 
 # wait_ready NAME PID PROBE PORT LOG: poll until PROBE PORT succeeds.
+# Returns 0 when ready, 1 when the process exited (the caller decides
+# whether to retry), and dies after 60 s.
 wait_ready() {
   local name=$1 pid=$2 probe=$3 port=$4 logf=$5 i
   for i in $(seq 300); do             # 60 s: a JVM on a busy 2-core box
     if "$probe" "$port"; then return 0; fi
-    if ! alive "$pid"; then
-      tail -n 40 "$logf" >&2 || true
-      die "$name exited during start-up (log above, $logf)"
-    fi
+    if ! alive "$pid"; then return 1; fi
     sleep 0.2
   done
   tail -n 40 "$logf" >&2 || true
   kill "$pid" 2>/dev/null || true
   die "$name did not become ready on 127.0.0.1:$port within 60 s"
+}
+
+# start_failed NAME LOG: after the process exited during start-up, retry
+# (return 0) if it lost a race for its port, else die with the log.
+start_failed() {
+  local name=$1 logf=$2
+  if grep -qiE 'address already in use|bind: address' "$logf" 2>/dev/null; then
+    log "$name lost its port to another process; trying another"
+    return 0
+  fi
+  tail -n 40 "$logf" >&2 || true
+  die "$name exited during start-up (log above, $logf)"
 }
 
 # ---------------------------------------------------------------- servers
@@ -126,13 +137,15 @@ start_zk() {
     ZK_PORT=$port; log "ZooKeeper already running on 127.0.0.1:$port (pid $pid)"; return
   fi
   stop_one zk
-  port=$(free_port 2181 "${TAKEN[@]}")
-  TAKEN+=("$port")
-  dir=$(mktemp -d /tmp/kite-zk.XXXXXX)
-  mkdir -p "$dir/data"
-  # tickTime 500 ms lets tests ask for sessions as short as 1 s
-  # (minSessionTimeout = 2 × tickTime) to exercise expiry quickly.
-  cat >"$dir/zoo.cfg" <<CFG
+  local attempt
+  for attempt in 1 2 3; do
+    port=$(free_port 2181 "${TAKEN[@]}")
+    TAKEN+=("$port")
+    dir=$(mktemp -d /tmp/kite-zk.XXXXXX)
+    mkdir -p "$dir/data"
+    # tickTime 500 ms lets tests ask for sessions as short as 1 s
+    # (minSessionTimeout = 2 × tickTime) to exercise expiry quickly.
+    cat >"$dir/zoo.cfg" <<CFG
 tickTime=500
 dataDir=$dir/data
 clientPort=$port
@@ -142,19 +155,25 @@ admin.enableServer=false
 maxSessionTimeout=60000
 maxClientCnxns=0
 CFG
-  local java cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
-  java=$(java_bin)
-  [ -f /usr/share/java/zookeeper.jar ] || die "/usr/share/java/zookeeper.jar missing: is the zookeeper package installed?"
-  # Small heap, serial GC and C1 only: starts faster and leaves CPU to the tests.
-  "$java" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.kite.dir="$dir" \
-    -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
-    </dev/null >"$dir/zk.log" 2>&1 &
-  pid=$!
-  disown "$pid" 2>/dev/null || true
-  echo "$pid" >"$STATE/zk.pid"; echo "$dir" >"$STATE/zk.dir"; echo "$port" >"$STATE/zk.port"
-  wait_ready ZooKeeper "$pid" zk_ready "$port" "$dir/zk.log"
-  ZK_PORT=$port
-  log "ZooKeeper ready on 127.0.0.1:$port (pid $pid, dir $dir)"
+    local java cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
+    java=$(java_bin)
+    [ -f /usr/share/java/zookeeper.jar ] || die "/usr/share/java/zookeeper.jar missing: is the zookeeper package installed?"
+    # Small heap, serial GC and C1 only: starts faster and leaves CPU to the tests.
+    "$java" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.kite.dir="$dir" \
+      -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
+      </dev/null >"$dir/zk.log" 2>&1 &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    echo "$pid" >"$STATE/zk.pid"; echo "$dir" >"$STATE/zk.dir"; echo "$port" >"$STATE/zk.port"
+    if wait_ready ZooKeeper "$pid" zk_ready "$port" "$dir/zk.log"; then
+      ZK_PORT=$port
+      log "ZooKeeper ready on 127.0.0.1:$port (pid $pid, dir $dir)"
+      return
+    fi
+    start_failed ZooKeeper "$dir/zk.log"
+    stop_one zk
+  done
+  die "ZooKeeper could not get a port after 3 attempts"
 }
 
 start_etcd() {
@@ -164,23 +183,31 @@ start_etcd() {
     ETCD_PORT=$port; log "etcd already running on 127.0.0.1:$port (pid $pid)"; return
   fi
   stop_one etcd
-  port=$(free_port 2379 "${TAKEN[@]}"); TAKEN+=("$port")
-  peer=$(free_port 2380 "${TAKEN[@]}"); TAKEN+=("$peer")
-  dir=$(mktemp -d /tmp/kite-etcd.XXXXXX)
   command -v etcd >/dev/null || die "etcd not found: is the etcd-server package installed?"
   # etcd 3.4 refuses to run on arm64 unless told it is fine.
   case "$(uname -m)" in aarch64|arm64) export ETCD_UNSUPPORTED_ARCH=arm64 ;; esac
-  etcd --name kite --data-dir "$dir/data" \
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "kite=http://127.0.0.1:$peer" \
-    </dev/null >"$dir/etcd.log" 2>&1 &
-  pid=$!
-  disown "$pid" 2>/dev/null || true
-  echo "$pid" >"$STATE/etcd.pid"; echo "$dir" >"$STATE/etcd.dir"; echo "$port" >"$STATE/etcd.port"
-  wait_ready etcd "$pid" etcd_ready "$port" "$dir/etcd.log"
-  ETCD_PORT=$port
-  log "etcd ready on 127.0.0.1:$port (pid $pid, dir $dir)"
+  local attempt
+  for attempt in 1 2 3; do
+    port=$(free_port 2379 "${TAKEN[@]}"); TAKEN+=("$port")
+    peer=$(free_port 2380 "${TAKEN[@]}"); TAKEN+=("$peer")
+    dir=$(mktemp -d /tmp/kite-etcd.XXXXXX)
+    etcd --name kite --data-dir "$dir/data" \
+      --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+      --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+      --initial-cluster "kite=http://127.0.0.1:$peer" \
+      </dev/null >"$dir/etcd.log" 2>&1 &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    echo "$pid" >"$STATE/etcd.pid"; echo "$dir" >"$STATE/etcd.dir"; echo "$port" >"$STATE/etcd.port"
+    if wait_ready etcd "$pid" etcd_ready "$port" "$dir/etcd.log"; then
+      ETCD_PORT=$port
+      log "etcd ready on 127.0.0.1:$port (pid $pid, dir $dir)"
+      return
+    fi
+    start_failed etcd "$dir/etcd.log"
+    stop_one etcd
+  done
+  die "etcd could not get a port after 3 attempts"
 }
 
 # stop_one NAME: stop the server recorded under .kite/NAME.*, if it is ours.
@@ -203,9 +230,11 @@ case "$cmd" in
   up)
     install_pkgs zookeeper etcd-server
     TAKEN=()
-    # Reserve the ports of servers we keep so a restart of the other one
-    # never picks them.
-    for n in zk etcd; do p=$(read_state "$n.port"); [ -n "$p" ] && TAKEN+=("$p"); done
+    # Reserve the port of a server we keep so a restart of the other one
+    # never picks it.
+    for n in zk etcd; do
+      if ours "$(read_state "$n.pid")" "$(read_state "$n.dir")"; then TAKEN+=("$(read_state "$n.port")"); fi
+    done
     start_zk
     start_etcd
     tmp=$(mktemp "$STATE/services.env.XXXXXX")

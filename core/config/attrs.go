@@ -26,12 +26,11 @@ type block struct {
 }
 
 func (b *block) errorf(r hcl.Range, summary, format string, args ...any) {
-	*b.diags = append(*b.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(format, args...),
-		Subject:  r.Ptr(),
-	})
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...)}
+	if r.Filename != "" {
+		d.Subject = r.Ptr()
+	}
+	*b.diags = append(*b.diags, d)
 }
 
 // value evaluates name converted to ty. ok is false when the attribute is
@@ -61,7 +60,7 @@ func (b *block) value(name string, ty cty.Type) (cty.Value, *hcl.Attribute, bool
 	return cv, a, true
 }
 
-// rng is the range of name's value, or of the attribute map's owner when
+// rng is the range of name's value, or the zero range (no position) when
 // the attribute is absent.
 func (b *block) rng(name string) hcl.Range {
 	if a, ok := b.attrs[name]; ok {
