@@ -92,13 +92,19 @@ balancer "round_robin" "rr" {}
 
 func TestCheckValid(t *testing.T) {
 	dir := t.TempDir()
-	// Only implementations linked into the binary today (see plugins.go).
+	// Only implementations linked into the binary (see plugins.go), each
+	// body checked against the schema the real plugin publishes.
 	writeFile(t, dir, "kite.hcl", `registry "static" "main" { addrs = ["127.0.0.1:9000"] }
+registry "zk" "zk" {
+  servers         = ["127.0.0.1:2181"]
+  session_timeout = "10s"
+}
 balancer "round_robin" "rr" {}
+compressor "zstd" "small" { level = "best" }
 `)
 	r := kite(t, dir, nil, "check")
 	assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-	assert.Equal(t, "kite.hcl: ok (1 registry, 1 balancer)\n", r.stdout)
+	assert.Equal(t, "kite.hcl: ok (2 registries, 1 balancer, 1 compressor)\n", r.stdout)
 	assert.Empty(t, r.stderr)
 
 	// The same through $KITE_CONFIG and as an argument.
@@ -106,7 +112,7 @@ balancer "round_robin" "rr" {}
 	require.NoError(t, os.Mkdir(sub, 0o755))
 	r = kite(t, sub, []string{"KITE_CONFIG=../kite.hcl"}, "check")
 	assert.Equal(t, 0, r.code, r.stderr)
-	assert.Equal(t, "../kite.hcl: ok (1 registry, 1 balancer)\n", r.stdout)
+	assert.Equal(t, "../kite.hcl: ok (2 registries, 1 balancer, 1 compressor)\n", r.stdout)
 	r = kite(t, sub, nil, "check", "../kite.hcl")
 	assert.Equal(t, 0, r.code, r.stderr)
 }
@@ -130,6 +136,22 @@ func TestCheckRepoKiteHCL(t *testing.T) {
 	pending := len(pendingImpl.FindAllString(r.stderr, -1))
 	require.Equal(t, errs, pending, "kite.hcl has errors beyond implementations not yet linked:\n%s", r.stderr)
 	t.Skipf("kite.hcl is valid except for %d references to implementations not yet linked into cmd/kite/plugins.go", pending)
+}
+
+// A real plugin's schema drives the errors: required attributes, names
+// and durations are checked at their positions.
+func TestCheckAgainstRealSchema(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "kite.hcl", `registry "zk" "main" {
+  server          = ["127.0.0.1:2181"]
+  session_timeout = "10 seconds"
+}
+`)
+	r := kite(t, dir, nil, "check")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `kite.hcl:1:22: error: Missing required argument`)
+	assert.Contains(t, r.stderr, `kite.hcl:2:3: error: Unsupported argument`)
+	assert.Contains(t, r.stderr, `Did you mean "servers"?`)
 }
 
 func TestCheckMissingFile(t *testing.T) {

@@ -4,7 +4,18 @@ package main
 // themselves into spi.Default from init when linked here. Add a line per
 // plugin package as it lands.
 import (
+	_ "github.com/kiterpc/kite/plugins/codec-json"
+	_ "github.com/kiterpc/kite/plugins/compress-s2"
+	_ "github.com/kiterpc/kite/plugins/compress-snappy"
+	_ "github.com/kiterpc/kite/plugins/compress-zstd"
+	_ "github.com/kiterpc/kite/plugins/lb-hash"
+	_ "github.com/kiterpc/kite/plugins/lb-p2c"
 	_ "github.com/kiterpc/kite/plugins/lb-random"
 	_ "github.com/kiterpc/kite/plugins/lb-roundrobin"
+	_ "github.com/kiterpc/kite/plugins/lb-weighted"
+	_ "github.com/kiterpc/kite/plugins/registry-etcd"
+	_ "github.com/kiterpc/kite/plugins/registry-local"
+	_ "github.com/kiterpc/kite/plugins/registry-nacos"
 	_ "github.com/kiterpc/kite/plugins/registry-static"
+	_ "github.com/kiterpc/kite/plugins/registry-zk"
 )
