@@ -2,10 +2,12 @@ package zstd
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -18,10 +20,10 @@ const Name = "zstd"
 
 // Levels, fastest first. Decoding speed is about the same for all.
 const (
-	LevelFastest = "fastest" // zstd level ~1
-	LevelDefault = "default" // zstd level ~3
-	LevelBetter  = "better"  // zstd level ~7
-	LevelBest    = "best"    // zstd level ~11; slow to encode
+	LevelFastest Level = "fastest" // zstd level ~1
+	LevelDefault Level = "default" // zstd level ~3
+	LevelBetter  Level = "better"  // zstd level ~7
+	LevelBest    Level = "best"    // zstd level ~11; slow to encode
 )
 
 // maxWindow bounds the history a frame decoded as a stream may ask the
@@ -32,12 +34,32 @@ const maxWindow = 8 << 20
 
 // Config is the compressor's kite.hcl block.
 type Config struct {
-	// Level is "fastest", "default", "better" or "best"; empty means
-	// "default".
-	Level string `json:"level"`
+	// Level is "fastest", "default", "better" or "best", or a zstd level
+	// number 1-22 (mapped to the nearest of those four); empty means
+	// "default". A JSON number is accepted too.
+	Level Level `json:"level"`
 	// Checksum appends a content checksum to every frame (4 bytes; costs
 	// a hash per body). Nil means true: corruption is then detected.
 	Checksum *bool `json:"checksum"`
+}
+
+// Level is a compression level by name or zstd number.
+type Level string
+
+// UnmarshalJSON accepts a string or a number, so that both level = "best"
+// and level = 3 work in kite.hcl.
+func (l *Level) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		*l = Level(n.String())
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("zstd: level must be a name or a number, got %s", b)
+	}
+	*l = Level(s)
+	return nil
 }
 
 func init() {
@@ -47,7 +69,7 @@ func init() {
 		Version: "1.0.0",
 		Doc:     "Zstandard (klauspost/compress/zstd): the best ratio, at more CPU than snappy or s2",
 		Schema: spi.Schema{
-			{Name: "level", Type: spi.TypeString, Doc: `"fastest", "default" (the default), "better" or "best"`},
+			{Name: "level", Type: spi.TypeString, Doc: `"fastest", "default" (the default), "better", "best", or a zstd level 1-22`},
 			{Name: "checksum", Type: spi.TypeBool, Doc: "append a content checksum to each frame (default true)"},
 		},
 		New: func(cfg spi.Config) (any, error) {
@@ -64,7 +86,7 @@ func init() {
 // encoder and one decoder are shared, and their EncodeAll/DecodeAll run
 // concurrently on internally pooled state (up to GOMAXPROCS at once).
 type Compressor struct {
-	level string
+	level Level
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder // DecodeAll, limited to the capacity it is given
 	// streams holds synchronous stream decoders for the rare frame that
@@ -95,8 +117,12 @@ func NewWithConfig(cfg Config) (*Compressor, error) {
 	case LevelBest:
 		level = zstd.SpeedBestCompression
 	default:
-		return nil, fmt.Errorf("zstd: unknown level %q (want %q, %q, %q or %q)",
-			cfg.Level, LevelFastest, LevelDefault, LevelBetter, LevelBest)
+		n, err := strconv.Atoi(string(cfg.Level))
+		if err != nil || n < 1 || n > 22 {
+			return nil, fmt.Errorf("zstd: unknown level %q (want %q, %q, %q, %q or a number 1-22)",
+				cfg.Level, LevelFastest, LevelDefault, LevelBetter, LevelBest)
+		}
+		level = zstd.EncoderLevelFromZstd(n)
 	}
 	checksum := cfg.Checksum == nil || *cfg.Checksum
 	// With a nil writer the encoder only serves EncodeAll, which writes
@@ -122,7 +148,7 @@ func (*Compressor) Name() string { return Name }
 func (*Compressor) ID() uint8 { return spi.CompressZstd }
 
 // Level returns the configured level.
-func (c *Compressor) Level() string { return c.level }
+func (c *Compressor) Level() Level { return c.level }
 
 // Compress appends one zstd frame holding src to dst. An empty src
 // compresses to nothing, and nothing decompresses to an empty body.

@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var levels = []string{zstd.LevelFastest, zstd.LevelDefault, zstd.LevelBetter, zstd.LevelBest}
+var levels = []zstd.Level{zstd.LevelFastest, zstd.LevelDefault, zstd.LevelBetter, zstd.LevelBest}
 
 func TestConformance(t *testing.T) {
 	t.Run("default", func(t *testing.T) {
@@ -66,7 +66,18 @@ func TestRegistered(t *testing.T) {
 	if c.Name() != "zstd" || c.ID() != spi.CompressZstd || c.(*zstd.Compressor).Level() != "fastest" {
 		t.Errorf("built %s/%d, want zstd/%d at level fastest", c.Name(), c.ID(), spi.CompressZstd)
 	}
-	for _, bad := range []string{`{"level":"ultra"}`, `{"window":"8MiB"}`} {
+	for cfg, want := range map[string]zstd.Level{`{"level":3}`: "3", `{"level":"19"}`: "19", `{"level":"best"}`: "best"} {
+		c, err := spi.Default.BuildCompressor("zstd", spi.Config(cfg))
+		if err != nil {
+			t.Errorf("%s: %v", cfg, err)
+			continue
+		}
+		if got := c.(*zstd.Compressor).Level(); got != want {
+			t.Errorf("%s: level %q, want %q", cfg, got, want)
+		}
+		c.(spi.Closer).Close()
+	}
+	for _, bad := range []string{`{"level":"ultra"}`, `{"level":0}`, `{"level":23}`, `{"level":true}`, `{"window":"8MiB"}`} {
 		if _, err := spi.Default.BuildCompressor("zstd", spi.Config(bad)); err == nil {
 			t.Errorf("config %s was accepted", bad)
 		}
