@@ -234,12 +234,20 @@ func (r *remoteRegistry) Watch(ctx context.Context, service string) (spi.Watcher
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancel(ctx)
+	// ctx bounds opening the watch; the watch itself lives until Stop,
+	// which cancels the stream (and so the plugin's watch).
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopOpen := context.AfterFunc(ctx, cancel)
 	req := &pb.ResolveRequest{Handle: r.h.id, Service: service}
 	stream, err := g.rpc.registry.Watch(wctx, req)
 	var first *pb.Instances
 	if err == nil {
 		first, err = stream.Recv()
+	}
+	if !stopOpen() {
+		// ctx ended while opening.
+		cancel()
+		return nil, ctxError(ctx, r.p.decl.String()+": watch")
 	}
 	if err != nil {
 		err = r.p.callError(ctx, g, "watch", err)
@@ -268,10 +276,11 @@ type remoteWatcher struct {
 	notify chan struct{}
 	done   chan struct{}
 
-	mu     sync.Mutex
-	latest []spi.Instance
-	has    bool
-	err    error
+	mu      sync.Mutex
+	latest  []spi.Instance
+	has     bool
+	err     error
+	stopped bool
 }
 
 func (w *remoteWatcher) put(s *pb.Instances) {
@@ -347,6 +356,10 @@ func (w *remoteWatcher) run(g *generation, stream pb.Registry_WatchClient) {
 func (w *remoteWatcher) Next(ctx context.Context) ([]spi.Instance, error) {
 	for {
 		w.mu.Lock()
+		if w.stopped {
+			w.mu.Unlock()
+			return nil, spi.Errorf(spi.Canceled, "%s: watch of %q stopped", w.r.p.decl, w.req.Service)
+		}
 		if w.has {
 			ins := w.latest
 			w.latest, w.has = nil, false
@@ -370,6 +383,10 @@ func (w *remoteWatcher) Next(ctx context.Context) ([]spi.Instance, error) {
 }
 
 func (w *remoteWatcher) Stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	w.signal()
 	w.cancel()
 	<-w.done
 }

@@ -62,16 +62,26 @@ func TestRegistryThroughBridge(t *testing.T) {
 	err = reg.Register(ctx, spi.Instance{})
 	assert.ErrorIs(t, err, spi.ErrInvalidArgument)
 
-	// Context cancellation cancels the stream.
+	// Watch's context bounds the opening only; Stop cancels the stream
+	// and ends a blocked Next.
 	wctx, cancel := context.WithCancel(ctx)
 	w2, err := reg.Watch(wctx, "user")
 	require.NoError(t, err)
-	_, err = w2.Next(ctx)
-	require.NoError(t, err)
 	cancel()
 	_, err = w2.Next(ctx)
-	assert.ErrorIs(t, err, spi.ErrCanceled)
+	require.NoError(t, err, "the watch outlives the context it was opened with")
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := w2.Next(ctx)
+		blocked <- err
+	}()
 	w2.Stop()
+	assert.ErrorIs(t, <-blocked, spi.ErrCanceled)
+	_, err = w2.Next(ctx)
+	assert.ErrorIs(t, err, spi.ErrCanceled)
+	w2.Stop() // twice is fine
+	_, err = reg.Watch(wctx, "user")
+	assert.ErrorIs(t, err, context.Canceled)
 
 	// A bounded Next returns the context's error.
 	nctx, ncancel := context.WithTimeout(ctx, 20*time.Millisecond)

@@ -24,6 +24,11 @@ var Handshake = goplugin.HandshakeConfig{
 	MagicCookieValue: "8c7a0f3e-kite-plugin-bridge-1c5d92e4b6",
 }
 
+// MaxMessageSize bounds one message across the bridge (a codec's or
+// compressor's body, a registry snapshot), in both directions. gRPC's
+// default of 4 MiB is below what a Kite frame may carry.
+const MaxMessageSize = 128 << 20
+
 // pluginName is the single go-plugin "plugin" every Kite binary serves;
 // the kind is told by the Info rpc.
 const pluginName = "kite"

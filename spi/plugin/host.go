@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/kiterpc/kite/spi"
 	pb "github.com/kiterpc/kite/spi/plugin/proto"
@@ -296,6 +297,8 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		Managed:          true,
 		StartTimeout:     timeout,
 		Logger:           p.logger,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
 	})
 	var rpcc goplugin.ClientProtocol
 	var err error

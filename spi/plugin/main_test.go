@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,26 @@ import (
 // testPlugin is the path of testdata/testplugin, built once per run.
 var testPlugin string
 
+// binDir holds the binaries built for this run.
+var binDir string
+
+var built sync.Map // package dir → func() (string, error)
+
+// buildMain builds the main package in dir (relative to the module root)
+// once per run, returning the binary's path.
+func buildMain(dir string) (string, error) {
+	f, _ := built.LoadOrStore(dir, sync.OnceValues(func() (string, error) {
+		out := filepath.Join(binDir, filepath.Base(dir))
+		cmd := exec.Command("go", "build", "-o", out, "./"+dir)
+		cmd.Dir = "../.."
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./%s: %v\n%s", dir, err, b)
+		}
+		return out, nil
+	}))
+	return f.(func() (string, error))()
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv("KITE_PLUGIN_TEST_HOST") != "" {
 		runTestHost()
@@ -32,10 +53,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	testPlugin = filepath.Join(dir, "testplugin")
-	build := exec.Command("go", "build", "-o", testPlugin, "./testdata/testplugin")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	binDir = dir
+	testPlugin, err = buildMain("spi/plugin/testdata/testplugin")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "building test plugin:", err)
 		os.Exit(1)
 	}
@@ -87,8 +107,8 @@ func testLogger() hclog.Logger {
 	return hclog.NewNullLogger()
 }
 
-// load starts the test plugin serving kind and builds one implementation.
-func load(tb testing.TB, kind spi.Kind, cfg string) (any, *Process) {
+// loadEntry starts the test plugin serving kind.
+func loadEntry(tb testing.TB, kind spi.Kind) (spi.Entry, *Process) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -103,6 +123,13 @@ func load(tb testing.TB, kind spi.Kind, cfg string) (any, *Process) {
 	if e.Kind != kind || e.Source != testPlugin || e.Version != "1.0.0" {
 		tb.Fatalf("entry = %+v", e)
 	}
+	return e, p
+}
+
+// load starts the test plugin serving kind and builds one implementation.
+func load(tb testing.TB, kind spi.Kind, cfg string) (any, *Process) {
+	tb.Helper()
+	e, p := loadEntry(tb, kind)
 	v, err := e.New(spi.Config(cfg))
 	if err != nil {
 		tb.Fatal(err)

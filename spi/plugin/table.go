@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
-		"slices"
+	"slices"
 	"sync/atomic"
 
 	"github.com/kiterpc/kite/spi"

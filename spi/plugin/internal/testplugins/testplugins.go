@@ -7,6 +7,7 @@ package testplugins
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -18,15 +19,19 @@ import (
 func Entries() []spi.Entry {
 	return []spi.Entry{
 		{Kind: spi.KindRegistry, Name: "mem", Version: "1.0.0", Doc: "in-memory registry",
-			Schema: spi.Schema{{Name: "prefix", Type: spi.TypeString, Doc: "prepended to service names"}},
+			Schema: spi.Schema{
+				{Name: "store", Type: spi.TypeString, Doc: "name of the shared in-memory store"},
+				{Name: "prefix", Type: spi.TypeString, Doc: "prepended to service names"},
+			},
 			New: func(cfg spi.Config) (any, error) {
 				var c struct {
+					Store  string `json:"store"`
 					Prefix string `json:"prefix"`
 				}
 				if err := cfg.Decode(&c); err != nil {
 					return nil, err
 				}
-				return NewMemRegistry(c.Prefix), nil
+				return NewMemRegistry(c.Store, c.Prefix), nil
 			}},
 		{Kind: spi.KindFilter, Name: "guard", Version: "1.0.0", Doc: "stamps metadata, denies methods",
 			Schema: spi.Schema{{Name: "deny", Type: spi.TypeStringList}, {Name: "stamp", Type: spi.TypeString}},
@@ -56,75 +61,119 @@ func Lookup(kind spi.Kind) (spi.Entry, bool) {
 
 // ---------------------------------------------------------------- registry
 
-// MemRegistry keeps instances in memory and notifies watchers.
-type MemRegistry struct {
-	prefix string
-	mu     sync.Mutex
-	svcs   map[string]map[string]spi.Instance
-	ver    map[string]chan struct{} // closed on change
-	closed bool
+// store is one in-memory backend shared by every MemRegistry client
+// configured with the same store name, as clients of one ZooKeeper
+// ensemble share it.
+type store struct {
+	mu   sync.Mutex
+	svcs map[string]map[string]memEntry // service → addr → entry
+	ver  map[string]chan struct{}       // closed on change of a service
 }
 
-// NewMemRegistry returns an empty registry.
-func NewMemRegistry(prefix string) *MemRegistry {
-	return &MemRegistry{prefix: prefix, svcs: map[string]map[string]spi.Instance{}, ver: map[string]chan struct{}{}}
+type memEntry struct {
+	in    spi.Instance
+	owner *MemRegistry
 }
 
-func (r *MemRegistry) changed(svc string) {
-	if ch, ok := r.ver[svc]; ok {
+var stores = struct {
+	sync.Mutex
+	m map[string]*store
+}{m: map[string]*store{}}
+
+func storeNamed(name string) *store {
+	stores.Lock()
+	defer stores.Unlock()
+	s := stores.m[name]
+	if s == nil {
+		s = &store{svcs: map[string]map[string]memEntry{}, ver: map[string]chan struct{}{}}
+		stores.m[name] = s
+	}
+	return s
+}
+
+// changed wakes the watchers of svc; s.mu is held.
+func (s *store) changed(svc string) {
+	if ch, ok := s.ver[svc]; ok {
 		close(ch)
 	}
-	r.ver[svc] = make(chan struct{})
+	s.ver[svc] = make(chan struct{})
+}
+
+// snapshot returns svc's instances sorted by address and the channel
+// closed on its next change; s.mu is held.
+func (s *store) snapshot(svc string) ([]spi.Instance, chan struct{}) {
+	out := make([]spi.Instance, 0, len(s.svcs[svc]))
+	for _, e := range s.svcs[svc] {
+		out = append(out, e.in)
+	}
+	slices.SortFunc(out, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
+	if s.ver[svc] == nil {
+		s.ver[svc] = make(chan struct{})
+	}
+	return out, s.ver[svc]
+}
+
+// MemRegistry is one client of an in-memory store.
+type MemRegistry struct {
+	prefix string
+	s      *store
+	closed chan struct{}
+	once   sync.Once
+}
+
+// NewMemRegistry returns a client of the store named store.
+func NewMemRegistry(store, prefix string) *MemRegistry {
+	return &MemRegistry{prefix: prefix, s: storeNamed(store), closed: make(chan struct{})}
+}
+
+func (r *MemRegistry) isClosed() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *MemRegistry) Register(_ context.Context, in spi.Instance) error {
 	if in.Service == "" || in.Addr == "" {
 		return spi.Errorf(spi.InvalidArgument, "instance needs service and addr")
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	if r.isClosed() {
 		return spi.Errorf(spi.FailedPrecondition, "registry closed")
 	}
+	in.Tags = slices.Clone(in.Tags)
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	svc := r.prefix + in.Service
-	if r.svcs[svc] == nil {
-		r.svcs[svc] = map[string]spi.Instance{}
+	if s.svcs[svc] == nil {
+		s.svcs[svc] = map[string]memEntry{}
 	}
-	r.svcs[svc][in.Addr] = in
-	r.changed(svc)
+	s.svcs[svc][in.Addr] = memEntry{in: in, owner: r}
+	s.changed(svc)
 	return nil
 }
 
 func (r *MemRegistry) Deregister(_ context.Context, in spi.Instance) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	svc := r.prefix + in.Service
-	if _, ok := r.svcs[svc][in.Addr]; ok {
-		delete(r.svcs[svc], in.Addr)
-		r.changed(svc)
+	if _, ok := s.svcs[svc][in.Addr]; ok {
+		delete(s.svcs[svc], in.Addr)
+		s.changed(svc)
 	}
 	return nil
-}
-
-func (r *MemRegistry) snapshot(svc string) ([]spi.Instance, chan struct{}) {
-	out := make([]spi.Instance, 0, len(r.svcs[svc]))
-	for _, in := range r.svcs[svc] {
-		out = append(out, in)
-	}
-	slices.SortFunc(out, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
-	if r.ver[svc] == nil {
-		r.ver[svc] = make(chan struct{})
-	}
-	return out, r.ver[svc]
 }
 
 func (r *MemRegistry) Resolve(_ context.Context, service string) ([]spi.Instance, error) {
 	if service == "missing" {
 		return nil, spi.Errorf(spi.NotFound, "service %q is not known", service)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, _ := r.snapshot(r.prefix + service)
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	out, _ := r.s.snapshot(r.prefix + service)
 	return out, nil
 }
 
@@ -132,13 +181,32 @@ func (r *MemRegistry) Watch(_ context.Context, service string) (spi.Watcher, err
 	if service == "missing" {
 		return nil, spi.Errorf(spi.NotFound, "service %q is not known", service)
 	}
+	if r.isClosed() {
+		return nil, spi.Errorf(spi.FailedPrecondition, "registry closed")
+	}
 	return &memWatcher{r: r, svc: r.prefix + service, stop: make(chan struct{})}, nil
 }
 
+// Close withdraws this client's registrations and ends its watches.
 func (r *MemRegistry) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
+	r.once.Do(func() {
+		close(r.closed)
+		s := r.s
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for svc, m := range s.svcs {
+			gone := false
+			for addr, e := range m {
+				if e.owner == r {
+					delete(m, addr)
+					gone = true
+				}
+			}
+			if gone {
+				s.changed(svc)
+			}
+		}
+	})
 	return nil
 }
 
@@ -146,6 +214,7 @@ type memWatcher struct {
 	r     *MemRegistry
 	svc   string
 	seen  chan struct{}
+	last  []spi.Instance
 	stop  chan struct{}
 	once  sync.Once
 	first bool
@@ -153,22 +222,36 @@ type memWatcher struct {
 
 func (w *memWatcher) Next(ctx context.Context) ([]spi.Instance, error) {
 	for {
-		w.r.mu.Lock()
-		out, ch := w.r.snapshot(w.svc)
-		w.r.mu.Unlock()
-		if !w.first || ch != w.seen {
+		select {
+		case <-w.stop:
+			return nil, spi.Errorf(spi.Canceled, "watch stopped")
+		case <-w.r.closed:
+			return nil, spi.Errorf(spi.Canceled, "registry closed")
+		default:
+		}
+		w.r.s.mu.Lock()
+		out, ch := w.r.s.snapshot(w.svc)
+		w.r.s.mu.Unlock()
+		changed := !w.first || (ch != w.seen && !slices.EqualFunc(out, w.last, sameInstance))
+		w.seen = ch
+		if changed {
 			w.first = true
-			w.seen = ch
+			w.last = out
 			return out, nil
 		}
 		select {
 		case <-ch:
 		case <-w.stop:
-			return nil, spi.Errorf(spi.Canceled, "watch stopped")
+		case <-w.r.closed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
+}
+
+func sameInstance(a, b spi.Instance) bool {
+	return a.Addr == b.Addr && a.Weight == b.Weight && a.Version == b.Version && a.Zone == b.Zone &&
+		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Metadata, b.Metadata)
 }
 
 func (w *memWatcher) Stop() { w.once.Do(func() { close(w.stop) }) }
