@@ -152,6 +152,8 @@ func TestCheckAgainstRealSchema(t *testing.T) {
 	assert.Contains(t, r.stderr, `kite.hcl:1:22: error: Missing required argument`)
 	assert.Contains(t, r.stderr, `kite.hcl:2:3: error: Unsupported argument`)
 	assert.Contains(t, r.stderr, `Did you mean "servers"?`)
+	assert.Contains(t, r.stderr, `kite.hcl:3:21: error: Invalid duration`)
+	assert.Contains(t, r.stderr, "kite.hcl: 3 errors\n")
 }
 
 func TestCheckMissingFile(t *testing.T) {

@@ -168,21 +168,24 @@ func (p *parser) decodeComponent(kind spi.Kind, blk *hcl.Block) *Component {
 func (p *parser) schemaBody(body hcl.Body, schema spi.Schema, ranges map[string]hcl.Range) spi.Config {
 	spec := SchemaSpec(schema)
 	hs := hcldec.ImpliedSchema(spec)
-	// Listing valid names needs the decode's "unsupported argument"
-	// diagnostics; Content gives the same ones hcldec would.
+	// Content reports unknown and missing attributes (with the valid names
+	// listed); PartialDecode then converts the attributes that are there,
+	// so type and duration errors show in the same run.
 	_, diags := body.Content(hs)
 	listValid(diags, hs)
-	if diags.HasErrors() {
-		p.diags = append(p.diags, diags...)
-		return nil
-	}
-	val, diags := hcldec.Decode(body, spec, p.ctx)
 	p.diags = append(p.diags, diags...)
-	if diags.HasErrors() || val.IsNull() || !val.IsWhollyKnown() {
+	failed := diags.HasErrors()
+	val, _, decDiags := hcldec.PartialDecode(body, spec, p.ctx)
+	for _, d := range decDiags {
+		if d.Summary != "Missing required argument" {
+			p.diags = append(p.diags, d)
+			failed = failed || d.Severity == hcl.DiagError
+		}
+	}
+	if val.IsNull() || !val.IsWhollyKnown() {
 		return nil
 	}
 	kept := map[string]cty.Value{}
-	failed := false
 	for _, f := range schema {
 		v := val.GetAttr(f.Name)
 		if v.IsNull() {

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -252,6 +253,20 @@ client "user" {
 	r := s.Ranges["limits.max_frame"]
 	assert.Equal(t, filepath.Join(dir, "kite.hcl"), r.Filename)
 	assert.Equal(t, 19, r.Start.Line)
+}
+
+// One run reports every problem in a plugin's block, not just the first kind.
+func TestSchemaBodyReportsAllErrors(t *testing.T) {
+	src := `registry "zk" "main" {
+  sever           = ["a"]
+  session_timeout = "soon"
+}`
+	_, diags := Parse([]byte(src), "a.hcl", testCatalog())
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d:%d %s", d.Subject.Start.Line, d.Subject.Start.Column, d.Summary))
+	}
+	assert.Equal(t, []string{"1:22 Missing required argument", "2:3 Unsupported argument", "3:21 Invalid duration"}, got)
 }
 
 func TestSingleTarget(t *testing.T) {
