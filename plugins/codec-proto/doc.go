@@ -18,7 +18,13 @@
 // machine (encode+decode, -benchtime=200ms, messages of the same shapes
 // as codec-json's, see internal/testpb):
 //
-//	FIXME
+//	message (JSON size)  proto size  ns/op    allocs/op
+//	Small  (111 B)       58 B          1,028    7
+//	Medium (1,004 B)     1,013 B       6,013   26  (a map: one alloc per entry)
+//	Large  (63.7 KB)     33 KB       422,938 1,932
+//
+// That is 4-7x faster than the JSON codec on small messages and 2.4x on
+// the large one; see docs/CODECS.md.
 //
 // The package registers itself in spi.Default from init.
 package protocodec
