@@ -1,0 +1,693 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/core/protocol"
+	"github.com/kiterpc/kite/spi"
+)
+
+// ClientOptions configures a Client. Zero values take the documented
+// defaults (docs/CONFIG.md).
+type ClientOptions struct {
+	// Service is the logical service name resolved through Registry.
+	Service string
+	// Targets are static endpoint addresses ("host:port", "unix:/path"),
+	// used when Registry is nil.
+	Targets []string
+	// Registry, when set, is watched for Service's instances.
+	Registry spi.Registry
+	// Balancer picks an instance per call; default round robin.
+	Balancer spi.Balancer
+	// Transport dials endpoints; default TCP ("unix:" addresses use Unix).
+	Transport spi.Transport
+
+	// Catalog supplies codecs/compressors for decoding; nil = spi.Default.
+	Catalog *spi.Catalog
+	// Codec encodes requests; default the catalog's "json" codec, or raw
+	// when none is linked.
+	Codec spi.Codec
+	// Compressor compresses request bodies of at least CompressThreshold
+	// bytes (default 1 KiB); the server answers in kind.
+	Compressor        spi.Compressor
+	CompressThreshold int
+
+	// Timeout applies to calls whose context has no deadline; 0 = none.
+	Timeout time.Duration
+	// ConnectTimeout bounds dialing one endpoint. Default 3 s.
+	ConnectTimeout time.Duration
+	// ConnsPerEndpoint is the pool size per endpoint. Default 1: one
+	// multiplexed connection carries thousands of concurrent calls.
+	ConnsPerEndpoint int
+	// IdleTimeout closes pooled connections unused for this long. Default
+	// 5 minutes; negative disables.
+	IdleTimeout time.Duration
+	// HeartbeatInterval: a connection silent for this long is pinged.
+	// Default 10 s; negative disables heartbeats.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a ping unanswered this long marks the peer dead.
+	// Default 3 s.
+	HeartbeatTimeout time.Duration
+	// ReconnectBackoffMin/Max bound the exponential, jittered delay before
+	// redialing an endpoint that failed. Defaults 50 ms and 5 s.
+	ReconnectBackoffMin time.Duration
+	ReconnectBackoffMax time.Duration
+	// MaxFrame and MaxMetadata bound incoming frames.
+	MaxFrame    int
+	MaxMetadata int
+	// StreamWindow is the per-stream receive window in messages.
+	StreamWindow int
+
+	// Filters run around every call, Filters[0] outermost.
+	Filters []spi.Filter
+	// Logger receives client events; default hclog.Default().
+	Logger hclog.Logger
+}
+
+func (o *ClientOptions) defaults() error {
+	if o.Catalog == nil {
+		o.Catalog = spi.Default
+	}
+	if o.Codec == nil {
+		if c, err := o.Catalog.BuildCodec("json", nil); err == nil {
+			o.Codec = c
+		} else {
+			o.Codec = RawCodec{}
+		}
+	}
+	if o.CompressThreshold <= 0 {
+		o.CompressThreshold = 1 << 10
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 3 * time.Second
+	}
+	if o.ConnsPerEndpoint <= 0 {
+		o.ConnsPerEndpoint = 1
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = 10 * time.Second
+	}
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 3 * time.Second
+	}
+	if o.ReconnectBackoffMin <= 0 {
+		o.ReconnectBackoffMin = 50 * time.Millisecond
+	}
+	if o.ReconnectBackoffMax <= 0 {
+		o.ReconnectBackoffMax = 5 * time.Second
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = protocol.DefaultMaxFrame
+	}
+	if o.MaxMetadata <= 0 {
+		o.MaxMetadata = protocol.DefaultMaxMetadata
+	}
+	if o.StreamWindow <= 0 {
+		o.StreamWindow = DefaultStreamWindow
+	}
+	if o.Balancer == nil {
+		o.Balancer = roundRobin{}
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.Default()
+	}
+	if o.Registry == nil && len(o.Targets) == 0 {
+		return errors.New("kite: client needs Targets or a Registry")
+	}
+	if o.Registry != nil && o.Service == "" {
+		return errors.New("kite: a client with a Registry needs a Service name")
+	}
+	return nil
+}
+
+// Client places calls to one service. It is safe for concurrent use and
+// meant to be long-lived: it owns pooled connections, a registry watch and
+// a heartbeat loop, all stopped by Close.
+type Client struct {
+	opts   ClientOptions
+	log    hclog.Logger
+	table  *codecTable
+	codec  spi.Codec
+	comp   spi.Compressor
+	invoke spi.Invoker
+
+	picker atomic.Pointer[pickerBox]
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+	instances []spi.Instance
+	closed    bool
+	updated   chan struct{} // closed and replaced on every instance update
+
+	ctx    context.Context // ends on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type pickerBox struct{ p spi.Picker }
+
+// NewClient returns a client. With static Targets it is ready at once;
+// with a Registry it starts watching and calls wait (within their
+// deadline) for the first snapshot.
+func NewClient(opts ClientOptions) (*Client, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	t, err := newCodecTable(opts.Catalog, []spi.Codec{opts.Codec}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Compressor != nil {
+		t.compressors[opts.Compressor.ID()] = opts.Compressor
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		opts: opts, log: opts.Logger.Named("client"), table: t,
+		codec: opts.Codec, comp: opts.Compressor,
+		endpoints: make(map[string]*endpoint),
+		updated:   make(chan struct{}),
+		ctx:       ctx, cancel: cancel,
+	}
+	c.invoke = spi.Chain(c.send, opts.Filters...)
+	if opts.Registry == nil {
+		ins := make([]spi.Instance, 0, len(opts.Targets))
+		for _, a := range opts.Targets {
+			ins = append(ins, spi.Instance{Service: opts.Service, Addr: a})
+		}
+		c.setInstances(ins)
+	} else {
+		c.wg.Add(1)
+		go c.watchLoop()
+	}
+	c.wg.Add(1)
+	go c.janitorLoop()
+	return c, nil
+}
+
+// Call invokes method ("Service.Method") with req and decodes the answer
+// into resp (a pointer). It returns a *spi.Error with a code on failure.
+func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
+	call := &spi.Call{Side: spi.ClientSide, Method: method, Request: req, Response: resp, Meta: outgoingMD(ctx)}
+	return c.Invoke(ctx, call)
+}
+
+// Invoke runs a prepared call through the filters.
+func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
+	if c.opts.Timeout > 0 && !call.OneWay {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+			defer cancel()
+		}
+	}
+	return c.invoke(ctx, call)
+}
+
+// OneWay sends req to method without waiting for, or getting, an answer.
+// It returns once the request is queued on a connection.
+func (c *Client) OneWay(ctx context.Context, method string, req any) error {
+	call := &spi.Call{Side: spi.ClientSide, Method: method, Request: req, OneWay: true, Meta: outgoingMD(ctx)}
+	return c.invoke(ctx, call)
+}
+
+// Future is the result of an asynchronous call.
+type Future struct {
+	done chan struct{}
+	err  error
+	// Response is the value passed to Go, filled when Done is closed.
+	Response any
+}
+
+// Done is closed when the call has finished.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Wait blocks until the call finishes and returns its error.
+func (f *Future) Wait() error {
+	<-f.done
+	return f.err
+}
+
+// Err returns the call's error once Done is closed (nil before).
+func (f *Future) Err() error {
+	select {
+	case <-f.done:
+		return f.err
+	default:
+		return nil
+	}
+}
+
+// Go starts a call and returns at once; like net/rpc's Go.
+func (c *Client) Go(ctx context.Context, method string, req, resp any) *Future {
+	f := &Future{done: make(chan struct{}), Response: resp}
+	go func() {
+		f.err = c.Call(ctx, method, req, resp)
+		close(f.done)
+	}()
+	return f
+}
+
+// Stream opens a stream to method. Cancel ctx to abort it.
+func (c *Client) Stream(ctx context.Context, method string) (*Stream, error) {
+	call := &spi.Call{Side: spi.ClientSide, Method: method, Stream: true, Meta: outgoingMD(ctx)}
+	var st *Stream
+	inner := func(ctx context.Context, call *spi.Call) error {
+		cc, _, done, err := c.conn(ctx, call)
+		if err != nil {
+			return err
+		}
+		st, err = cc.openStream(ctx, call)
+		if done != nil {
+			done(spi.DoneInfo{Err: err, Sent: err == nil})
+		}
+		return err
+	}
+	if err := spi.Chain(inner, c.opts.Filters...)(ctx, call); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// send is the innermost client invoker: pick, get a connection, round trip.
+func (c *Client) send(ctx context.Context, call *spi.Call) error {
+	cc, start, done, err := c.conn(ctx, call)
+	if err != nil {
+		return err
+	}
+	var sent bool
+	err = cc.roundTrip(ctx, call, &sent)
+	if done != nil {
+		done(spi.DoneInfo{Err: err, Duration: time.Since(start), Sent: sent})
+	}
+	return err
+}
+
+// conn picks an instance and returns a usable connection to it.
+func (c *Client) conn(ctx context.Context, call *spi.Call) (*clientConn, time.Time, func(spi.DoneInfo), error) {
+	pb := c.picker.Load()
+	for pb == nil {
+		// A registry client before its first snapshot: wait for it.
+		c.mu.Lock()
+		ch, closed := c.updated, c.closed
+		c.mu.Unlock()
+		if closed {
+			return nil, time.Time{}, nil, spi.Errorf(spi.Unavailable, "client closed")
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, time.Time{}, nil, spi.WrapError(spi.CodeOf(ctx.Err()), ctx.Err(), "waiting for instances of %q", c.opts.Service)
+		}
+		pb = c.picker.Load()
+	}
+	res, err := pb.p.Pick(ctx, spi.PickInfo{Method: call.Method, Key: spi.AffinityKey(ctx), Exclude: excludedFrom(ctx)})
+	if err != nil {
+		return nil, time.Time{}, nil, spi.AsError(err)
+	}
+	start := time.Now()
+	ep := c.endpoint(res.Instance.Addr)
+	if ep == nil {
+		err := spi.Errorf(spi.Unavailable, "instance %s was removed", res.Instance.Addr)
+		if res.Done != nil {
+			res.Done(spi.DoneInfo{Err: err})
+		}
+		return nil, start, nil, err
+	}
+	cc, err := ep.get(ctx)
+	if err != nil {
+		if res.Done != nil {
+			res.Done(spi.DoneInfo{Err: err})
+		}
+		return nil, start, nil, err
+	}
+	return cc, start, res.Done, nil
+}
+
+func (c *Client) endpoint(addr string) *endpoint {
+	c.mu.Lock()
+	ep := c.endpoints[addr]
+	if ep == nil && !c.closed {
+		// A picker may offer an address the client has not seen (a custom
+		// balancer); give it a pool too.
+		ep = newEndpoint(c, addr)
+		c.endpoints[addr] = ep
+	}
+	c.mu.Unlock()
+	return ep
+}
+
+// Instances returns the instances the client currently balances over.
+func (c *Client) Instances() []spi.Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]spi.Instance(nil), c.instances...)
+}
+
+// SetBalancer swaps the balancer; calls in flight finish on the old
+// picker, new calls use the new one.
+func (c *Client) SetBalancer(b spi.Balancer) {
+	c.mu.Lock()
+	c.opts.Balancer = b
+	ins := c.instances
+	c.mu.Unlock()
+	c.setInstances(ins)
+}
+
+// setInstances installs a new instance list: a new picker, pools for new
+// endpoints, and retirement of endpoints that left.
+func (c *Client) setInstances(ins []spi.Instance) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.instances = append([]spi.Instance(nil), ins...)
+	keep := make(map[string]bool, len(ins))
+	for _, in := range ins {
+		keep[in.Addr] = true
+		if c.endpoints[in.Addr] == nil {
+			c.endpoints[in.Addr] = newEndpoint(c, in.Addr)
+		}
+	}
+	var gone []*endpoint
+	for addr, ep := range c.endpoints {
+		if !keep[addr] {
+			gone = append(gone, ep)
+			delete(c.endpoints, addr)
+		}
+	}
+	c.picker.Store(&pickerBox{p: c.opts.Balancer.Build(c.instances)})
+	close(c.updated)
+	c.updated = make(chan struct{})
+	c.mu.Unlock()
+	for _, ep := range gone {
+		ep.retire()
+	}
+}
+
+// watchLoop follows the registry. When the registry fails, the last known
+// instances stay in use and the watch is re-established with backoff.
+func (c *Client) watchLoop() {
+	defer c.wg.Done()
+	attempt := 0
+	for c.ctx.Err() == nil {
+		w, err := c.opts.Registry.Watch(c.ctx, c.opts.Service)
+		if err == nil {
+			for {
+				var ins []spi.Instance
+				ins, err = w.Next(c.ctx)
+				if err != nil {
+					break
+				}
+				attempt = 0
+				c.setInstances(ins)
+			}
+			w.Stop()
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		attempt++
+		d := jitterBackoff(attempt, 100*time.Millisecond, 10*time.Second)
+		c.log.Warn("registry watch failed; keeping the last known instances", "service", c.opts.Service, "error", err, "retry_in", d)
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+// janitorLoop sends heartbeats, detects dead peers and closes idle
+// connections.
+func (c *Client) janitorLoop() {
+	defer c.wg.Done()
+	period := time.Second
+	if c.opts.HeartbeatInterval > 0 {
+		period = min(c.opts.HeartbeatInterval, c.opts.HeartbeatTimeout) / 2
+	}
+	if c.opts.IdleTimeout > 0 {
+		period = min(period, c.opts.IdleTimeout/2)
+	}
+	period = max(period, 5*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		eps := make([]*endpoint, 0, len(c.endpoints))
+		for _, ep := range c.endpoints {
+			eps = append(eps, ep)
+		}
+		c.mu.Unlock()
+		now := time.Now().UnixNano()
+		for _, ep := range eps {
+			for _, cc := range ep.conns() {
+				c.tend(cc, now)
+			}
+		}
+	}
+}
+
+func (c *Client) tend(cc *clientConn, now int64) {
+	if cc.dead.Load() {
+		return
+	}
+	if c.opts.HeartbeatInterval > 0 {
+		if sent := cc.pingSentAt.Load(); sent != 0 {
+			if cc.lastRead.Load() < sent && now-sent > int64(c.opts.HeartbeatTimeout) {
+				c.log.Warn("peer did not answer a heartbeat; closing connection", "addr", cc.addr, "timeout", c.opts.HeartbeatTimeout)
+				cc.close(spi.Errorf(spi.Unavailable, "connection to %s: no heartbeat answer within %s (dead peer)", cc.addr, c.opts.HeartbeatTimeout))
+				return
+			}
+		} else if now-cc.lastRead.Load() > int64(c.opts.HeartbeatInterval) {
+			cc.pingSentAt.Store(now)
+			var b [8]byte
+			_ = cc.w.write(protocol.AppendControl(nil, protocol.TypePing, 0, b[:]))
+		}
+	}
+	if c.opts.IdleTimeout > 0 && now-cc.lastUsed.Load() > int64(c.opts.IdleTimeout) {
+		cc.mu.Lock()
+		idle := len(cc.pending) == 0 && len(cc.streams) == 0
+		cc.mu.Unlock()
+		if idle {
+			cc.close(spi.Errorf(spi.Unavailable, "connection to %s closed after idle timeout", cc.addr))
+		}
+	}
+}
+
+// Close stops the client: the registry watch and heartbeats end and every
+// connection is closed; calls in flight fail with Unavailable.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	eps := c.endpoints
+	c.endpoints = map[string]*endpoint{}
+	close(c.updated)
+	c.mu.Unlock()
+	c.cancel()
+	for _, ep := range eps {
+		ep.closeAll(spi.Errorf(spi.Unavailable, "client closed"))
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// endpoint is the connection pool for one address.
+type endpoint struct {
+	c    *Client
+	addr string
+	next atomic.Uint32
+
+	mu       sync.Mutex
+	slots    []*clientConn
+	failures int
+	retryAt  time.Time
+	lastErr  error
+	retired  bool
+}
+
+func newEndpoint(c *Client, addr string) *endpoint {
+	return &endpoint{c: c, addr: addr, slots: make([]*clientConn, c.opts.ConnsPerEndpoint)}
+}
+
+func (ep *endpoint) conns() []*clientConn {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	out := make([]*clientConn, 0, len(ep.slots))
+	for _, cc := range ep.slots {
+		if cc != nil {
+			out = append(out, cc)
+		}
+	}
+	return out
+}
+
+// get returns a usable connection, dialing one if its slot is empty or
+// dead, unless the endpoint is in reconnect backoff.
+func (ep *endpoint) get(ctx context.Context) (*clientConn, error) {
+	n := uint32(len(ep.slots))
+	i := ep.next.Add(1) % n
+	ep.mu.Lock()
+	cc := ep.slots[i]
+	if cc != nil && cc.usable() {
+		ep.mu.Unlock()
+		return cc, nil
+	}
+	defer ep.mu.Unlock()
+	if ep.retired {
+		return nil, spi.Errorf(spi.Unavailable, "endpoint %s was removed", ep.addr)
+	}
+	if wait := time.Until(ep.retryAt); wait > 0 {
+		// In reconnect backoff: share another live connection if any.
+		for _, o := range ep.slots {
+			if o != nil && o.usable() {
+				return o, nil
+			}
+		}
+		return nil, spi.WrapError(spi.Unavailable, ep.lastErr, "endpoint %s unreachable (redial in %s): %v", ep.addr, wait.Round(time.Millisecond), ep.lastErr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, ep.c.opts.ConnectTimeout)
+	defer cancel()
+	nc, err := transportFor(ep.addr, ep.c.opts.Transport).Dial(dctx, ep.addr)
+	if err != nil {
+		ep.failures++
+		ep.lastErr = err
+		ep.retryAt = time.Now().Add(jitterBackoff(ep.failures, ep.c.opts.ReconnectBackoffMin, ep.c.opts.ReconnectBackoffMax))
+		code := spi.Unavailable
+		if ctx.Err() != nil {
+			code = spi.CodeOf(ctx.Err())
+		}
+		return nil, spi.WrapError(code, err, "connecting to %s: %v", ep.addr, err)
+	}
+	ep.failures = 0
+	ep.lastErr = nil
+	fresh := newClientConn(ep.c, ep.addr, nc)
+	if old := ep.slots[i]; old != nil {
+		go old.shutdown(spi.Errorf(spi.Unavailable, "replaced"))
+	}
+	ep.slots[i] = fresh
+	return fresh, nil
+}
+
+// retire closes the pool once its calls finish (the instance left).
+func (ep *endpoint) retire() {
+	ep.mu.Lock()
+	ep.retired = true
+	slots := append([]*clientConn(nil), ep.slots...)
+	ep.mu.Unlock()
+	for _, cc := range slots {
+		if cc != nil {
+			cc.goaway.Store(true)
+			cc.maybeRetire()
+		}
+	}
+}
+
+func (ep *endpoint) closeAll(reason error) {
+	ep.mu.Lock()
+	ep.retired = true
+	slots := append([]*clientConn(nil), ep.slots...)
+	ep.mu.Unlock()
+	for _, cc := range slots {
+		if cc != nil {
+			cc.shutdown(reason)
+		}
+	}
+}
+
+// jitterBackoff returns an exponential delay for attempt (1-based) with
+// full jitter in [d/2, d], bounded by max.
+func jitterBackoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// roundRobin is the built-in default balancer (core cannot import the
+// balancer plugins; configure "weighted" etc. to use them).
+type roundRobin struct{}
+
+func (roundRobin) Name() string { return "round_robin" }
+func (roundRobin) Build(ins []spi.Instance) spi.Picker {
+	return &rrPicker{ins: append([]spi.Instance(nil), ins...)}
+}
+
+type rrPicker struct {
+	ins  []spi.Instance
+	next atomic.Uint64
+}
+
+func (p *rrPicker) Pick(_ context.Context, info spi.PickInfo) (spi.PickResult, error) {
+	n := uint64(len(p.ins))
+	if n == 0 {
+		return spi.PickResult{}, spi.ErrNoInstance
+	}
+	start := p.next.Add(1)
+	for k := uint64(0); k < n; k++ {
+		in := p.ins[(start+k)%n]
+		if !excluded(info.Exclude, in.Addr) {
+			return spi.PickResult{Instance: in}, nil
+		}
+	}
+	return spi.PickResult{Instance: p.ins[start%n]}, nil
+}
+
+func excluded(list []string, addr string) bool {
+	for _, a := range list {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+type mdKey struct{}
+type excludeKey struct{}
+
+// WithMetadata returns a context whose calls carry md as request metadata.
+func WithMetadata(ctx context.Context, md *spi.Metadata) context.Context {
+	return context.WithValue(ctx, mdKey{}, md)
+}
+
+func outgoingMD(ctx context.Context) *spi.Metadata {
+	md, _ := ctx.Value(mdKey{}).(*spi.Metadata)
+	if md == nil {
+		return nil
+	}
+	return md.Clone()
+}
+
+func excludedFrom(ctx context.Context) []string {
+	ex, _ := ctx.Value(excludeKey{}).([]string)
+	return ex
+}
+
+// String describes the client for logs.
+func (c *Client) String() string {
+	if c.opts.Registry != nil {
+		return fmt.Sprintf("kite client for %q via registry", c.opts.Service)
+	}
+	return fmt.Sprintf("kite client for %v", c.opts.Targets)
+}

@@ -1,0 +1,806 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/core/protocol"
+	"github.com/kiterpc/kite/spi"
+)
+
+// ServerOptions configures a Server. Zero values take the documented
+// defaults (docs/CONFIG.md).
+type ServerOptions struct {
+	// Catalog supplies codecs and compressors by wire id; nil means
+	// spi.Default.
+	Catalog *spi.Catalog
+	// Codecs and Compressors are added to what the catalog provides.
+	Codecs      []spi.Codec
+	Compressors []spi.Compressor
+	// CompressThreshold: responses smaller than this travel uncompressed
+	// even when the caller compresses. Default 1 KiB.
+	CompressThreshold int
+
+	// MaxConcurrency bounds calls in progress across the server; beyond it
+	// calls are refused with ResourceExhausted. Default 10,000.
+	MaxConcurrency int
+	// MaxConnConcurrency bounds calls in progress per connection. Default
+	// 1,000.
+	MaxConnConcurrency int
+	// MaxConns bounds open connections; 0 means unlimited.
+	MaxConns int
+	// MaxFrame and MaxMetadata bound incoming frames. Defaults 4 MiB, 64 KiB.
+	MaxFrame    int
+	MaxMetadata int
+	// IdleTimeout closes connections that send nothing (not even pings) for
+	// this long. Default 5 minutes; negative disables.
+	IdleTimeout time.Duration
+	// HandshakeTimeout closes connections whose first frame does not
+	// arrive in time. Default 10 s.
+	HandshakeTimeout time.Duration
+	// StreamWindow is the per-stream receive window in messages. Default 64.
+	StreamWindow int
+
+	// Filters run around every call, Filters[0] outermost.
+	Filters []spi.Filter
+	// Logger receives server events; default hclog.Default().
+	Logger hclog.Logger
+}
+
+func (o *ServerOptions) defaults() {
+	if o.Catalog == nil {
+		o.Catalog = spi.Default
+	}
+	if o.CompressThreshold <= 0 {
+		o.CompressThreshold = 1 << 10
+	}
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = 10000
+	}
+	if o.MaxConnConcurrency <= 0 {
+		o.MaxConnConcurrency = 1000
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = protocol.DefaultMaxFrame
+	}
+	if o.MaxMetadata <= 0 {
+		o.MaxMetadata = protocol.DefaultMaxMetadata
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.StreamWindow <= 0 {
+		o.StreamWindow = DefaultStreamWindow
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.Default()
+	}
+}
+
+// Server serves registered services on one or more listeners.
+type Server struct {
+	opts    ServerOptions
+	table   *codecTable
+	log     hclog.Logger
+	methods map[string]*method
+	invoke  spi.Invoker // filter chain around the handler, built once
+
+	inflight atomic.Int64
+	calls    sync.WaitGroup // every call in progress
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	started   bool
+	shutdown  bool
+	connWG    sync.WaitGroup
+	janitor   chan struct{}
+	janitorWG sync.WaitGroup
+}
+
+// NewServer returns a server with opts.
+func NewServer(opts ServerOptions) (*Server, error) {
+	opts.defaults()
+	t, err := newCodecTable(opts.Catalog, opts.Codecs, opts.Compressors)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts: opts, table: t, log: opts.Logger.Named("server"),
+		methods:   make(map[string]*method),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+	}
+	s.invoke = spi.Chain(s.callHandler, opts.Filters...)
+	return s, nil
+}
+
+// Register adds the exported methods of impl as service name (the type's
+// name when name is ""). See ReflectService for the accepted shapes.
+func (s *Server) Register(name string, impl any) error {
+	desc, err := ReflectService(name, impl)
+	if err != nil {
+		return err
+	}
+	return s.RegisterService(desc, impl)
+}
+
+// RegisterService adds a described service (generated code uses this).
+// Register all services before serving.
+func (s *Server) RegisterService(desc *ServiceDesc, impl any) error {
+	if err := desc.validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("kite: RegisterService after Serve")
+	}
+	for _, m := range desc.Methods {
+		full := desc.Name + "." + m.Name
+		if _, dup := s.methods[full]; dup {
+			return fmt.Errorf("kite: method %s registered twice", full)
+		}
+		s.methods[full] = &method{full: full, srv: impl, newReq: m.NewRequest, handler: m.Handler, idempotent: m.Idempotent}
+	}
+	for _, st := range desc.Streams {
+		full := desc.Name + "." + st.Name
+		if _, dup := s.methods[full]; dup {
+			return fmt.Errorf("kite: method %s registered twice", full)
+		}
+		s.methods[full] = &method{full: full, srv: impl, stream: st.Handler}
+	}
+	return nil
+}
+
+// Methods lists the registered "Service.Method" names.
+func (s *Server) Methods() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.methods))
+	for k := range s.methods {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Listen opens a listener on addr with the transport its form implies
+// ("unix:/path" → unix, else tcp) and serves it in the background. It
+// returns the bound listener (useful with port 0).
+func (s *Server) Listen(ctx context.Context, addr string, tr spi.Transport) (net.Listener, error) {
+	ln, err := transportFor(addr, tr).Listen(ctx, addr)
+	if err != nil {
+		return nil, spi.WrapError(spi.Unavailable, err, "listening on %s", addr)
+	}
+	ready := make(chan struct{})
+	go func() {
+		close(ready)
+		_ = s.serve(ln)
+	}()
+	<-ready
+	return ln, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close. It returns nil
+// after a shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln) }
+
+func (s *Server) serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("kite: server is shut down")
+	}
+	s.listeners[ln] = struct{}{}
+	if !s.started {
+		s.started = true
+		s.janitor = make(chan struct{})
+		s.janitorWG.Add(1)
+		go s.janitorLoop()
+	}
+	s.connWG.Add(1) // the accept loop counts as a connection owner
+	s.mu.Unlock()
+	defer s.connWG.Done()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			down := s.shutdown
+			delete(s.listeners, ln)
+			s.mu.Unlock()
+			if down || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				s.mu.Lock()
+				s.listeners[ln] = struct{}{}
+				s.mu.Unlock()
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		s.mu.Lock()
+		if s.shutdown || (s.opts.MaxConns > 0 && len(s.conns) >= s.opts.MaxConns) {
+			refused := !s.shutdown
+			s.mu.Unlock()
+			if refused {
+				s.log.Warn("connection refused: max_conns reached", "peer", c.RemoteAddr(), "max_conns", s.opts.MaxConns)
+				_, _ = c.Write(goAwayFrame(spi.Errorf(spi.ResourceExhausted, "server at max_conns (%d)", s.opts.MaxConns)))
+			}
+			_ = c.Close()
+			continue
+		}
+		sc := newServerConn(s, c)
+		s.conns[sc] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go sc.readLoop()
+	}
+}
+
+func goAwayFrame(reason *spi.Error) []byte {
+	var fb protocol.Builder
+	fb.Begin(protocol.TypeGoAway, protocol.FlagError, 0, 0, 0)
+	fb.B = protocol.AppendError(fb.B, reason)
+	fb.EndMeta()
+	out := append([]byte(nil), fb.Finish()...)
+	fb.Release()
+	return out
+}
+
+// Shutdown stops the server gracefully: it stops accepting, sends GOAWAY
+// on every connection so clients place new calls elsewhere, waits for
+// calls in progress to finish, then closes the connections. If ctx ends
+// first, remaining calls are cancelled and connections closed; the ctx
+// error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		s.connWG.Wait()
+		return nil
+	}
+	s.shutdown = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	reason := spi.Errorf(spi.Unavailable, "server shutting down")
+	for _, c := range conns {
+		c.goAway(reason)
+	}
+	drained := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeAll(err != nil)
+	if err != nil {
+		<-drained // handlers were cancelled; they return promptly
+	}
+	return err
+}
+
+// Close stops the server at once: listeners and connections are closed and
+// calls in progress are cancelled.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutdown = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll(true)
+	return nil
+}
+
+func (s *Server) closeAll(force bool) {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if !force {
+			c.w.drain()
+		}
+		c.close(spi.Errorf(spi.Unavailable, "server closed"))
+	}
+	s.connWG.Wait()
+	s.mu.Lock()
+	j := s.janitor
+	s.janitor = nil
+	s.mu.Unlock()
+	if j != nil {
+		close(j)
+		s.janitorWG.Wait()
+	}
+}
+
+// janitorLoop closes connections that are idle beyond IdleTimeout or
+// that never sent a first frame within HandshakeTimeout.
+func (s *Server) janitorLoop() {
+	defer s.janitorWG.Done()
+	s.mu.Lock()
+	stop := s.janitor
+	s.mu.Unlock()
+	period := s.opts.HandshakeTimeout / 4
+	if s.opts.IdleTimeout > 0 {
+		period = min(period, s.opts.IdleTimeout/4)
+	}
+	period = max(period, 10*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		s.mu.Lock()
+		var stale []*serverConn
+		for c := range s.conns {
+			last := c.lastRead.Load()
+			if last == 0 {
+				if now-c.opened > int64(s.opts.HandshakeTimeout) {
+					stale = append(stale, c)
+				}
+				continue
+			}
+			if s.opts.IdleTimeout > 0 && c.active.Load() == 0 && now-last > int64(s.opts.IdleTimeout) {
+				stale = append(stale, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range stale {
+			s.log.Debug("closing idle connection", "peer", c.peer)
+			c.close(spi.Errorf(spi.Unavailable, "connection idle"))
+		}
+	}
+}
+
+// callHandler is the innermost invoker: it runs the method's handler.
+func (s *Server) callHandler(ctx context.Context, call *spi.Call) error {
+	m := methodFromCtx(ctx)
+	resp, err := m.handler(ctx, m.srv, call.Request)
+	call.Response = resp
+	return err
+}
+
+// serverConn is one accepted connection.
+type serverConn struct {
+	s      *Server
+	conn   net.Conn
+	peer   string
+	w      *batchWriter
+	r      *protocol.Reader
+	opened int64
+
+	lastRead atomic.Int64
+	active   atomic.Int32 // calls and streams in progress
+	goaway   atomic.Bool
+
+	mu      sync.Mutex
+	inbound map[uint32]*inbound
+	closed  bool
+
+	closeOnce sync.Once
+}
+
+// inbound is a call or stream in progress, findable by id for cancel
+// frames and stream data.
+type inbound struct {
+	cancel context.CancelFunc
+	stream *Stream
+}
+
+func newServerConn(s *Server, c net.Conn) *serverConn {
+	sc := &serverConn{
+		s: s, conn: c, peer: c.RemoteAddr().String(),
+		r:       protocol.NewReader(c, 32<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
+		inbound: make(map[uint32]*inbound),
+		opened:  time.Now().UnixNano(),
+	}
+	sc.w = newBatchWriter(c, func(err error) { sc.close(err) })
+	return sc
+}
+
+func (sc *serverConn) sendFrame(b []byte) error { return sc.w.write(b) }
+func (sc *serverConn) codecs() *codecTable      { return sc.s.table }
+func (sc *serverConn) endStream(id uint32) {
+	sc.mu.Lock()
+	delete(sc.inbound, id)
+	sc.mu.Unlock()
+}
+
+func (sc *serverConn) goAway(reason *spi.Error) {
+	if sc.goaway.Swap(true) {
+		return
+	}
+	_ = sc.w.write(goAwayFrame(reason))
+}
+
+func (sc *serverConn) close(reason error) {
+	sc.closeOnce.Do(func() {
+		sc.mu.Lock()
+		sc.closed = true
+		pending := sc.inbound
+		sc.inbound = make(map[uint32]*inbound)
+		sc.mu.Unlock()
+		// A disconnected caller will never read the answer: cancel its calls.
+		for _, in := range pending {
+			if in.stream != nil {
+				in.stream.finish(spi.Errorf(spi.Unavailable, "connection closed: %v", reason))
+			} else {
+				in.cancel()
+			}
+		}
+		go sc.w.close(reason) // closes the socket, which ends readLoop
+	})
+}
+
+func (sc *serverConn) readLoop() {
+	defer sc.s.connWG.Done()
+	defer func() {
+		sc.s.mu.Lock()
+		delete(sc.s.conns, sc)
+		sc.s.mu.Unlock()
+	}()
+	for {
+		var f protocol.Frame
+		err := sc.r.ReadFrame(&f)
+		if err != nil {
+			var ve *protocol.VersionError
+			if errors.As(err, &ve) {
+				sc.s.log.Warn("peer speaks another protocol version", "peer", sc.peer, "version", ve.Got)
+				sc.writeError(ve.ID, spi.Errorf(spi.Unimplemented, "unsupported protocol version %d; this server speaks version %d", ve.Got, protocol.Version))
+				sc.w.drain()
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				sc.s.log.Warn("closing connection after a bad frame", "peer", sc.peer, "error", err)
+				if errors.Is(err, protocol.ErrFrameTooBig) || errors.Is(err, protocol.ErrMetaTooBig) {
+					_ = sc.w.write(goAwayFrame(spi.Errorf(spi.ResourceExhausted, "%v", err)))
+					sc.w.drain()
+				}
+			}
+			sc.close(err)
+			sc.w.close(err)
+			return
+		}
+		sc.lastRead.Store(time.Now().UnixNano())
+		sc.dispatch(f)
+	}
+}
+
+func (sc *serverConn) dispatch(f protocol.Frame) {
+	switch f.Type {
+	case protocol.TypeRequest, protocol.TypeOneWay:
+		sc.startCall(f)
+	case protocol.TypeStreamData, protocol.TypeStreamEnd, protocol.TypeWindowUpdate:
+		sc.mu.Lock()
+		in := sc.inbound[f.ID]
+		sc.mu.Unlock()
+		if in == nil || in.stream == nil {
+			f.Release() // late frame for a finished stream
+			return
+		}
+		in.stream.deliver(f)
+	case protocol.TypeCancel:
+		f.Release()
+		sc.mu.Lock()
+		in := sc.inbound[f.ID]
+		delete(sc.inbound, f.ID)
+		sc.mu.Unlock()
+		if in != nil {
+			if in.stream != nil {
+				in.stream.finish(spi.Errorf(spi.Canceled, "canceled by the caller"))
+			} else {
+				in.cancel()
+			}
+		}
+	case protocol.TypePing:
+		_ = sc.w.write(protocol.AppendControl(nil, protocol.TypePong, f.ID, f.Body))
+		f.Release()
+	default: // pong, goaway, response: nothing to do on a server
+		f.Release()
+	}
+}
+
+// writeError answers request id with an error status.
+func (sc *serverConn) writeError(id uint32, e *spi.Error) {
+	var fb protocol.Builder
+	fb.Begin(protocol.TypeResponse, protocol.FlagError, 0, 0, id)
+	fb.B = protocol.AppendError(fb.B, e)
+	fb.EndMeta()
+	_ = sc.w.write(fb.Finish())
+	fb.Release()
+}
+
+func (sc *serverConn) startCall(f protocol.Frame) {
+	oneway := f.Type == protocol.TypeOneWay
+	var meta protocol.Meta
+	if err := protocol.DecodeMeta(f.Meta, &meta); err != nil {
+		f.Release()
+		sc.s.log.Warn("closing connection after malformed metadata", "peer", sc.peer)
+		sc.close(err)
+		return
+	}
+	m := sc.s.methods[string(meta.Method)]
+	if m == nil || (f.Flags&protocol.FlagStream != 0) != (m.stream != nil) {
+		if !oneway {
+			e := errUnknownMethod(meta.Method)
+			if m != nil {
+				e = spi.Errorf(spi.Unimplemented, "method %s is %s, called as %s", m.full, kindOf(m.stream != nil), kindOf(f.Flags&protocol.FlagStream != 0))
+			}
+			sc.writeError(f.ID, e)
+		}
+		f.Release()
+		return
+	}
+	if sc.goaway.Load() {
+		// Not processed, so safe for the client to retry elsewhere.
+		if !oneway {
+			sc.writeError(f.ID, spi.Errorf(spi.Unavailable, "server shutting down (GOAWAY); call was not processed"))
+		}
+		f.Release()
+		return
+	}
+	s := sc.s
+	if n := s.inflight.Add(1); n > int64(s.opts.MaxConcurrency) {
+		s.inflight.Add(-1)
+		if !oneway {
+			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "server at max_concurrency (%d)", s.opts.MaxConcurrency))
+		}
+		f.Release()
+		return
+	}
+	if n := sc.active.Add(1); n > int32(s.opts.MaxConnConcurrency) {
+		sc.active.Add(-1)
+		s.inflight.Add(-1)
+		if !oneway {
+			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "connection at max_conn_concurrency (%d)", s.opts.MaxConnConcurrency))
+		}
+		f.Release()
+		return
+	}
+	s.calls.Add(1)
+
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if meta.HasTimeout {
+		ctx, cancel = context.WithTimeout(context.Background(), meta.Timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
+	in := &inbound{cancel: cancel}
+	if m.stream != nil {
+		st := newStream(ctx, cancel, spi.ServerSide, f.ID, m.full, sc, s.table.codecs[f.Codec], s.table.compressors[f.Compress], s.opts.CompressThreshold, s.opts.StreamWindow)
+		if st.codec == nil {
+			st.codec = RawCodec{}
+		}
+		in.stream = st
+	}
+	if !oneway {
+		sc.mu.Lock()
+		if sc.closed {
+			sc.mu.Unlock()
+			cancel()
+		} else {
+			sc.inbound[f.ID] = in
+			sc.mu.Unlock()
+		}
+	}
+	if in.stream != nil {
+		go sc.runStream(f, m, in.stream)
+		return
+	}
+	go sc.runUnary(ctx, cancel, f, m, oneway)
+}
+
+func kindOf(stream bool) string {
+	if stream {
+		return "a stream"
+	}
+	return "unary"
+}
+
+type methodKey struct{}
+
+func methodFromCtx(ctx context.Context) *method {
+	if hc, ok := ctx.(*handlerCtx); ok {
+		return hc.m
+	}
+	return ctx.Value(methodKey{}).(*method)
+}
+
+// handlerCtx carries the method and call through the filter chain without
+// a context.WithValue allocation per key.
+type handlerCtx struct {
+	context.Context
+	m    *method
+	call *spi.Call
+}
+
+func (c *handlerCtx) Value(key any) any {
+	switch key {
+	case methodKey{}:
+		return c.m
+	case callKey{}:
+		return c.call
+	}
+	return c.Context.Value(key)
+}
+
+type callKey struct{}
+
+// CallFromContext returns the call a handler is serving (method, peer,
+// request metadata), or nil outside a handler.
+func CallFromContext(ctx context.Context) *spi.Call {
+	c, _ := ctx.Value(callKey{}).(*spi.Call)
+	return c
+}
+
+func (sc *serverConn) finishCall(id uint32, cancel context.CancelFunc, registered bool) {
+	if registered {
+		sc.mu.Lock()
+		delete(sc.inbound, id)
+		sc.mu.Unlock()
+	}
+	cancel()
+	sc.active.Add(-1)
+	sc.s.inflight.Add(-1)
+	sc.s.calls.Done()
+}
+
+func (sc *serverConn) runUnary(ctx context.Context, cancel context.CancelFunc, f protocol.Frame, m *method, oneway bool) {
+	s := sc.s
+	id, codecID, compID := f.ID, f.Codec, f.Compress
+	defer sc.finishCall(id, cancel, !oneway)
+
+	call := &spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, OneWay: oneway}
+	var md spi.Metadata
+	meta := protocol.Meta{MD: &md}
+	_ = protocol.DecodeMeta(f.Meta, &meta) // validated in the reader
+	call.Meta = &md
+	req := m.newReq()
+	err := decodeBody(s.table, &f, req, s.opts.MaxFrame)
+	f.Release()
+	if err == nil {
+		if meta.HasTimeout && meta.Timeout <= 0 {
+			err = spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started")
+		} else {
+			call.Request = req
+			hctx := &handlerCtx{Context: ctx, m: m, call: call}
+			err = sc.invokeSafely(hctx, call)
+			if err == nil && ctx.Err() == context.DeadlineExceeded {
+				err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
+			}
+		}
+	}
+	if oneway {
+		if err != nil {
+			s.log.Debug("one-way call failed", "method", m.full, "error", err)
+		}
+		return
+	}
+	sc.respond(id, codecID, compID, call, err)
+}
+
+// invokeSafely runs the filter chain; a panic anywhere in it becomes an
+// Internal error so one bad call never takes the server down.
+func (sc *serverConn) invokeSafely(ctx context.Context, call *spi.Call) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sc.s.log.Error("panic in handler", "method", call.Method, "panic", r)
+			err = spi.Errorf(spi.Internal, "panic in handler %s: %v", call.Method, r)
+		}
+	}()
+	return sc.s.invoke(ctx, call)
+}
+
+func (sc *serverConn) respond(id uint32, codecID, compID uint8, call *spi.Call, callErr error) {
+	s := sc.s
+	var fb protocol.Builder
+	defer fb.Release()
+	if callErr == nil {
+		codec := s.table.codecs[codecID]
+		fb.Begin(protocol.TypeResponse, 0, codecID, 0, id)
+		if call.Trailer != nil {
+			fb.B = protocol.AppendMD(fb.B, call.Trailer)
+		}
+		fb.EndMeta()
+		var err error
+		if fb.B, err = codec.Marshal(fb.B, call.Response); err != nil {
+			callErr = spi.WrapError(spi.Internal, err, "encoding %s response", codec.Name())
+		} else if err := compressBody(&fb, s.table.compressors[compID], s.opts.CompressThreshold); err != nil {
+			callErr = err
+		} else if len(fb.B)-protocol.HeaderSize > s.opts.MaxFrame {
+			callErr = spi.Errorf(spi.ResourceExhausted, "response of %d bytes exceeds max_frame (%d)", len(fb.B)-protocol.HeaderSize, s.opts.MaxFrame)
+		}
+	}
+	if callErr != nil {
+		e := spi.AsError(callErr)
+		fb.Begin(protocol.TypeResponse, protocol.FlagError, codecID, 0, id)
+		fb.B = protocol.AppendError(fb.B, e)
+		if call.Trailer != nil {
+			fb.B = protocol.AppendMD(fb.B, call.Trailer)
+		}
+		fb.EndMeta()
+	}
+	_ = sc.w.write(fb.Finish())
+}
+
+func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream) {
+	s := sc.s
+	defer func() {
+		st.finish(nil)
+		st.drainRecv()
+		sc.finishCall(st.id, st.cancel, true)
+	}()
+	call := &spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, Stream: true}
+	var md spi.Metadata
+	meta := protocol.Meta{MD: &md}
+	_ = protocol.DecodeMeta(f.Meta, &meta)
+	f.Release()
+	call.Meta = &md
+	st.Header = &md
+	hctx := &handlerCtx{Context: st.ctx, m: m, call: call}
+	inner := func(ctx context.Context, c *spi.Call) error { return m.stream(ctx, m.srv, st) }
+	invoke := spi.Chain(inner, s.opts.Filters...)
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in stream handler", "method", m.full, "panic", r)
+				err = spi.Errorf(spi.Internal, "panic in handler %s: %v", m.full, r)
+			}
+		}()
+		return invoke(hctx, call)
+	}()
+	select {
+	case <-st.done: // cancelled by the peer or the connection died: no answer
+		return
+	default:
+	}
+	var fb protocol.Builder
+	defer fb.Release()
+	if err != nil {
+		fb.Begin(protocol.TypeStreamEnd, protocol.FlagError, 0, 0, st.id)
+		fb.B = protocol.AppendError(fb.B, spi.AsError(err))
+	} else {
+		fb.Begin(protocol.TypeStreamEnd, 0, 0, 0, st.id)
+	}
+	fb.EndMeta()
+	_ = sc.w.write(fb.Finish())
+}

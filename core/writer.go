@@ -1,0 +1,147 @@
+package core
+
+import (
+	"net"
+	"sync"
+)
+
+// maxPending bounds the bytes queued for one connection; writers beyond it
+// wait, so a slow peer applies backpressure instead of growing memory.
+const maxPending = 4 << 20
+
+// batchWriter funnels frames from many goroutines into few syscalls: frames
+// are appended to a pending buffer under a short lock, and one writer
+// goroutine swaps the buffer out and writes it whole. Under load many
+// frames share one write; an idle connection writes each frame at once.
+type batchWriter struct {
+	conn net.Conn
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	pending []byte
+	err     error
+	waiting int
+	writing bool
+
+	signal chan struct{}
+	done   chan struct{}
+	onErr  func(error)
+}
+
+func newBatchWriter(conn net.Conn, onErr func(error)) *batchWriter {
+	w := &batchWriter{
+		conn:    conn,
+		pending: make([]byte, 0, 32<<10),
+		signal:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		onErr:   onErr,
+	}
+	w.cond.L = &w.mu
+	go w.loop()
+	return w
+}
+
+// write queues frame. The bytes are copied before it returns.
+func (w *batchWriter) write(frame []byte) error {
+	w.mu.Lock()
+	for w.err == nil && len(w.pending) > maxPending {
+		w.waiting++
+		w.cond.Wait()
+		w.waiting--
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	wasEmpty := len(w.pending) == 0
+	w.pending = append(w.pending, frame...)
+	w.mu.Unlock()
+	if wasEmpty {
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (w *batchWriter) loop() {
+	defer close(w.done)
+	spare := make([]byte, 0, 32<<10)
+	for range w.signal {
+		w.mu.Lock()
+		if w.err != nil {
+			w.mu.Unlock()
+			return
+		}
+		buf := w.pending
+		w.pending = spare[:0]
+		w.writing = len(buf) > 0
+		if w.waiting > 0 {
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
+		if len(buf) == 0 {
+			spare = buf
+			continue
+		}
+		_, err := w.conn.Write(buf)
+		w.mu.Lock()
+		w.writing = false
+		if w.waiting > 0 {
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
+		if err != nil {
+			w.fail(err, true)
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 32<<10) // do not pin a burst's memory
+		}
+		spare = buf[:0]
+	}
+}
+
+// fail records err, wakes waiters and stops the loop. The first error
+// wins; notify reports a write failure to the connection's owner (never
+// for a close the owner asked for, which would re-enter it).
+func (w *batchWriter) fail(err error, notify bool) {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	if first {
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+		if notify && w.onErr != nil {
+			w.onErr(err)
+		}
+	}
+}
+
+// close stops the writer with err and closes the connection, which also
+// unblocks a Write in progress; it returns when the loop has exited.
+func (w *batchWriter) close(err error) {
+	w.fail(err, false)
+	_ = w.conn.Close()
+	<-w.done
+}
+
+// drain blocks until everything queued so far has been written to the
+// socket (or the writer failed). Used by graceful shutdown after GOAWAY.
+func (w *batchWriter) drain() {
+	w.mu.Lock()
+	for w.err == nil && (len(w.pending) > 0 || w.writing) {
+		w.waiting++
+		w.cond.Wait()
+		w.waiting--
+	}
+	w.mu.Unlock()
+}
