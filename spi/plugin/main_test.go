@@ -23,6 +23,14 @@ import (
 // testPlugin is the path of testdata/testplugin, built once per run.
 var testPlugin string
 
+// realPlugins are the plugin mains the conformance tests load.
+var realPlugins = []string{
+	"plugins/registry-local/cmd/kite-registry-local",
+	"plugins/lb-weighted/cmd/kite-balancer-weighted",
+	"plugins/lb-roundrobin/cmd/kite-balancer-round-robin",
+	"plugins/compress-snappy/cmd/kite-compressor-snappy",
+}
+
 // binDir holds the binaries built for this run.
 var binDir string
 
@@ -59,9 +67,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building test plugin:", err)
 		os.Exit(1)
 	}
+	// The real plugins the conformance tests serve build in the
+	// background while the first tests run.
+	var prebuild sync.WaitGroup
+	for _, d := range realPlugins {
+		prebuild.Go(func() { _, _ = buildMain(d) })
+	}
 	restartMinBackoff = 20 * time.Millisecond
 	restartMaxBackoff = 200 * time.Millisecond
 	code := m.Run()
+	prebuild.Wait()
 	Shutdown()
 	os.RemoveAll(dir)
 	if code == 0 {

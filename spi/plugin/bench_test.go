@@ -1,0 +1,143 @@
+package plugin
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/plugin/internal/testplugins"
+)
+
+// The benchmarks measure what one call costs through the bridge next to
+// the same implementation compiled in. Run them with
+//
+//	go test -run '^$' -bench . -benchtime=200ms ./spi/plugin/
+//
+// Figures are in docs/PLUGINS.md.
+
+type benchMsg struct {
+	ID    int64             `json:"id"`
+	Name  string            `json:"name"`
+	Email string            `json:"email"`
+	Tags  []string          `json:"tags"`
+	Attrs map[string]string `json:"attrs"`
+}
+
+var benchValue = benchMsg{ID: 1001, Name: "Ann Example", Email: "ann@example.com",
+	Tags: []string{"admin", "beta"}, Attrs: map[string]string{"zone": "a", "tier": "gold"}}
+
+func BenchmarkCodecMarshal(b *testing.B) {
+	run := func(b *testing.B, c spi.Codec) {
+		buf := make([]byte, 0, 512)
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if buf, err = c.Marshal(buf[:0], benchValue); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("compiled", func(b *testing.B) { run(b, testplugins.JSONCodec{}) })
+	b.Run("bridged", func(b *testing.B) {
+		v, _ := load(b, spi.KindCodec, `{}`)
+		run(b, v.(spi.Codec))
+	})
+}
+
+func BenchmarkRegistryResolve(b *testing.B) {
+	run := func(b *testing.B, r spi.Registry) {
+		ctx := context.Background()
+		for i := range 10 {
+			if err := r.Register(ctx, spi.Instance{Service: "bench", Addr: "10.0.0." + string(rune('0'+i)) + ":80", Weight: 100}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if ins, err := r.Resolve(ctx, "bench"); err != nil || len(ins) != 10 {
+				b.Fatal(err, len(ins))
+			}
+		}
+	}
+	b.Run("compiled", func(b *testing.B) { run(b, testplugins.NewMemRegistry("bench-compiled", "")) })
+	b.Run("bridged", func(b *testing.B) {
+		v, _ := load(b, spi.KindRegistry, `{"store":"bench"}`)
+		run(b, v.(spi.Registry))
+	})
+}
+
+func BenchmarkFilterBeforeAfter(b *testing.B) {
+	run := func(b *testing.B, f spi.Filter) {
+		invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, f)
+		ctx := context.Background()
+		meta := &spi.Metadata{}
+		meta.Set("authorization", "Bearer abc")
+		meta.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+		call := &spi.Call{Side: spi.ServerSide, Method: "User.Get", Peer: "127.0.0.1:4000", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+		b.ReportAllocs()
+		for b.Loop() {
+			call.Meta.CopyFrom(meta)
+			call.Trailer.Reset()
+			if err := invoke(ctx, call); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	const cfg = `{"deny":["Admin.Drop"],"stamp":"kite"}`
+	b.Run("compiled", func(b *testing.B) {
+		e, _ := testplugins.Lookup(spi.KindFilter)
+		v, err := e.New(spi.Config(cfg))
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, v.(spi.Filter))
+	})
+	b.Run("bridged", func(b *testing.B) {
+		v, _ := load(b, spi.KindFilter, cfg)
+		run(b, v.(spi.Filter))
+	})
+}
+
+func benchInstances(n int) []spi.Instance {
+	ins := make([]spi.Instance, n)
+	for i := range ins {
+		ins[i] = spi.Instance{Service: "bench", Addr: "10.0.1." + string(rune('a'+i)) + ":80", Weight: 50 + 10*i}
+	}
+	return ins
+}
+
+func BenchmarkBalancerBuild(b *testing.B) {
+	ins := benchInstances(10)
+	run := func(b *testing.B, bal spi.Balancer) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = bal.Build(ins)
+		}
+	}
+	b.Run("compiled", func(b *testing.B) { run(b, testplugins.WRR{}) })
+	b.Run("bridged", func(b *testing.B) {
+		v, _ := load(b, spi.KindBalancer, `{}`)
+		run(b, v.(spi.Balancer))
+	})
+}
+
+func BenchmarkBalancerPick(b *testing.B) {
+	ins := benchInstances(10)
+	run := func(b *testing.B, p spi.Picker) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := p.Pick(ctx, spi.PickInfo{Method: "User.Get"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("compiled", func(b *testing.B) { run(b, testplugins.WRR{}.Build(ins)) })
+	b.Run("bridged", func(b *testing.B) {
+		v, _ := load(b, spi.KindBalancer, `{}`)
+		run(b, v.(spi.Balancer).Build(ins))
+	})
+}
