@@ -235,7 +235,10 @@ func TestDeadlinePropagatesAndCancelsHandler(t *testing.T) {
 	require.Less(t, elapsed, 100*time.Millisecond)
 	select {
 	case herr := <-f.svc.sleepDone:
-		require.ErrorIs(t, herr, context.DeadlineExceeded, "handler context must end")
+		// The server's own timer and the client's cancel frame race; either
+		// way the handler's context must have ended, well before 1 s.
+		require.Error(t, herr, "handler context must end")
+		require.True(t, errors.Is(herr, context.DeadlineExceeded) || errors.Is(herr, context.Canceled), "%v", herr)
 	case <-time.After(500 * time.Millisecond):
 		t.Fatal("handler context was not cancelled")
 	}
