@@ -339,3 +339,26 @@ func processGone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+func TestExampleDenylistPlugin(t *testing.T) {
+	e := loadBinary(t, "examples/custom-plugin/cmd/kite-filter-denylist", spi.KindFilter, "denylist")
+	assert.Equal(t, "1.0.0", e.Version)
+	assert.Len(t, e.Schema, 3)
+	f := build[spi.Filter](t, e, `{"methods":["Admin.*"],"callers":["batch-job"]}`)
+	reached := 0
+	invoke := spi.Chain(func(context.Context, *spi.Call) error { reached++; return nil }, f)
+	ctx := context.Background()
+	call := func(method, caller string) *spi.Call {
+		m := &spi.Metadata{}
+		m.Set(spi.MetaCaller, caller)
+		return &spi.Call{Side: spi.ServerSide, Method: method, Meta: m, Trailer: &spi.Metadata{}}
+	}
+	require.NoError(t, invoke(ctx, call("User.Get", "web")))
+	err := invoke(ctx, call("Admin.Drop", "web"))
+	assert.ErrorIs(t, err, spi.ErrPermissionDenied)
+	assert.Contains(t, err.Error(), "Admin.Drop: denied by policy")
+	assert.ErrorIs(t, invoke(ctx, call("User.Get", "batch-job")), spi.ErrPermissionDenied)
+	assert.Equal(t, 1, reached)
+	_, err = e.New(spi.Config(`{"methods":["bad"]}`))
+	assert.ErrorIs(t, err, spi.ErrInvalidArgument)
+}

@@ -29,6 +29,7 @@ var realPlugins = []string{
 	"plugins/lb-weighted/cmd/kite-balancer-weighted",
 	"plugins/lb-roundrobin/cmd/kite-balancer-round-robin",
 	"plugins/compress-snappy/cmd/kite-compressor-snappy",
+	"examples/custom-plugin/cmd/kite-filter-denylist",
 }
 
 // binDir holds the binaries built for this run.
