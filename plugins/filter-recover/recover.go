@@ -1,0 +1,70 @@
+// Package recoverfilter is the "recover" filter: a panic anywhere below it
+// in the chain (later filters or the handler) becomes an Internal error for
+// that call, logged with its stack, and the process keeps serving.
+//
+// The core server also has a last-resort recover; this filter adds the
+// stack trace and lets the position in the chain be chosen in kite.hcl.
+package recoverfilter
+
+import (
+	"context"
+	"runtime/debug"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/spi"
+)
+
+// Filter recovers panics into Internal errors.
+type Filter struct {
+	// Logger receives the panic and stack; default hclog.Default().
+	Logger hclog.Logger
+	// Stack includes the goroutine stack in the log line (default true).
+	Stack bool
+}
+
+type config struct {
+	Stack *bool `json:"stack"`
+}
+
+// New builds the filter from its kite.hcl block.
+func New(cfg spi.Config) (any, error) {
+	var c config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	f := &Filter{Stack: true}
+	if c.Stack != nil {
+		f.Stack = *c.Stack
+	}
+	return f, nil
+}
+
+// Wrap implements spi.Filter.
+func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
+	log := f.Logger
+	if log == nil {
+		log = hclog.Default().Named("recover")
+	}
+	return func(ctx context.Context, call *spi.Call) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				args := []any{"method", call.Method, "side", call.Side.String(), "peer", call.Peer, "panic", r}
+				if f.Stack {
+					args = append(args, "stack", string(debug.Stack()))
+				}
+				log.Error("recovered from panic", args...)
+				err = spi.Errorf(spi.Internal, "panic in %s: %v", call.Method, r)
+			}
+		}()
+		return next(ctx, call)
+	}
+}
+
+func init() {
+	spi.Register(spi.Entry{
+		Kind: spi.KindFilter, Name: "recover", Version: "1.0.0",
+		Doc:    "turns panics into Internal errors and logs the stack",
+		Schema: spi.Schema{{Name: "stack", Type: spi.TypeBool, Doc: "log the goroutine stack (default true)"}},
+		New:    New,
+	})
+}

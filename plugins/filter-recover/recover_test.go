@@ -1,0 +1,36 @@
+package recoverfilter
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/spi"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestPanicBecomesInternal(t *testing.T) {
+	var buf bytes.Buffer
+	f := &Filter{Logger: hclog.New(&hclog.LoggerOptions{Output: &buf}), Stack: true}
+	inv := f.Wrap(func(ctx context.Context, c *spi.Call) error { panic("kaboom") })
+	err := inv(context.Background(), &spi.Call{Method: "Svc.M", Side: spi.ServerSide})
+	require.ErrorIs(t, err, spi.ErrInternal)
+	require.Contains(t, err.Error(), "kaboom")
+	require.Contains(t, buf.String(), "recovered from panic")
+	require.Contains(t, buf.String(), "recover_test.go") // the stack points at the panic
+
+	ok := f.Wrap(func(ctx context.Context, c *spi.Call) error { return spi.ErrNotFound })
+	require.ErrorIs(t, ok(context.Background(), &spi.Call{}), spi.ErrNotFound)
+}
+
+func TestCatalogEntry(t *testing.T) {
+	v, err := spi.Default.Build(spi.KindFilter, "recover", spi.Config(`{"stack":false}`))
+	require.NoError(t, err)
+	require.False(t, v.(*Filter).Stack)
+	_, err = spi.Default.Build(spi.KindFilter, "recover", spi.Config(`{"nope":1}`))
+	require.Error(t, err)
+}
