@@ -1,0 +1,95 @@
+package kite
+
+import (
+	"context"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/spi"
+
+	// The default plugin set.
+	_ "github.com/kiterpc/kite/plugins/codec-json"
+	_ "github.com/kiterpc/kite/plugins/filter-log"
+	_ "github.com/kiterpc/kite/plugins/filter-recover"
+)
+
+// Runtime types.
+type (
+	Server        = core.Server
+	ServerOptions = core.ServerOptions
+	Client        = core.Client
+	ClientOptions = core.ClientOptions
+	Future        = core.Future
+	Stream        = core.Stream
+	ServiceDesc   = core.ServiceDesc
+	MethodDesc    = core.MethodDesc
+	StreamDesc    = core.StreamDesc
+)
+
+// Contract types.
+type (
+	Error    = spi.Error
+	Code     = spi.Code
+	Metadata = spi.Metadata
+	Instance = spi.Instance
+	Call     = spi.Call
+	Filter   = spi.Filter
+	Invoker  = spi.Invoker
+)
+
+// Status codes.
+const (
+	OK                 = spi.OK
+	Canceled           = spi.Canceled
+	Unknown            = spi.Unknown
+	InvalidArgument    = spi.InvalidArgument
+	DeadlineExceeded   = spi.DeadlineExceeded
+	NotFound           = spi.NotFound
+	AlreadyExists      = spi.AlreadyExists
+	PermissionDenied   = spi.PermissionDenied
+	ResourceExhausted  = spi.ResourceExhausted
+	FailedPrecondition = spi.FailedPrecondition
+	Aborted            = spi.Aborted
+	OutOfRange         = spi.OutOfRange
+	Unimplemented      = spi.Unimplemented
+	Internal           = spi.Internal
+	Unavailable        = spi.Unavailable
+	DataLoss           = spi.DataLoss
+	Unauthenticated    = spi.Unauthenticated
+)
+
+// Sentinel errors for errors.Is, one per code.
+var (
+	ErrCanceled           = spi.ErrCanceled
+	ErrDeadlineExceeded   = spi.ErrDeadlineExceeded
+	ErrNotFound           = spi.ErrNotFound
+	ErrInvalidArgument    = spi.ErrInvalidArgument
+	ErrPermissionDenied   = spi.ErrPermissionDenied
+	ErrResourceExhausted  = spi.ErrResourceExhausted
+	ErrFailedPrecondition = spi.ErrFailedPrecondition
+	ErrUnimplemented      = spi.ErrUnimplemented
+	ErrInternal           = spi.ErrInternal
+	ErrUnavailable        = spi.ErrUnavailable
+	ErrUnauthenticated    = spi.ErrUnauthenticated
+)
+
+// NewServer returns a server; see core.ServerOptions for the knobs.
+func NewServer(opts ServerOptions) (*Server, error) { return core.NewServer(opts) }
+
+// NewClient returns a client; see core.ClientOptions for the knobs.
+func NewClient(opts ClientOptions) (*Client, error) { return core.NewClient(opts) }
+
+// Errorf returns an *Error with code and a formatted message; return it
+// from a handler and the caller receives the same code and message.
+func Errorf(code Code, format string, args ...any) *Error { return spi.Errorf(code, format, args...) }
+
+// CodeOf returns the status code of err (OK for nil).
+func CodeOf(err error) Code { return spi.CodeOf(err) }
+
+// WithMetadata attaches request metadata to calls made with ctx.
+func WithMetadata(ctx context.Context, md *Metadata) context.Context {
+	return core.WithMetadata(ctx, md)
+}
+
+// CallFromContext returns the call a handler serves (method, peer,
+// metadata), or nil outside a handler.
+func CallFromContext(ctx context.Context) *Call { return core.CallFromContext(ctx) }
