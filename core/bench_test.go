@@ -1,0 +1,110 @@
+package core
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+)
+
+type rawEcho struct{}
+
+func (rawEcho) Echo(ctx context.Context, b *[]byte) (*[]byte, error) { return b, nil }
+
+// benchPair starts a server with a raw-bytes echo (so the figures measure
+// the runtime, not a codec) and a client over one TCP connection.
+func benchPair(b *testing.B) *Client {
+	b.Helper()
+	srv, err := NewServer(ServerOptions{Catalog: testCatalog(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Register("Raw", rawEcho{}); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewClient(ClientOptions{Targets: []string{ln.Addr().String()}, Codec: RawCodec{}, Catalog: testCatalog(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = c.Close()
+		_ = srv.Close()
+	})
+	return c
+}
+
+// BenchmarkEcho1KiB is a 1 KiB echo round trip over loopback TCP with one
+// caller: the latency floor of a call.
+func BenchmarkEcho1KiB(b *testing.B) {
+	c := benchPair(b)
+	req := make([]byte, 1024)
+	var resp []byte
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(2048)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Call(ctx, "Raw.Echo", req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEcho1KiBParallel100 runs 100 concurrent callers over the same
+// single connection: throughput with multiplexing and write batching.
+func BenchmarkEcho1KiBParallel100(b *testing.B) {
+	c := benchPair(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(2048)
+	b.SetParallelism(100 / max(1, testingProcs()))
+	var failed atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := make([]byte, 1024)
+		var resp []byte
+		for pb.Next() {
+			if err := c.Call(ctx, "Raw.Echo", req, &resp); err != nil {
+				failed.Add(1)
+			}
+		}
+	})
+	if failed.Load() > 0 {
+		b.Fatalf("%d calls failed", failed.Load())
+	}
+}
+
+// BenchmarkEcho1KiBJSON is the sync round trip with a JSON body, to show
+// what a codec adds on top of the runtime.
+func BenchmarkEcho1KiBJSON(b *testing.B) {
+	srv, err := NewServer(ServerOptions{Catalog: testCatalog(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Register("Echo", newEchoSvc()); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewClient(ClientOptions{Targets: []string{ln.Addr().String()}, Catalog: testCatalog(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	defer c.Close()
+	text := string(make([]byte, 1000))
+	req := &EchoReq{ID: 1, Text: text}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var resp EchoResp
+		if err := c.Call(context.Background(), "Echo.Echo", req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
