@@ -1,0 +1,43 @@
+// Package stack assembles a running Kite stack from a kite.hcl: it is
+// the step between core/config (which reads and checks the file) and
+// core (which serves and calls).
+//
+//	st, err := stack.Load("kite.hcl")
+//	defer st.Close()
+//	// server side
+//	err = st.Serve(ctx, "echo", func(s *core.Server) error { return s.Register("Echo", &echo{}) })
+//	// client side
+//	c, err := st.Client("echo")
+//	err = c.Call(ctx, "Echo.Echo", req, &resp)
+//
+// Load starts the external plugins the file declares through spi/plugin
+// (the binary's sha256 is checked before it runs; a mismatch names the
+// file) and checks each plugin-served block against the schema the
+// plugin reports. Registries, balancers, filters, codecs and
+// compressors are built through the catalog — or the plugin serving
+// them — with their block's spi.Config when a server or client needs
+// them; a failure names the kite.hcl position of the block (or of the
+// reference, for an implementation used without a block).
+//
+// # Lifecycle choices, and why
+//
+//   - Registries are built once per label and shared by every server and
+//     client of the stack: one ZooKeeper session or etcd lease per
+//     process, and this process's own registrations are seen by its
+//     watchers at once. Balancers and filters are built per client or
+//     server, since they may keep per-client state.
+//   - Serve registers the instance only after the listener accepts, and
+//     on shutdown deregisters before core.Server.Shutdown: clients stop
+//     choosing the instance while it still answers, GOAWAY moves the
+//     rest, and calls in flight drain within shutdown_timeout.
+//   - Client timeouts (and method-block timeouts) are applied by the
+//     stack's outermost client filter from an atomically swapped
+//     snapshot, not by core.ClientOptions.Timeout, so Reload can change
+//     them under load. The balancer is swapped with
+//     core.Client.SetBalancer: calls in flight finish on the old picker.
+//     Other client changes (registry, codec, filters, pool…) are reported
+//     as needing a restart, never half-applied.
+//   - The "tls" transport is assembled here from the block's tls
+//     settings (TCP underneath), since its configuration lives in the
+//     server or client block rather than in a component block.
+package stack

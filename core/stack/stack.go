@@ -1,0 +1,604 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/config"
+	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/plugin"
+)
+
+// Option configures Load.
+type Option func(*options)
+
+type options struct {
+	cat          *spi.Catalog
+	log          hclog.Logger
+	startTimeout time.Duration
+}
+
+// WithCatalog resolves implementation names in cat instead of spi.Default.
+func WithCatalog(cat *spi.Catalog) Option { return func(o *options) { o.cat = cat } }
+
+// WithLogger sends the stack's, its servers', clients' and plugins' logs
+// to l instead of hclog.Default().
+func WithLogger(l hclog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithPluginStartTimeout bounds the start and handshake of each external
+// plugin (default 10 s).
+func WithPluginStartTimeout(d time.Duration) Option {
+	return func(o *options) { o.startTimeout = d }
+}
+
+// Stack is a kite.hcl turned into running parts. It owns what it built —
+// registries, plugin processes, clients, servers — and Close releases
+// all of it. It is safe for concurrent use.
+type Stack struct {
+	cat          *spi.Catalog
+	log          hclog.Logger
+	startTimeout time.Duration
+
+	mu      sync.Mutex
+	path    string
+	file    *config.File
+	plugins map[pluginKey]*loadedPlugin
+	// registries are shared by label: every server and client of the
+	// stack that names a registry talks through one instance of it, so a
+	// registration is seen by this process's own watchers at once and a
+	// ZooKeeper/etcd session is opened once.
+	registries map[string]spi.Registry
+	// closers are other built components that hold resources (bridged
+	// filters, codecs, balancers), released on Close.
+	closers []spi.Closer
+	clients map[*core.Client]*managedClient
+	servers map[*core.Server]struct{}
+	closed  bool
+}
+
+type pluginKey struct {
+	kind spi.Kind
+	name string
+}
+
+type loadedPlugin struct {
+	decl  *config.PluginDecl
+	entry spi.Entry
+	proc  *plugin.Process
+}
+
+// PluginInfo describes one implementation a stack can build from.
+type PluginInfo struct {
+	Kind    spi.Kind
+	Name    string
+	Version string
+	Doc     string
+	// Source is "builtin" for a compiled-in implementation, else the
+	// plugin binary's path.
+	Source string
+	// SHA256 is the checksum an external plugin was verified against ("" when builtin).
+	SHA256 string
+	// Pid is the process id of a running external plugin (0 when builtin).
+	Pid int
+}
+
+// Load parses the kite.hcl at path against the catalog (spi.Default
+// unless WithCatalog), starts the external plugins it declares — each
+// binary's sha256 is checked before it runs — and checks every plugin-
+// served block against the schema the plugin reports. Registries,
+// balancers, filters, codecs and compressors are built when a server or
+// client needs them. Errors name the kite.hcl position they come from.
+func Load(path string, opts ...Option) (*Stack, error) {
+	o := options{cat: spi.Default, log: hclog.Default(), startTimeout: 10 * time.Second}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	f, err := config.Load(path, o.cat)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range f.Warnings {
+		o.log.Warn(diagString(w))
+	}
+	st := &Stack{
+		cat: o.cat, log: o.log, startTimeout: o.startTimeout,
+		path: path, file: f,
+		plugins:    map[pluginKey]*loadedPlugin{},
+		registries: map[string]spi.Registry{},
+		clients:    map[*core.Client]*managedClient{},
+		servers:    map[*core.Server]struct{}{},
+	}
+	if err := st.loadPlugins(f); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := st.checkPluginConfigs(f); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// File returns the configuration the stack currently follows (the last
+// one loaded or reloaded). Treat it as read-only.
+func (st *Stack) File() *config.File {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.file
+}
+
+// Catalog returns the catalog the stack resolves compiled-in names in.
+func (st *Stack) Catalog() *spi.Catalog { return st.cat }
+
+// Logger returns the stack's logger.
+func (st *Stack) Logger() hclog.Logger { return st.log }
+
+// loadPlugins starts every plugin block of f not already running with the
+// same declaration. A block whose path or checksum changed since the
+// stack loaded it is refused: a running plugin's implementations are in
+// use, so swapping the binary needs a restart.
+func (st *Stack) loadPlugins(f *config.File) error {
+	for _, d := range f.Plugins {
+		key := pluginKey{d.Kind, d.Name}
+		st.mu.Lock()
+		lp := st.plugins[key]
+		st.mu.Unlock()
+		if lp != nil {
+			if lp.decl.Path != d.Path || lp.decl.SHA256 != d.SHA256 || !equalStrings(lp.decl.Args, d.Args) || !equalEnv(lp.decl.Env, d.Env) {
+				return fmt.Errorf("%s: %s plugin %q changed (path, sha256, args or env) since it was loaded from %s; restart the process to load the new binary",
+					pos(d.DeclRange), d.Kind, d.Name, lp.decl.Path)
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), st.startTimeout)
+		entry, proc, err := plugin.Load(ctx, plugin.Decl{
+			Kind: d.Kind, Name: d.Name, Path: d.Path, SHA256: d.SHA256,
+			Args: d.Args, Env: envList(d.Env), StartTimeout: st.startTimeout,
+		}, st.log)
+		cancel()
+		if err != nil {
+			// plugin.Load's message names the binary (and, for a checksum
+			// mismatch, both sums); prefix where the block is.
+			return fmt.Errorf("%s: loading %s plugin %q: %w", pos(d.DeclRange), d.Kind, d.Name, err)
+		}
+		st.mu.Lock()
+		st.plugins[key] = &loadedPlugin{decl: d, entry: entry, proc: proc}
+		st.mu.Unlock()
+		st.log.Debug("plugin loaded", "kind", d.Kind, "name", d.Name, "path", d.Path, "version", entry.Version, "pid", proc.Pid())
+	}
+	return nil
+}
+
+// checkPluginConfigs checks each block served by a plugin against the
+// schema the plugin reported when it started: config.Parse could not,
+// since the schema was unknown until then.
+func (st *Stack) checkPluginConfigs(f *config.File) error {
+	var errs []error
+	for _, kind := range []spi.Kind{spi.KindRegistry, spi.KindBalancer, spi.KindFilter, spi.KindCodec, spi.KindCompressor} {
+		for _, c := range f.Components(kind) {
+			if c.Plugin == nil {
+				continue
+			}
+			lp := st.plugin(c.Kind, c.Impl)
+			if lp == nil {
+				continue
+			}
+			if err := checkSchema(c, lp.entry.Schema); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkSchema(c *config.Component, schema spi.Schema) error {
+	var attrs map[string]json.RawMessage
+	if len(c.Config) > 0 {
+		if err := json.Unmarshal(c.Config, &attrs); err != nil {
+			return fmt.Errorf("%s: %s %q: configuration is not a JSON object: %v", pos(c.DeclRange), c.Kind, c.Label, err)
+		}
+	}
+	known := map[string]spi.Field{}
+	names := make([]string, 0, len(schema))
+	for _, fld := range schema {
+		known[fld.Name] = fld
+		names = append(names, fld.Name)
+	}
+	sort.Strings(names)
+	var errs []error
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fld, ok := known[k]
+		at := c.DeclRange
+		if r, ok := c.AttrRanges[k]; ok {
+			at = r
+		}
+		if !ok {
+			valid := "it takes no attributes"
+			if len(names) > 0 {
+				valid = "valid attributes: " + strings.Join(names, ", ")
+			}
+			errs = append(errs, fmt.Errorf("%s: unsupported attribute %q in %s %q (served by plugin %s); %s",
+				pos(at), k, c.Kind, c.Label, c.Plugin.Path, valid))
+			continue
+		}
+		if msg := typeMismatch(fld, attrs[k]); msg != "" {
+			errs = append(errs, fmt.Errorf("%s: attribute %q of %s %q: %s", pos(at), k, c.Kind, c.Label, msg))
+		}
+	}
+	for _, fld := range schema {
+		if _, ok := attrs[fld.Name]; fld.Required && !ok {
+			errs = append(errs, fmt.Errorf("%s: %s %q (served by plugin %s) needs attribute %q (%s)",
+				pos(c.DeclRange), c.Kind, c.Label, c.Plugin.Path, fld.Name, fld.Doc))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// typeMismatch checks a JSON value against a field type ("" when it fits).
+func typeMismatch(fld spi.Field, raw json.RawMessage) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err.Error()
+	}
+	ok := true
+	switch fld.Type {
+	case spi.TypeString:
+		_, ok = v.(string)
+	case spi.TypeDuration:
+		s, isStr := v.(string)
+		if !isStr {
+			return "a duration string such as \"500ms\" is required"
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return fmt.Sprintf("invalid duration %q: %v", s, err)
+		}
+	case spi.TypeNumber:
+		_, ok = v.(float64)
+	case spi.TypeBool:
+		_, ok = v.(bool)
+	case spi.TypeStringList:
+		_, ok = v.([]any)
+	case spi.TypeStringMap:
+		_, ok = v.(map[string]any)
+	}
+	if !ok {
+		return fmt.Sprintf("a %s is required", fld.Type)
+	}
+	return ""
+}
+
+func (st *Stack) plugin(kind spi.Kind, name string) *loadedPlugin {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.plugins[pluginKey{kind, name}]
+}
+
+// Plugins lists every implementation the stack can build from: the
+// catalog's compiled-in entries, with the file's external plugins (which
+// replace a compiled-in one of the same kind and name) carrying their
+// path, checksum and the version the running binary reports.
+func (st *Stack) Plugins() []PluginInfo {
+	st.mu.Lock()
+	ext := make(map[pluginKey]*loadedPlugin, len(st.plugins))
+	for k, v := range st.plugins {
+		ext[k] = v
+	}
+	st.mu.Unlock()
+	var out []PluginInfo
+	for _, e := range st.cat.Entries() {
+		if _, shadowed := ext[pluginKey{e.Kind, e.Name}]; shadowed {
+			continue
+		}
+		out = append(out, PluginInfo{Kind: e.Kind, Name: e.Name, Version: e.Version, Doc: e.Doc, Source: e.Source})
+	}
+	for _, lp := range ext {
+		out = append(out, PluginInfo{
+			Kind: lp.entry.Kind, Name: lp.entry.Name, Version: lp.entry.Version, Doc: lp.entry.Doc,
+			Source: lp.decl.Path, SHA256: lp.decl.SHA256, Pid: lp.proc.Pid(),
+		})
+	}
+	order := map[spi.Kind]int{}
+	for i, k := range spi.Kinds {
+		order[k] = i
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return order[out[i].Kind] < order[out[j].Kind]
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// component resolves ref (a block label or implementation name) of kind
+// in f. at is where the reference is written, for errors about
+// components that have no block of their own.
+func (st *Stack) component(f *config.File, kind spi.Kind, ref string, at hcl.Range) (*config.Component, hcl.Range, error) {
+	c, ok := f.Component(kind, ref)
+	if !ok {
+		return nil, at, fmt.Errorf("%s: no %s %q", pos(at), kind, ref)
+	}
+	where := c.DeclRange
+	if c.Implicit || where.Filename == "" {
+		where = at
+	}
+	return c, where, nil
+}
+
+// build builds c through the plugin serving it or the catalog; errors
+// name where in the file the component comes from.
+func (st *Stack) build(c *config.Component, where hcl.Range) (any, error) {
+	var (
+		v   any
+		err error
+	)
+	if c.Plugin != nil {
+		lp := st.plugin(c.Kind, c.Impl)
+		if lp == nil {
+			return nil, fmt.Errorf("%s: %s %q: plugin %q is not loaded", pos(where), c.Kind, c.Label, c.Impl)
+		}
+		v, err = lp.entry.New(c.Config)
+		if err == nil && !implementsKind(c.Kind, v) {
+			err = fmt.Errorf("plugin returned %T, which is not a %s", v, c.Kind)
+		}
+	} else {
+		v, err = st.cat.Build(c.Kind, c.Impl, c.Config)
+	}
+	if err != nil {
+		what := fmt.Sprintf("%s %q", c.Kind, c.Label)
+		if c.Label != c.Impl {
+			what = fmt.Sprintf("%s %q %q", c.Kind, c.Impl, c.Label)
+		}
+		return nil, fmt.Errorf("%s: building %s: %w", pos(where), what, err)
+	}
+	return v, nil
+}
+
+func implementsKind(kind spi.Kind, v any) bool {
+	switch kind {
+	case spi.KindCodec:
+		_, ok := v.(spi.Codec)
+		return ok
+	case spi.KindCompressor:
+		_, ok := v.(spi.Compressor)
+		return ok
+	case spi.KindRegistry:
+		_, ok := v.(spi.Registry)
+		return ok
+	case spi.KindBalancer:
+		_, ok := v.(spi.Balancer)
+		return ok
+	case spi.KindFilter:
+		_, ok := v.(spi.Filter)
+		return ok
+	}
+	return v != nil
+}
+
+// keep records v for Close when it holds resources.
+func (st *Stack) keep(v any) {
+	if c, ok := v.(spi.Closer); ok {
+		st.mu.Lock()
+		st.closers = append(st.closers, c)
+		st.mu.Unlock()
+	}
+}
+
+// Registry returns the registry ref names in the current file (a block
+// label or an implementation name), building it on first use. It is
+// shared by every server and client of the stack and closed by Close.
+func (st *Stack) Registry(ref string) (spi.Registry, error) {
+	f := st.File()
+	return st.registry(f, ref, hcl.Range{})
+}
+
+func (st *Stack) registry(f *config.File, ref string, at hcl.Range) (spi.Registry, error) {
+	c, where, err := st.component(f, spi.KindRegistry, ref, at)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil, errors.New("stack: closed")
+	}
+	r := st.registries[c.Label]
+	st.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	v, err := st.build(c, where)
+	if err != nil {
+		return nil, err
+	}
+	r = v.(spi.Registry)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if prev := st.registries[c.Label]; prev != nil || st.closed {
+		// Built concurrently by another caller (or closed meanwhile).
+		_ = r.Close()
+		if st.closed {
+			return nil, errors.New("stack: closed")
+		}
+		return prev, nil
+	}
+	st.registries[c.Label] = r
+	return r, nil
+}
+
+// filters builds the filter chain named by refs, outermost first.
+func (st *Stack) filters(f *config.File, refs []string, at hcl.Range) ([]spi.Filter, error) {
+	out := make([]spi.Filter, 0, len(refs))
+	for _, ref := range refs {
+		c, where, err := st.component(f, spi.KindFilter, ref, at)
+		if err != nil {
+			return nil, err
+		}
+		v, err := st.build(c, where)
+		if err != nil {
+			return nil, err
+		}
+		st.keep(v)
+		out = append(out, v.(spi.Filter))
+	}
+	return out, nil
+}
+
+func (st *Stack) codec(f *config.File, ref string, at hcl.Range) (spi.Codec, error) {
+	c, where, err := st.component(f, spi.KindCodec, ref, at)
+	if err != nil {
+		return nil, err
+	}
+	v, err := st.build(c, where)
+	if err != nil {
+		return nil, err
+	}
+	st.keep(v)
+	return v.(spi.Codec), nil
+}
+
+func (st *Stack) compressor(f *config.File, ref string, at hcl.Range) (spi.Compressor, error) {
+	c, where, err := st.component(f, spi.KindCompressor, ref, at)
+	if err != nil {
+		return nil, err
+	}
+	v, err := st.build(c, where)
+	if err != nil {
+		return nil, err
+	}
+	st.keep(v)
+	return v.(spi.Compressor), nil
+}
+
+func (st *Stack) balancer(f *config.File, ref string, at hcl.Range) (spi.Balancer, *config.Component, error) {
+	c, where, err := st.component(f, spi.KindBalancer, ref, at)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := st.build(c, where)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.keep(v)
+	return v.(spi.Balancer), c, nil
+}
+
+// Close closes every client and server the stack built (servers at once:
+// use Serve's context for a graceful stop), then the components, the
+// registries (withdrawing what they registered) and the plugin processes.
+// It is idempotent.
+func (st *Stack) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	clients := make([]*core.Client, 0, len(st.clients))
+	for c := range st.clients {
+		clients = append(clients, c)
+	}
+	servers := make([]*core.Server, 0, len(st.servers))
+	for s := range st.servers {
+		servers = append(servers, s)
+	}
+	closers := st.closers
+	regs := st.registries
+	plugins := st.plugins
+	st.clients, st.servers, st.closers, st.registries = nil, nil, nil, nil
+	st.mu.Unlock()
+
+	var errs []error
+	for _, c := range clients {
+		errs = append(errs, c.Close())
+	}
+	for _, s := range servers {
+		errs = append(errs, s.Close())
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i].Close())
+	}
+	labels := make([]string, 0, len(regs))
+	for l := range regs {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		if err := regs[l].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing registry %q: %w", l, err))
+		}
+	}
+	// Plugin processes last: the components above may still talk to them
+	// while closing (a bridged registry withdraws its registrations).
+	for _, lp := range plugins {
+		errs = append(errs, lp.proc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// pos formats a range's start as file:line:col.
+func pos(r hcl.Range) string {
+	if r.Filename == "" {
+		return "kite.hcl"
+	}
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+func diagString(d *hcl.Diagnostic) string {
+	s := d.Summary
+	if d.Detail != "" {
+		s += ": " + d.Detail
+	}
+	if d.Subject != nil {
+		s = pos(*d.Subject) + ": " + s
+	}
+	return s
+}
+
+func envList(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalEnv(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
