@@ -96,7 +96,7 @@ func testCatalog(t *testing.T) *spi.Catalog {
 	}))
 	require.NoError(t, cat.Add(spi.Entry{
 		Kind: spi.KindRegistry, Name: "mem", Version: "0.0.1",
-		New:  func(spi.Config) (any, error) { return newMemRegistry(), nil },
+		New: func(spi.Config) (any, error) { return newMemRegistry(), nil },
 	}))
 	require.NoError(t, cat.Add(spi.Entry{
 		Kind: spi.KindFilter, Name: "broken", Version: "0.0.1",
