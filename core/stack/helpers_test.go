@@ -28,7 +28,11 @@ import (
 	_ "github.com/kiterpc/kite/plugins/registry-local"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// spawnLoop is spi/plugin's thread that starts plugin processes; it lives
+// as long as the process, by design (see spi/plugin/host.go).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop"))
+}
 
 // EchoReq and EchoResp are the test service's messages.
 type EchoReq struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -428,4 +429,91 @@ func TestCloseClosesWhatItBuilt(t *testing.T) {
 	assert.Equal(t, spi.Unavailable, spi.CodeOf(err))
 	_, err = st.Client("echo")
 	assert.Error(t, err)
+}
+
+// buildPlugin builds a plugin main (a directory relative to the module
+// root) into dir and returns its path and sha256.
+func buildPlugin(t *testing.T, dir, pkg string) (string, string) {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+	cmd.Dir = "../.."
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build %s:\n%s", pkg, b)
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	sum := sha256.Sum256(raw)
+	return out, hex.EncodeToString(sum[:])
+}
+
+func TestExternalRegistryPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary")
+	}
+	dir := t.TempDir()
+	t0 := time.Now()
+	bin, sum := buildPlugin(t, dir, "plugins/registry-local/cmd/kite-registry-local")
+	t.Logf("build %v", time.Since(t0))
+	path := writeHCL(t, dir, "kite.hcl", fmt.Sprintf(`
+plugin "registry" "local" {
+  path   = %q
+  sha256 = %q
+}
+`, bin, sum)+localStack)
+	t0 = time.Now()
+	st, err := stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer st.Close()
+	t.Logf("load %v", time.Since(t0))
+
+	var ext *stack.PluginInfo
+	for _, p := range st.Plugins() {
+		if p.Kind == spi.KindRegistry && p.Name == "local" {
+			ext = &p
+		}
+	}
+	require.NotNil(t, ext)
+	assert.Equal(t, bin, ext.Source)
+	assert.Equal(t, sum, ext.SHA256)
+	assert.Equal(t, "1.0.0", ext.Version)
+	assert.NotZero(t, ext.Pid)
+
+	in, stop := serving(t, st, "echo", &echo{name: "through-plugin"})
+	c, err := st.Client("echo")
+	require.NoError(t, err)
+	var resp EchoResp
+	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "hi"}, &resp))
+	assert.Equal(t, "through-plugin", resp.Server)
+	assert.Equal(t, []string{in.Addr}, addrs(c.Instances()))
+	t0 = time.Now()
+	require.NoError(t, stop())
+	t.Logf("stop %v", time.Since(t0))
+	t0 = time.Now()
+	require.NoError(t, st.Close())
+	t.Logf("close %v", time.Since(t0))
+	assert.Error(t, syscall.Kill(ext.Pid, 0), "plugin process %d ended with Close", ext.Pid)
+
+	// The plugin's schema is checked once it has started: errors point at
+	// the attribute.
+	path = writeHCL(t, dir, "bad.hcl", fmt.Sprintf(`
+plugin "registry" "local" {
+  path   = %q
+  sha256 = %q
+}
+registry "local" "main" {
+  dri = "/tmp"
+}
+`, bin, sum))
+	_, err = stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path+":7:9: unsupported attribute \"dri\"")
+	assert.Contains(t, err.Error(), "valid attributes: dir, poll_interval, ttl")
+}
+
+func addrs(ins []spi.Instance) []string {
+	out := make([]string, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, in.Addr)
+	}
+	return out
 }
