@@ -104,10 +104,8 @@ func (im *Imports) write(b *strings.Builder) {
 		return paths[i] < paths[j]
 	})
 	b.WriteString("import (\n")
-	std := true
-	for _, p := range paths {
-		if std && !isStd(p) {
-			std = false
+	for i, p := range paths {
+		if i > 0 && isStd(paths[i-1]) && !isStd(p) {
 			b.WriteString("\n")
 		}
 		local := im.byPath[p]

@@ -51,9 +51,6 @@ type LoadOptions struct {
 // interfaces, channels or functions). A `//kite:idempotent` line in a
 // method's doc comment marks it idempotent.
 func LoadInterface(opts LoadOptions) (*File, error) {
-	if opts.Type == "" {
-		return nil, errors.New("no interface type given")
-	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -81,7 +78,14 @@ func LoadInterface(opts LoadOptions) (*File, error) {
 	if len(pkgs) != 1 {
 		return nil, fmt.Errorf("loading package in %s: got %d packages", opts.Dir, len(pkgs))
 	}
-	pkg := pkgs[0]
+	return interfaceFile(pkgs[0], dir, opts)
+}
+
+// interfaceFile builds the file for opts.Type from a loaded package.
+func interfaceFile(pkg *packages.Package, dir string, opts LoadOptions) (*File, error) {
+	if opts.Type == "" {
+		return nil, errors.New("no interface type given")
+	}
 	if pkg.Types == nil || pkg.Types.Scope() == nil {
 		return nil, fmt.Errorf("loading package in %s: %s", opts.Dir, pkgErrors(pkg))
 	}
