@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kiterpc/kite/core/protocol"
+	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -39,7 +40,8 @@ type ClientOptions struct {
 	Compressor        spi.Compressor
 	CompressThreshold int
 
-	// Timeout applies to calls whose context has no deadline; 0 = none.
+	// Timeout bounds each call, retries included, when the caller's
+	// context has no earlier deadline; 0 = none. Methods may override it.
 	Timeout time.Duration
 	// ConnectTimeout bounds dialing one endpoint. Default 3 s.
 	ConnectTimeout time.Duration
@@ -64,6 +66,22 @@ type ClientOptions struct {
 	MaxMetadata int
 	// StreamWindow is the per-stream receive window in messages.
 	StreamWindow int
+
+	// Retry is the retry policy (kite.hcl's retry block); nil takes the
+	// resilience package defaults: 3 attempts, backoff "10ms..1s", a
+	// budget of 0.1 retries per call plus 10 per second. MaxAttempts 1
+	// turns retries off. Only safe failures are retried: before the
+	// request was sent, or of idempotent methods (resilience.ShouldRetry).
+	Retry *resilience.Policy
+	// RetryCodes, when not empty, limits retries to these codes.
+	RetryCodes []spi.Code
+	// Methods holds per-method timeout, idempotency and retry settings,
+	// keyed by "Service.Method".
+	Methods map[string]MethodOptions
+	// Breaker configures the per-endpoint circuit breakers (outlier
+	// ejection); nil takes the resilience defaults. Set both
+	// ConsecutiveFailures and FailureRatio negative to never eject.
+	Breaker *resilience.BreakerConfig
 
 	// Filters run around every call, Filters[0] outermost.
 	Filters []spi.Filter
@@ -140,6 +158,7 @@ type Client struct {
 	codec  spi.Codec
 	comp   spi.Compressor
 	invoke spi.Invoker
+	res    *resilienceState // retries, budget, breakers (retry.go)
 
 	picker atomic.Pointer[pickerBox]
 
@@ -170,15 +189,20 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Compressor != nil {
 		t.compressors[opts.Compressor.ID()] = opts.Compressor
 	}
+	log := opts.Logger.Named("client")
+	res, err := newResilience(&opts, log)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
-		opts: opts, log: opts.Logger.Named("client"), table: t,
-		codec: opts.Codec, comp: opts.Compressor,
+		opts: opts, log: log, table: t,
+		codec: opts.Codec, comp: opts.Compressor, res: res,
 		endpoints: make(map[string]*endpoint),
 		updated:   make(chan struct{}),
 		ctx:       ctx, cancel: cancel,
 	}
-	c.invoke = spi.Chain(c.send, opts.Filters...)
+	c.invoke = spi.Chain(c.retrying, opts.Filters...)
 	if opts.Registry == nil {
 		ins := make([]spi.Instance, 0, len(opts.Targets))
 		for _, a := range opts.Targets {
@@ -203,10 +227,10 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 
 // Invoke runs a prepared call through the filters.
 func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
-	if c.opts.Timeout > 0 && !call.OneWay {
-		if _, ok := ctx.Deadline(); !ok {
+	if d := c.res.policy(call.Method).timeout; d > 0 && !call.OneWay {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+			ctx, cancel = context.WithTimeout(ctx, d)
 			defer cancel()
 		}
 	}
@@ -262,14 +286,13 @@ func (c *Client) Stream(ctx context.Context, method string) (*Stream, error) {
 	call := &spi.Call{Side: spi.ClientSide, Method: method, Stream: true, Meta: outgoingMD(ctx)}
 	var st *Stream
 	inner := func(ctx context.Context, call *spi.Call) error {
-		cc, _, done, err := c.conn(ctx, call)
+		var at attempt
+		cc, err := c.conn(ctx, call, &at)
 		if err != nil {
 			return err
 		}
 		st, err = cc.openStream(ctx, call)
-		if done != nil {
-			done(spi.DoneInfo{Err: err, Sent: err == nil})
-		}
+		at.finish(spi.DoneInfo{Err: err, Duration: time.Since(at.start), Sent: err == nil})
 		return err
 	}
 	if err := spi.Chain(inner, c.opts.Filters...)(ctx, call); err != nil {
@@ -278,22 +301,22 @@ func (c *Client) Stream(ctx context.Context, method string) (*Stream, error) {
 	return st, nil
 }
 
-// send is the innermost client invoker: pick, get a connection, round trip.
-func (c *Client) send(ctx context.Context, call *spi.Call) error {
-	cc, start, done, err := c.conn(ctx, call)
+// send makes one attempt of a call: pick, get a connection, round trip.
+// at records where it went and whether the request reached the wire.
+func (c *Client) send(ctx context.Context, call *spi.Call, at *attempt) error {
+	cc, err := c.conn(ctx, call, at)
 	if err != nil {
 		return err
 	}
-	var sent bool
-	err = cc.roundTrip(ctx, call, &sent)
-	if done != nil {
-		done(spi.DoneInfo{Err: err, Duration: time.Since(start), Sent: sent})
-	}
+	err = cc.roundTrip(ctx, call, &at.sent)
+	at.finish(spi.DoneInfo{Err: err, Duration: time.Since(at.start), Sent: at.sent})
 	return err
 }
 
-// conn picks an instance and returns a usable connection to it.
-func (c *Client) conn(ctx context.Context, call *spi.Call) (*clientConn, time.Time, func(spi.DoneInfo), error) {
+// conn picks an instance, avoiding ejected endpoints, and returns a usable
+// connection to it. On success the caller must call at.finish when the
+// attempt ends; failures conn reports itself.
+func (c *Client) conn(ctx context.Context, call *spi.Call, at *attempt) (*clientConn, error) {
 	pb := c.picker.Load()
 	for pb == nil {
 		// A registry client before its first snapshot: wait for it.
@@ -301,36 +324,31 @@ func (c *Client) conn(ctx context.Context, call *spi.Call) (*clientConn, time.Ti
 		ch, closed := c.updated, c.closed
 		c.mu.Unlock()
 		if closed {
-			return nil, time.Time{}, nil, spi.Errorf(spi.Unavailable, "client closed")
+			return nil, spi.Errorf(spi.Unavailable, "client closed")
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, time.Time{}, nil, spi.WrapError(spi.CodeOf(ctx.Err()), ctx.Err(), "waiting for instances of %q", c.opts.Service)
+			return nil, spi.WrapError(spi.CodeOf(ctx.Err()), ctx.Err(), "waiting for instances of %q", c.opts.Service)
 		}
 		pb = c.picker.Load()
 	}
-	res, err := pb.p.Pick(ctx, spi.PickInfo{Method: call.Method, Key: spi.AffinityKey(ctx), Exclude: excludedFrom(ctx)})
-	if err != nil {
-		return nil, time.Time{}, nil, spi.AsError(err)
+	if err := c.res.pick(ctx, pb.p, call, at); err != nil {
+		return nil, err
 	}
-	start := time.Now()
-	ep := c.endpoint(res.Instance.Addr)
+	at.start = time.Now()
+	ep := c.endpoint(at.addr)
 	if ep == nil {
-		err := spi.Errorf(spi.Unavailable, "instance %s was removed", res.Instance.Addr)
-		if res.Done != nil {
-			res.Done(spi.DoneInfo{Err: err})
-		}
-		return nil, start, nil, err
+		err := spi.Errorf(spi.Unavailable, "instance %s was removed", at.addr)
+		at.finish(spi.DoneInfo{Err: err})
+		return nil, err
 	}
 	cc, err := ep.get(ctx)
 	if err != nil {
-		if res.Done != nil {
-			res.Done(spi.DoneInfo{Err: err})
-		}
-		return nil, start, nil, err
+		at.finish(spi.DoneInfo{Err: err, Duration: time.Since(at.start)})
+		return nil, err
 	}
-	return cc, start, res.Done, nil
+	return cc, nil
 }
 
 func (c *Client) endpoint(addr string) *endpoint {
@@ -389,6 +407,7 @@ func (c *Client) setInstances(ins []spi.Instance) {
 	c.picker.Store(&pickerBox{p: c.opts.Balancer.Build(c.instances)})
 	close(c.updated)
 	c.updated = make(chan struct{})
+	c.res.retain(ins) // under c.mu, so that updates apply in order
 	c.mu.Unlock()
 	for _, ep := range gone {
 		ep.retire()
