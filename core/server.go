@@ -427,6 +427,16 @@ type inbound struct {
 	stream *Stream
 }
 
+// serverCall holds everything one unary call needs in a single
+// allocation: its inbound entry, the filters' view of it, its metadata and
+// the handler context wrapper.
+type serverCall struct {
+	in   inbound
+	call spi.Call
+	md   spi.Metadata
+	hctx handlerCtx
+}
+
 func newServerConn(s *Server, c net.Conn) *serverConn {
 	sc := &serverConn{
 		s: s, conn: c, peer: c.RemoteAddr().String(),
@@ -604,7 +614,9 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	in := &inbound{cancel: cancel}
+	scall := &serverCall{}
+	scall.in.cancel = cancel
+	in := &scall.in
 	if m.stream != nil {
 		st := newStream(ctx, cancel, spi.ServerSide, f.ID, m.full, sc, s.table.codecs[f.Codec], s.table.compressors[f.Compress], s.opts.CompressThreshold, s.opts.StreamWindow)
 		if st.codec == nil {
@@ -626,7 +638,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		go sc.runStream(f, m, in.stream)
 		return
 	}
-	go sc.runUnary(ctx, cancel, f, m, oneway)
+	go sc.runUnary(ctx, scall, f, m, oneway)
 }
 
 func kindOf(stream bool) string {
@@ -684,16 +696,15 @@ func (sc *serverConn) finishCall(id uint32, cancel context.CancelFunc, registere
 	sc.s.calls.Done()
 }
 
-func (sc *serverConn) runUnary(ctx context.Context, cancel context.CancelFunc, f protocol.Frame, m *method, oneway bool) {
+func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protocol.Frame, m *method, oneway bool) {
 	s := sc.s
 	id, codecID, compID := f.ID, f.Codec, f.Compress
-	defer sc.finishCall(id, cancel, !oneway)
+	defer sc.finishCall(id, scall.in.cancel, !oneway)
 
-	call := &spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, OneWay: oneway}
-	var md spi.Metadata
-	meta := protocol.Meta{MD: &md}
+	call := &scall.call
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, OneWay: oneway, Meta: &scall.md}
+	meta := protocol.Meta{MD: &scall.md}
 	_ = protocol.DecodeMeta(f.Meta, &meta) // validated in the reader
-	call.Meta = &md
 	req := m.newReq()
 	err := decodeBody(s.table, &f, req, s.opts.MaxFrame)
 	f.Release()
@@ -702,7 +713,8 @@ func (sc *serverConn) runUnary(ctx context.Context, cancel context.CancelFunc, f
 			err = spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started")
 		} else {
 			call.Request = req
-			hctx := &handlerCtx{Context: ctx, m: m, call: call}
+			hctx := &scall.hctx
+			*hctx = handlerCtx{Context: ctx, m: m, call: call}
 			err = sc.invokeSafely(hctx, call)
 			if err == nil && ctx.Err() == context.DeadlineExceeded {
 				err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
