@@ -10,6 +10,8 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -89,6 +91,10 @@ func serverCmd(args []string) error {
 			_ = profFile.Close()
 			profFile = nil
 		}
+	})
+	mux.HandleFunc("POST /gc", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		debug.FreeOSMemory()
 	})
 	mux.HandleFunc("/debug/pprof/", httppprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
