@@ -178,13 +178,7 @@ func (f *Filter) take(b *bucket, now int64) time.Duration {
 }
 
 func (f *Filter) refuse(call *spi.Call, key string, wait time.Duration) error {
-	hint := wait
-	if hint > time.Millisecond {
-		hint = wait.Round(time.Millisecond)
-		if hint < wait {
-			hint += time.Millisecond // never tell a caller to come back too early
-		}
-	}
+	hint := roundUp(wait)
 	if call.Side == spi.ServerSide {
 		if call.Trailer == nil {
 			call.Trailer = &spi.Metadata{}
@@ -202,6 +196,23 @@ func (f *Filter) refuse(call *spi.Call, key string, wait time.Duration) error {
 		}
 	}
 	return spi.Errorf(spi.ResourceExhausted, "rate limit of %g/s (burst %d) exceeded for %s; retry after %s", f.rate, f.burst, scope, hint)
+}
+
+// roundUp rounds a wait up — never tell a caller to come back too early —
+// to the millisecond, or to the second beyond ten seconds, so hints read
+// "40ms" or "16m40s" rather than "16m39.913s".
+func roundUp(d time.Duration) time.Duration {
+	unit := time.Millisecond
+	if d > 10*time.Second {
+		unit = time.Second
+	}
+	if d <= unit {
+		return d
+	}
+	if r := d.Truncate(unit); r < d {
+		return r + unit
+	}
+	return d
 }
 
 // bucket returns key's bucket, creating it (and making room) if needed.

@@ -234,3 +234,16 @@ func BenchmarkPerPeer(b *testing.B) {
 		}
 	})
 }
+
+func TestRoundUp(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{
+		500 * time.Microsecond:                 500 * time.Microsecond,
+		time.Millisecond:                       time.Millisecond,
+		40*time.Millisecond + 1:                41 * time.Millisecond,
+		1500 * time.Millisecond:                1500 * time.Millisecond,
+		999*time.Second + 913*time.Millisecond: 1000 * time.Second,
+		10*time.Second + 200*time.Millisecond:  11 * time.Second,
+	} {
+		require.Equal(t, want, roundUp(in), in.String())
+	}
+}

@@ -90,7 +90,7 @@ func TestMetricsScrapedAfterLoopbackCalls(t *testing.T) {
 	}
 	// The server sees the caller's host; the client's peer is whatever the
 	// runtime reports for the instance it called (empty when it reports none).
-	clientPeer := peerLabel(t, mfs, "client")
+	clientPeer := peerLabel(t, mfs, "kite_rpc_calls_total", "client")
 	require.Equal(t, 5.0, calls("server", "Echo.Echo", "OK", "127.0.0.1"))
 	require.Equal(t, 2.0, calls("server", "Echo.Fail", "NotFound", "127.0.0.1"))
 	require.Equal(t, 5.0, calls("client", "Echo.Echo", "OK", clientPeer))
@@ -114,9 +114,9 @@ func TestMetricsScrapedAfterLoopbackCalls(t *testing.T) {
 }
 
 // peerLabel returns the peer label value of the first series of side.
-func peerLabel(t *testing.T, mfs map[string]*dto.MetricFamily, side string) string {
+func peerLabel(t *testing.T, mfs map[string]*dto.MetricFamily, family, side string) string {
 	t.Helper()
-	for _, m := range mfs["kite_rpc_calls_total"].GetMetric() {
+	for _, m := range mfs[family].GetMetric() {
 		ls := map[string]string{}
 		for _, l := range m.GetLabel() {
 			ls[l.GetName()] = l.GetValue()
