@@ -96,7 +96,7 @@ func runCmd(args []string) error {
 	serverCPU := fs.String("server-cpu", "0", "taskset CPU list for the server")
 	clientCPU := fs.String("client-cpu", "1", "taskset CPU list for the client")
 	out := fs.String("out", "", "directory for results.md, results.json and chart.svg (none if empty)")
-	profileDir := fs.String("cpuprofile", "", "directory for CPU profiles of Kite servers over each measured window")
+	profileDir := fs.String("cpuprofile", "", "directory for CPU profiles of the servers over each measured window")
 	_ = fs.Parse(args)
 
 	ws, err := selectWorkloads(*wl)
@@ -378,7 +378,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // runOne measures one system on one workload in fresh processes.
 func runOne(o runOpts, w workload, system string, round int) (measure.Result, error) {
 	var extra []string
-	profile := o.profileDir != "" && strings.HasPrefix(system, "kite")
+	profile := o.profileDir != ""
 	if profile {
 		extra = []string{"-cpuprofile", filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-r%d.pprof", w.Name, system, round+1))}
 	}

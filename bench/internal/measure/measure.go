@@ -29,6 +29,10 @@ type ProcStats struct {
 	// Goroutines and HeapInuse describe the Go runtime.
 	Goroutines int    `json:"goroutines"`
 	HeapInuse  uint64 `json:"heap_inuse"`
+	// SyscR and SyscW count read and write system calls (/proc/self/io):
+	// fewer writes per call means better batching.
+	SyscR int64 `json:"syscr"`
+	SyscW int64 `json:"syscw"`
 }
 
 // Snapshot measures the calling process. It reads MemStats, which stops
@@ -39,7 +43,10 @@ func Snapshot() ProcStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, hwm, _ := ReadRSS(os.Getpid())
+	r, w := readSyscalls()
 	return ProcStats{
+		SyscR:      r,
+		SyscW:      w,
 		CPUNanos:   ru.Utime.Nano() + ru.Stime.Nano(),
 		Mallocs:    ms.Mallocs,
 		RSS:        rss,
@@ -74,6 +81,29 @@ func ReadRSS(pid int) (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
+}
+
+// readSyscalls returns the read and write system call counts of this
+// process from /proc/self/io (zeros where unavailable).
+func readSyscalls() (r, w int64) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(string(f[1]), 10, 64)
+		switch string(f[0]) {
+		case "syscr:":
+			r = v
+		case "syscw:":
+			w = v
+		}
+	}
+	return r, w
 }
 
 // Recorder collects latencies from many goroutines into a few sharded
@@ -157,6 +187,9 @@ type Result struct {
 	// Resident memory at the end of the run, bytes.
 	RSSClient int64 `json:"rss_client"`
 	RSSServer int64 `json:"rss_server"`
+	// Write system calls per call on each side.
+	WritesClient float64 `json:"writes_client"`
+	WritesServer float64 `json:"writes_server"`
 }
 
 // Fill sets the latency fields from h.
@@ -177,6 +210,8 @@ func (r *Result) Costs(cli0, cli1, srv0, srv1 ProcStats) {
 	r.CPUServer = float64(srv1.CPUNanos-srv0.CPUNanos) / 1e3 / n
 	r.AllocsClient = float64(cli1.Mallocs-cli0.Mallocs) / n
 	r.AllocsServer = float64(srv1.Mallocs-srv0.Mallocs) / n
+	r.WritesClient = float64(cli1.SyscW-cli0.SyscW) / n
+	r.WritesServer = float64(srv1.SyscW-srv0.SyscW) / n
 	r.RSSClient = cli1.RSS
 	r.RSSServer = srv1.RSS
 }

@@ -47,6 +47,8 @@ func Median(rs []measure.Result) measure.Result {
 	out.CPUServer = f(func(r *measure.Result) float64 { return r.CPUServer })
 	out.AllocsClient = f(func(r *measure.Result) float64 { return r.AllocsClient })
 	out.AllocsServer = f(func(r *measure.Result) float64 { return r.AllocsServer })
+	out.WritesClient = f(func(r *measure.Result) float64 { return r.WritesClient })
+	out.WritesServer = f(func(r *measure.Result) float64 { return r.WritesServer })
 	out.RSSClient = int64(f(func(r *measure.Result) float64 { return float64(r.RSSClient) }))
 	out.RSSServer = int64(f(func(r *measure.Result) float64 { return float64(r.RSSServer) }))
 	var errs int64
@@ -77,16 +79,16 @@ func Table(w io.Writer, g *Group) {
 		rounds = max(rounds, len(rs))
 	}
 	fmt.Fprintf(w, "### %s (median of %d round(s))\n\n", g.Workload, rounds)
-	fmt.Fprintln(w, "| system | QPS | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/call client | CPU µs/call server | allocs/call client | allocs/call server | RSS MiB client | RSS MiB server | errors |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| system | QPS | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/call client | CPU µs/call server | allocs/call client | allocs/call server | writes/call client | writes/call server | RSS MiB client | RSS MiB server | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range g.Systems {
 		r, ok := med[s]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %d |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %d |\n",
 			s, Thousands(r.QPS), Thousands(r.P50), Thousands(r.P90), Thousands(r.P99), Thousands(r.P999),
-			r.CPUClient, r.CPUServer, r.AllocsClient, r.AllocsServer,
+			r.CPUClient, r.CPUServer, r.AllocsClient, r.AllocsServer, r.WritesClient, r.WritesServer,
 			float64(r.RSSClient)/(1<<20), float64(r.RSSServer)/(1<<20), r.Errors)
 	}
 	fmt.Fprintln(w)
