@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,8 +53,35 @@ func typeCheck(t *testing.T, dir string, extra map[string][]byte) {
 	}
 }
 
+// ifacePkg loads testdata/iface once for every test that reads from it:
+// go list is the slow part of a load (LoadInterface is a load followed
+// by interfaceFile, which these tests call directly).
+var ifacePkg = sync.OnceValues(func() (*packages.Package, error) {
+	dir, err := filepath.Abs("testdata/iface")
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := packages.Load(&packages.Config{
+		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo,
+		Dir:  dir,
+	}, ".")
+	if err != nil {
+		return nil, err
+	}
+	return pkgs[0], nil
+})
+
+func loadTestdata(t *testing.T, opts LoadOptions) (*File, error) {
+	t.Helper()
+	pkg, err := ifacePkg()
+	require.NoError(t, err)
+	opts.Dir = "testdata/iface"
+	return interfaceFile(pkg, opts.Dir, opts)
+}
+
 func TestInterfaceGolden(t *testing.T) {
-	f, err := LoadInterface(LoadOptions{Dir: "testdata/iface", Type: "Catalog"})
+	t.Parallel()
+	f, err := loadTestdata(t, LoadOptions{Type: "Catalog"})
 	require.NoError(t, err)
 	src, err := Emit(f)
 	require.NoError(t, err)
@@ -76,7 +104,7 @@ func TestInterfaceGolden(t *testing.T) {
 
 // TestServiceNameOverride: -name changes the wire name, not the Go names.
 func TestServiceNameOverride(t *testing.T) {
-	f, err := LoadInterface(LoadOptions{Dir: "testdata/iface", Type: "Catalog", ServiceName: "catalog_v2"})
+	f, err := loadTestdata(t, LoadOptions{Type: "Catalog", ServiceName: "catalog_v2"})
 	require.NoError(t, err)
 	src, err := Emit(f)
 	require.NoError(t, err)
@@ -85,7 +113,7 @@ func TestServiceNameOverride(t *testing.T) {
 	assert.Contains(t, s, `Catalog_Get_FullMethodName    = "catalog_v2.Get"`)
 	assert.Contains(t, s, "func NewCatalogClient(")
 
-	f, err = LoadInterface(LoadOptions{Dir: "testdata/iface", Type: "Catalog", ServiceName: "a.b"})
+	f, err = loadTestdata(t, LoadOptions{Type: "Catalog", ServiceName: "a.b"})
 	require.NoError(t, err)
 	_, err = Emit(f)
 	assert.ErrorContains(t, err, "may not be empty or contain '.'")
@@ -94,6 +122,7 @@ func TestServiceNameOverride(t *testing.T) {
 // TestStaleOutputIgnored: a broken, stale generated file in the package
 // does not stop regeneration.
 func TestStaleOutputIgnored(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, err := os.ReadFile("testdata/iface/iface.go")
 	require.NoError(t, err)
@@ -109,14 +138,6 @@ func TestStaleOutputIgnored(t *testing.T) {
 }
 
 func TestInterfaceErrors(t *testing.T) {
-	// One load serves every case; LoadInterface is load + interfaceFile.
-	dir, err := filepath.Abs("testdata/iface")
-	require.NoError(t, err)
-	pkgs, err := packages.Load(&packages.Config{
-		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo,
-		Dir:  dir,
-	}, ".")
-	require.NoError(t, err)
 	for _, tc := range []struct{ typ, want string }{
 		{"NoContext", "unsupported signature"},
 		{"NoError", "unsupported signature"},
@@ -133,7 +154,7 @@ func TestInterfaceErrors(t *testing.T) {
 		{"", "no interface type given"},
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
-			_, err := interfaceFile(pkgs[0], dir, LoadOptions{Dir: dir, Type: tc.typ})
+			_, err := loadTestdata(t, LoadOptions{Type: tc.typ})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			if strings.Contains(tc.want, "signature") || tc.typ == "ChanArg" {

@@ -41,6 +41,7 @@ func runPlugin(t *testing.T, path string, generate ...string) *pluginpb.CodeGene
 // nested messages, idempotency and deprecation, two services in a file.
 // The rendered stubs compile against protoc-gen-go's messages.
 func TestProtoGolden(t *testing.T) {
+	t.Parallel()
 	resp := runPlugin(t, "testdata/proto/shop.pb", "shop.proto")
 	require.Len(t, resp.File, 1)
 	f := resp.File[0]
