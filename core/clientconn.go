@@ -67,6 +67,7 @@ func (cc *clientConn) usable() bool { return !cc.dead.Load() && !cc.goaway.Load(
 
 func (cc *clientConn) sendFrame(b []byte) error { return cc.w.write(b) }
 func (cc *clientConn) codecs() *codecTable      { return cc.c.table }
+func (cc *clientConn) maxFrame() int            { return cc.c.opts.MaxFrame }
 func (cc *clientConn) endStream(id uint32) {
 	cc.mu.Lock()
 	delete(cc.streams, id)
@@ -157,7 +158,18 @@ func (cc *clientConn) readLoop() {
 			delete(cc.pending, f.ID)
 			cc.mu.Unlock()
 			if pc == nil {
-				f.Release() // the caller gave up
+				// A stream the server refused to open (unknown method,
+				// limits, GOAWAY) is answered with a Response.
+				cc.mu.Lock()
+				st := cc.streams[f.ID]
+				delete(cc.streams, f.ID)
+				cc.mu.Unlock()
+				if st != nil {
+					st.refuse(f)
+					cc.maybeRetire()
+				} else {
+					f.Release() // the caller gave up
+				}
 				continue
 			}
 			pc.f = f
@@ -282,6 +294,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, call *spi.Call, sent *bool)
 		} else if pc != nil {
 			<-pc.done // the reader is failing it; wait so pc can be reused
 			pc.f.Release()
+			pc.f, pc.err = protocol.Frame{}, nil
 			pendingPool.Put(pc)
 		}
 		return spi.AsError(err)
@@ -362,6 +375,7 @@ func (cc *clientConn) openStream(ctx context.Context, call *spi.Call) (*Stream, 
 		st.finish(err)
 		return nil, spi.AsError(err)
 	}
+	st.grantInitialWindow()
 	// When the caller gives up, tell the server and end the stream. A
 	// stream that ends normally cancels sctx too; it is no longer in the
 	// map then, so no cancel frame is sent.

@@ -309,8 +309,10 @@ func TestAsyncAndOneWay(t *testing.T) {
 }
 
 func TestServerStreaming(t *testing.T) {
-	f := startServer(t, ServerOptions{StreamWindow: 4}, "")
-	c := newClient(t, ClientOptions{Targets: []string{f.addr}, StreamWindow: 4})
+	// Different windows on the two sides: the protocol's initial credit
+	// plus window updates keep them consistent.
+	f := startServer(t, ServerOptions{StreamWindow: 16}, "")
+	c := newClient(t, ClientOptions{Targets: []string{f.addr}, StreamWindow: 200})
 	st, err := c.Stream(context.Background(), "Echo.Count")
 	require.NoError(t, err)
 	require.NoError(t, st.Send(&EchoReq{ID: 100}))
@@ -627,4 +629,46 @@ func TestMetadataFromContextReachesHandler(t *testing.T) {
 	md.Set("tenant", "acme")
 	require.NoError(t, c.Call(WithMetadata(context.Background(), md), "Meta.Get", &EchoReq{}, &EchoResp{}))
 	require.Equal(t, "acme", <-got)
+}
+
+func TestBidiWithMismatchedWindows(t *testing.T) {
+	f := startServer(t, ServerOptions{StreamWindow: 128}, "")
+	c := newClient(t, ClientOptions{Targets: []string{f.addr}, StreamWindow: 16})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.Stream(ctx, "Echo.Chat")
+	require.NoError(t, err)
+	// Send far more than either window before reading anything back.
+	sent := make(chan error, 1)
+	go func() {
+		for i := 0; i < 300; i++ {
+			if err := st.Send(&EchoReq{ID: i}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- st.CloseSend()
+	}()
+	for i := 0; i < 300; i++ {
+		var r EchoResp
+		require.NoError(t, st.Recv(&r))
+		require.Equal(t, i, r.ID)
+	}
+	require.NoError(t, <-sent)
+	require.ErrorIs(t, st.Recv(&EchoResp{}), io.EOF)
+}
+
+func TestRefusedStreamOpenReportsStatus(t *testing.T) {
+	f := startServer(t, ServerOptions{}, "")
+	c := newClient(t, ClientOptions{Targets: []string{f.addr}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, m := range []string{"Echo.NoSuch", "Echo.Echo"} { // unknown; unary called as a stream
+		st, err := c.Stream(ctx, m)
+		require.NoError(t, err)
+		start := time.Now()
+		err = st.Recv(&EchoResp{})
+		require.ErrorIs(t, err, spi.ErrUnimplemented, m)
+		require.Less(t, time.Since(start), time.Second, "the refusal must arrive, not the deadline")
+	}
 }

@@ -450,6 +450,7 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 
 func (sc *serverConn) sendFrame(b []byte) error { return sc.w.write(b) }
 func (sc *serverConn) codecs() *codecTable      { return sc.s.table }
+func (sc *serverConn) maxFrame() int            { return sc.s.opts.MaxFrame }
 func (sc *serverConn) endStream(id uint32) {
 	sc.mu.Lock()
 	delete(sc.inbound, id)
@@ -465,6 +466,10 @@ func (sc *serverConn) goAway(reason *spi.Error) {
 
 func (sc *serverConn) close(reason error) {
 	sc.closeOnce.Do(func() {
+		// Stop output first: a handler cancelled below must not get its
+		// "canceled" answer out before the socket closes; the caller
+		// should see the connection loss (Unavailable) instead.
+		sc.w.fail(reason, false)
 		sc.mu.Lock()
 		sc.closed = true
 		pending := sc.inbound
@@ -629,12 +634,22 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		if sc.closed {
 			sc.mu.Unlock()
 			cancel()
+		} else if _, dup := sc.inbound[f.ID]; dup {
+			sc.mu.Unlock()
+			cancel()
+			sc.active.Add(-1)
+			s.inflight.Add(-1)
+			s.calls.Done()
+			sc.writeError(f.ID, spi.Errorf(spi.InvalidArgument, "request id %d is already in use on this connection", f.ID))
+			f.Release()
+			return
 		} else {
 			sc.inbound[f.ID] = in
 			sc.mu.Unlock()
 		}
 	}
 	if in.stream != nil {
+		in.stream.grantInitialWindow()
 		go sc.runStream(f, m, in.stream)
 		return
 	}

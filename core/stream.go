@@ -15,11 +15,18 @@ import (
 // before the sender must wait for a window update.
 const DefaultStreamWindow = 64
 
+// InitialStreamCredit is the credit every stream sender starts with, by
+// protocol: a receiver configured with a larger window grants the rest
+// with a WindowUpdate as the stream opens, so the two sides never need to
+// agree on their settings.
+const InitialStreamCredit = 16
+
 // frameSender is the connection side of a stream.
 type frameSender interface {
 	sendFrame(b []byte) error
 	endStream(id uint32)
 	codecs() *codecTable
+	maxFrame() int
 }
 
 // Stream is one streaming call, seen from either side. Send and Recv may
@@ -66,6 +73,7 @@ func newStream(ctx context.Context, cancel context.CancelFunc, side spi.Side, id
 	if window <= 0 {
 		window = DefaultStreamWindow
 	}
+	window = max(window, InitialStreamCredit)
 	s := &Stream{
 		ctx: ctx, cancel: cancel, side: side, id: id, method: method, conn: conn,
 		codec: codec, comp: comp, thresh: thresh, window: window,
@@ -73,8 +81,18 @@ func newStream(ctx context.Context, cancel context.CancelFunc, side spi.Side, id
 		creditSig: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
-	s.credits.Store(int32(window))
+	s.credits.Store(InitialStreamCredit)
 	return s
+}
+
+// grantInitialWindow tells the peer about receive room beyond the
+// protocol's initial credit.
+func (s *Stream) grantInitialWindow() {
+	if extra := s.window - InitialStreamCredit; extra > 0 {
+		var inc [4]byte
+		binary.BigEndian.PutUint32(inc[:], uint32(extra))
+		_ = s.conn.sendFrame(protocol.AppendControl(nil, protocol.TypeWindowUpdate, s.id, inc[:]))
+	}
 }
 
 // Context returns the stream's context: cancelled when the stream ends,
@@ -165,14 +183,18 @@ func (s *Stream) Recv(v any) error {
 		s.errMu.Lock()
 		st := s.status
 		s.errMu.Unlock()
-		// Put the end marker back so later Recv calls see it again.
-		s.recvq <- protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamEnd}}
+		// Put the end marker back so later Recv calls see it again (there
+		// is room: it was just taken out).
+		select {
+		case s.recvq <- protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamEnd}}:
+		default:
+		}
 		if st != nil {
 			return st
 		}
 		return io.EOF
 	}
-	err := decodeBody(s.conn.codecs(), &f, v, 0)
+	err := decodeBody(s.conn.codecs(), &f, v, s.conn.maxFrame())
 	f.Release()
 	s.consumed++
 	if s.consumed >= (s.window+1)/2 {
@@ -208,26 +230,39 @@ func (s *Stream) deliver(f protocol.Frame) {
 			s.finish(spi.Errorf(spi.ResourceExhausted, "stream %s: peer exceeded the flow-control window", s.method))
 		}
 	case protocol.TypeStreamEnd:
-		var m protocol.Meta
-		if len(f.Meta) > 0 && protocol.DecodeMeta(f.Meta, &m) == nil {
-			if e := m.Err(); e != nil {
-				s.errMu.Lock()
-				s.status = e
-				s.errMu.Unlock()
+		var status error
+		if len(f.Meta) > 0 {
+			var m protocol.Meta
+			if err := protocol.DecodeMeta(f.Meta, &m); err != nil {
+				status = spi.WrapError(spi.Internal, err, "stream %s: malformed end status", s.method)
+			} else if e := m.Err(); e != nil {
+				status = e
 			}
+		} else if f.Flags&protocol.FlagError != 0 {
+			status = spi.Errorf(spi.Internal, "stream %s: error end without a status", s.method)
 		}
 		f.Release()
 		s.errMu.Lock()
+		if status != nil {
+			s.status = status
+		}
 		dup := s.gotEnd
 		s.gotEnd = true
 		s.errMu.Unlock()
 		if !dup {
-			s.recvq <- protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamEnd}}
+			// Never block the connection's reader: the queue has one slot
+			// beyond the window for this marker, and a peer that overran
+			// the window has already ended the stream.
+			select {
+			case s.recvq <- protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamEnd}}:
+			default:
+			}
 		}
 	case protocol.TypeWindowUpdate:
 		if len(f.Body) == 4 {
 			n := binary.BigEndian.Uint32(f.Body)
-			if n > 0 && n <= uint32(s.window)*2 {
+			// Bound the credit a peer can claim so the counter never wraps.
+			if n > 0 && int64(s.credits.Load())+int64(n) <= 1<<30 {
 				s.credits.Add(int32(n))
 				select {
 				case s.creditSig <- struct{}{}:
@@ -239,6 +274,23 @@ func (s *Stream) deliver(f protocol.Frame) {
 	default:
 		f.Release()
 	}
+}
+
+// refuse ends a stream the peer declined to open, with the status its
+// Response frame carries.
+func (s *Stream) refuse(f protocol.Frame) {
+	var m protocol.Meta
+	st := spi.Errorf(spi.Internal, "stream %s refused without a status", s.method)
+	if protocol.DecodeMeta(f.Meta, &m) == nil {
+		if e := m.Err(); e != nil {
+			st = e
+		}
+	}
+	f.Release()
+	s.errMu.Lock()
+	s.status = st
+	s.errMu.Unlock()
+	s.finish(st)
 }
 
 // finish ends the stream with err (nil = clean) and cancels its context.
