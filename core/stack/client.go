@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/core/config"
+	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -21,6 +22,14 @@ type ClientOption func(*clientSettings)
 type clientSettings struct {
 	codec     spi.Codec
 	codecName string
+	timeout   time.Duration
+}
+
+// ClientTimeout replaces the block's timeout, and its method blocks'
+// timeouts, with d for this client (tools use it for a -timeout flag).
+// A reload of the file does not undo it.
+func ClientTimeout(d time.Duration) ClientOption {
+	return func(s *clientSettings) { s.timeout = d }
 }
 
 // ClientCodec makes the client encode requests with c instead of the
@@ -124,6 +133,10 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 		return nil, err
 	}
 	tf := newTimeoutFilter(cfg)
+	if set.timeout > 0 {
+		tf.fixed = true
+		tf.cur.Store(&timeouts{def: set.timeout})
+	}
 	co.Filters = append([]spi.Filter{tf}, filters...)
 	applyResilience(&co, cfg)
 
@@ -141,23 +154,37 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 	return c, nil
 }
 
-// applyResilience maps the block's retry and method settings onto the
-// client options.
-//
-// TODO(retry): core.ClientOptions has no retry/breaker fields yet (they
-// are being added in core/retry.go). Once they exist, map here:
-//
-//	cfg.Retry.MaxAttempts            → retry max attempts (1 = off)
-//	cfg.Retry.BackoffMin/BackoffMax  → exponential backoff bounds (full jitter)
-//	cfg.Retry.Budget                 → retry budget (fraction of calls)
-//	cfg.Retry.Codes                  → retryable status codes
-//	cfg.Methods[i].Idempotent        → methods retried after the request left
-//	cfg.Methods[i].Retry             → per-method retry policy
-//
-// Per-method timeouts are already applied (timeoutFilter).
+// applyResilience maps the block's retry block and method blocks onto
+// the client's retry layer. Timeouts are left to the stack's timeoutFilter
+// (ClientOptions.Timeout and MethodOptions.Timeout stay 0), which bounds
+// the whole call, retries included, and which Reload can change.
+// kite.hcl's budget = 0 means "no retries", where the retry layer would
+// read a zero budget as its default, so it becomes max_attempts = 1.
 func applyResilience(co *core.ClientOptions, cfg *config.ClientConfig) {
-	_ = co
-	_ = cfg
+	co.Retry = retryPolicy(cfg.Retry)
+	co.RetryCodes = append([]spi.Code(nil), cfg.Retry.Codes...)
+	if len(cfg.Methods) == 0 {
+		return
+	}
+	co.Methods = make(map[string]core.MethodOptions, len(cfg.Methods))
+	for _, m := range cfg.Methods {
+		co.Methods[m.Name] = core.MethodOptions{
+			Idempotent: m.Idempotent,
+			Retry:      retryPolicy(m.Retry),
+			RetryCodes: append([]spi.Code(nil), m.Retry.Codes...),
+		}
+	}
+}
+
+func retryPolicy(r config.Retry) *resilience.Policy {
+	p := &resilience.Policy{MaxAttempts: r.MaxAttempts, Budget: r.Budget}
+	if r.BackoffMin > 0 || r.BackoffMax > 0 {
+		p.Backoff = r.BackoffMin.String() + ".." + r.BackoffMax.String()
+	}
+	if r.Budget <= 0 || p.MaxAttempts <= 0 {
+		p.MaxAttempts = 1
+	}
+	return p
 }
 
 // forget drops c from the stack's clients (the caller closed it).
@@ -216,7 +243,12 @@ func (t *timeouts) equal(o *timeouts) bool {
 // the block's timeout (or its method block's), keeping an earlier
 // deadline of the caller's. The settings sit behind an atomic pointer so
 // Reload can change them under load; a call reads them once.
-type timeoutFilter struct{ cur atomic.Pointer[timeouts] }
+type timeoutFilter struct {
+	cur atomic.Pointer[timeouts]
+	// fixed is set when the builder overrode the timeouts (ClientTimeout);
+	// reloads then leave them alone.
+	fixed bool
+}
 
 func newTimeoutFilter(cfg *config.ClientConfig) *timeoutFilter {
 	f := &timeoutFilter{}

@@ -37,7 +37,10 @@
 //     core.Client.SetBalancer: calls in flight finish on the old picker.
 //     Other client changes (registry, codec, filters, pool…) are reported
 //     as needing a restart, never half-applied.
-//   - The "tls" transport is assembled here from the block's tls
-//     settings (TCP underneath), since its configuration lives in the
-//     server or client block rather than in a component block.
+//   - The retry block and method blocks map onto core's retry layer
+//     (core.ClientOptions.Retry, RetryCodes, Methods); kite.hcl's
+//     budget = 0 means "no retries" and becomes max_attempts = 1.
+//   - The "tls" transport is built from the server's or client's own tls
+//     block (the catalog's "tls" entry when linked, else TCP with
+//     crypto/tls assembled here).
 package stack

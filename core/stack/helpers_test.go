@@ -51,6 +51,7 @@ type EchoResp struct {
 type echo struct {
 	name, version string
 	calls         atomic.Int64
+	flaky         atomic.Int64
 }
 
 func (e *echo) Echo(ctx context.Context, r *EchoReq) (*EchoResp, error) {
@@ -67,6 +68,14 @@ func (e *echo) Echo(ctx context.Context, r *EchoReq) (*EchoResp, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	return &EchoResp{Text: r.Text, Server: e.name, Version: e.version}, nil
+}
+
+// Flaky fails with Unavailable every other call.
+func (e *echo) Flaky(ctx context.Context, r *EchoReq) (*EchoResp, error) {
+	if e.flaky.Add(1)%2 == 1 {
+		return nil, spi.Errorf(spi.Unavailable, "flaky")
 	}
 	return &EchoResp{Text: r.Text, Server: e.name, Version: e.version}, nil
 }

@@ -113,7 +113,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 			mc.balancer = s.comp
 		}
 		nt := timeoutsOf(s.ncfg)
-		if !mc.timeouts.cur.Load().equal(nt) {
+		if !mc.timeouts.fixed && !mc.timeouts.cur.Load().equal(nt) {
 			mc.timeouts.cur.Store(nt)
 			rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: timeouts %s → %s", mc.name, mc.timeouts.describe(timeoutsOf(mc.cfg)), mc.timeouts.describe(nt)))
 		}

@@ -517,3 +517,64 @@ func addrs(ins []spi.Instance) []string {
 	}
 	return out
 }
+
+func TestRetrySettingsReachTheClient(t *testing.T) {
+	dir := t.TempDir()
+	spath := writeHCL(t, dir, "server.hcl", `
+server "echo" {
+  listen   = "127.0.0.1:0"
+  registry = "none"
+}
+`)
+	cat := testCatalog(t)
+	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer sst.Close()
+	svc := &echo{name: "s"}
+	in, _ := serving(t, sst, "echo", svc)
+
+	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(`
+client "echo" {
+  target = [%q]
+  retry {
+    max_attempts = 3
+    backoff      = "1ms..2ms"
+    budget       = 0.5
+    codes        = ["Unavailable"]
+  }
+  method "Echo.Flaky" {
+    idempotent = true
+  }
+}
+client "noretry" {
+  service = "echo"
+  target  = [%q]
+  retry {
+    budget = 0
+  }
+  method "Echo.Flaky" {
+    idempotent = true
+  }
+}
+`, in.Addr, in.Addr))
+	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer cst.Close()
+	c, err := cst.Client("echo")
+	require.NoError(t, err)
+	var resp EchoResp
+	for range 4 {
+		// Every other attempt fails; the idempotent method is retried.
+		require.NoError(t, c.Call(context.Background(), "Echo.Flaky", &EchoReq{Text: "x"}, &resp))
+	}
+	nr, err := cst.Client("noretry")
+	require.NoError(t, err)
+	failures := 0
+	for range 4 {
+		if err := nr.Call(context.Background(), "Echo.Flaky", &EchoReq{Text: "x"}, &resp); err != nil {
+			require.Equal(t, spi.Unavailable, spi.CodeOf(err))
+			failures++
+		}
+	}
+	assert.Equal(t, 2, failures, "budget = 0 turns retries off")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,36 +16,77 @@ import (
 	"github.com/kiterpc/kite/spi"
 )
 
-// transport builds the named transport. "tls" is assembled here from the
-// block's tls settings (TCP underneath) unless the catalog provides one:
-// its configuration is the server's or client's own tls block, not a
-// component block.
+// transport builds the named transport. For "tls" the configuration is
+// the server's or client's own tls block: it is handed to the catalog's
+// "tls" transport (core.TLS) when that can express it, and otherwise
+// (no such entry, or a client_auth mode it lacks) a crypto/tls transport
+// is assembled here over TCP.
 func (st *Stack) transport(name string, stls *config.ServerTLS, ctls *config.ClientTLS, at hcl.Range) (spi.Transport, error) {
-	if name == "tls" {
-		if _, ok := st.cat.Lookup(spi.KindTransport, "tls"); !ok {
-			var (
-				cfg *tls.Config
-				err error
-			)
-			switch {
-			case stls != nil:
-				cfg, err = serverTLSConfig(stls)
-			case ctls != nil:
-				cfg, err = clientTLSConfig(ctls)
-			default:
-				err = fmt.Errorf("transport \"tls\" needs a tls block")
-			}
+	if name != "tls" {
+		tr, err := st.cat.BuildTransport(name, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pos(at), err)
+		}
+		return tr, nil
+	}
+	if stls == nil && ctls == nil {
+		return nil, fmt.Errorf("%s: transport \"tls\" needs a tls block", pos(at))
+	}
+	if _, ok := st.cat.Lookup(spi.KindTransport, "tls"); ok {
+		if cfg, ok := catalogTLSConfig(stls, ctls); ok {
+			tr, err := st.cat.BuildTransport("tls", cfg)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", pos(at), err)
 			}
-			return tlsTransport{cfg: cfg}, nil
+			return tr, nil
 		}
 	}
-	tr, err := st.cat.BuildTransport(name, nil)
+	var (
+		cfg *tls.Config
+		err error
+	)
+	if stls != nil {
+		cfg, err = serverTLSConfig(stls)
+	} else {
+		cfg, err = clientTLSConfig(ctls)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pos(at), err)
 	}
-	return tr, nil
+	return tlsTransport{cfg: cfg}, nil
+}
+
+// catalogTLSConfig is the tls block as the catalog "tls" transport's
+// configuration; ok is false for client_auth modes it does not offer.
+func catalogTLSConfig(stls *config.ServerTLS, ctls *config.ClientTLS) (spi.Config, bool) {
+	m := map[string]any{}
+	if stls != nil {
+		switch stls.ClientAuth {
+		case tls.NoClientCert:
+		case tls.RequireAndVerifyClientCert:
+			m["client_auth"] = true
+		default:
+			return nil, false
+		}
+		m["cert"], m["key"] = stls.Cert, stls.Key
+		if stls.CA != "" {
+			m["ca"] = stls.CA
+		}
+	} else {
+		for k, v := range map[string]string{"ca": ctls.CA, "cert": ctls.Cert, "key": ctls.Key, "server_name": ctls.ServerName} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		if ctls.InsecureSkipVerify {
+			m["insecure_skip_verify"] = true
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, false
+	}
+	return spi.Config(b), true
 }
 
 func serverTLSConfig(c *config.ServerTLS) (*tls.Config, error) {

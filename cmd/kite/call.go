@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/config"
+	"github.com/kiterpc/kite/core/stack"
+	"github.com/kiterpc/kite/spi"
+)
+
+func init() {
+	register(command{name: "call", summary: "invoke a method with a JSON request, print the JSON response", run: runCall})
+}
+
+func runCall(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kite call", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addCommonFlags(fs)
+	timeout := fs.Duration("timeout", 0, "deadline of the call (default: the client block's timeout)")
+	compact := fs.Bool("compact", false, "print the response on one line instead of indented")
+	var md metaFlag
+	fs.Var(&md, "H", "request metadata `key=value` (repeatable), e.g. -H authorization=token")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `Usage: kite call [flags] <client> <Service.Method> [json]
+
+Call invokes Service.Method through the client block <client> of kite.hcl
+(its registry or targets, balancer, filters, timeouts) with the JSON
+request and prints the JSON response on stdout. The request travels in
+the JSON codec whatever codec the block names; servers answer each caller
+in its own codec. json is the request itself, @file to read it from a
+file, or - for stdin; it defaults to {}.
+
+On failure the status code and message go to stderr, e.g.
+  kite call: NotFound: no user 7
+
+Exit status: 0 success, 1 the call or the configuration failed, 2 usage error.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	pos, code, ok := parseArgs(fs, args, stdout)
+	if !ok {
+		return code
+	}
+	if len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprintln(stderr, "kite call: want <client> <Service.Method> [json]")
+		fs.Usage()
+		return exitUsage
+	}
+	clientName, method := pos[0], pos[1]
+	if err := checkMethod(method); err != nil {
+		fmt.Fprintf(stderr, "kite call: %v\n", err)
+		return exitUsage
+	}
+	body := "{}"
+	if len(pos) == 3 {
+		body = pos[2]
+	}
+	req, err := readRequest(body)
+	if err != nil {
+		fmt.Fprintf(stderr, "kite call: %v\n", err)
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, code := cf.load(stderr)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	c, err := st.Client(clientName, callClientOptions(*timeout)...)
+	if err != nil {
+		fmt.Fprintf(stderr, "kite call: %v\n", err)
+		return exitError
+	}
+	if md.Len() > 0 {
+		ctx = core.WithMetadata(ctx, &md.Metadata)
+	}
+	var resp json.RawMessage
+	if err := c.Call(ctx, method, req, &resp); err != nil {
+		printCallError(stderr, "kite call", err)
+		return exitError
+	}
+	var out bytes.Buffer
+	if *compact {
+		err = json.Compact(&out, resp)
+	} else {
+		err = json.Indent(&out, resp, "", "  ")
+	}
+	if err != nil {
+		// Not JSON after all (a raw-codec method): print it as it came.
+		out.Reset()
+		out.Write(resp)
+	}
+	out.WriteByte('\n')
+	_, _ = stdout.Write(out.Bytes())
+	return exitOK
+}
+
+// callClientOptions are the client options of call and bench: JSON
+// bodies, and the -timeout flag when given.
+func callClientOptions(timeout time.Duration) []stack.ClientOption {
+	opts := []stack.ClientOption{stack.ClientCodecName("json")}
+	if timeout > 0 {
+		opts = append(opts, stack.ClientTimeout(timeout))
+	}
+	return opts
+}
+
+func checkMethod(m string) error {
+	svc, name, ok := strings.Cut(m, ".")
+	if !ok || svc == "" || name == "" {
+		return fmt.Errorf("method %q: want Service.Method, e.g. Echo.Echo", m)
+	}
+	return nil
+}
+
+// readRequest returns the request JSON from a literal, @file or - (stdin).
+func readRequest(arg string) (json.RawMessage, error) {
+	var raw []byte
+	switch {
+	case arg == "-":
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading the request from stdin: %w", err)
+		}
+		raw = b
+	case strings.HasPrefix(arg, "@"):
+		b, err := os.ReadFile(arg[1:])
+		if err != nil {
+			return nil, fmt.Errorf("reading the request: %w", err)
+		}
+		raw = b
+	default:
+		raw = []byte(arg)
+	}
+	raw = bytes.TrimSpace(raw)
+	if !json.Valid(raw) {
+		var v any
+		err := json.Unmarshal(raw, &v)
+		return nil, fmt.Errorf("the request is not valid JSON: %v", err)
+	}
+	return json.RawMessage(raw), nil
+}
+
+// printCallError prints a call's failure as "<prefix>: <Code>: <message>".
+func printCallError(w io.Writer, prefix string, err error) {
+	e := spi.AsError(err)
+	msg := e.Message
+	if msg == "" {
+		msg = e.Code.String()
+	}
+	fmt.Fprintf(w, "%s: %s: %s\n", prefix, e.Code, msg)
+	if len(e.Details) > 0 {
+		fmt.Fprintf(w, "%s: details: %q\n", prefix, e.Details)
+	}
+}
+
+// ---------------------------------------------------------------------
+// Helpers shared by the subcommands that load a stack (call, plugins,
+// registry, bench).
+
+// commonFlags are the flags of every stack-loading subcommand.
+type commonFlags struct {
+	file    *string
+	verbose *bool
+}
+
+func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+	return &commonFlags{
+		file:    fs.String("f", "", "kite.hcl `file` (default $KITE_CONFIG, else ./kite.hcl)"),
+		verbose: fs.Bool("v", false, "log debug messages (plugins, connections, calls) to stderr"),
+	}
+}
+
+func (c *commonFlags) path() string {
+	if *c.file != "" {
+		return *c.file
+	}
+	return defaultConfigPath()
+}
+
+// logger is the CLI's logger: warnings and errors on stderr, everything
+// with -v. It also becomes hclog's default, which filters such as "log"
+// write to.
+func (c *commonFlags) logger(stderr io.Writer) hclog.Logger {
+	level := hclog.Warn
+	if *c.verbose {
+		level = hclog.Debug
+	}
+	l := hclog.New(&hclog.LoggerOptions{Name: "kite", Level: level, Output: stderr})
+	hclog.SetDefault(l)
+	return l
+}
+
+// load loads the stack, printing configuration errors with their source
+// lines. It returns nil and the exit code on failure.
+func (c *commonFlags) load(stderr io.Writer) (*stack.Stack, int) {
+	path := c.path()
+	st, err := stack.Load(path, stack.WithLogger(c.logger(stderr)))
+	if err != nil {
+		printLoadError(stderr, path, err)
+		return nil, exitError
+	}
+	return st, exitOK
+}
+
+func printLoadError(stderr io.Writer, path string, err error) {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		_ = ce.Format(stderr)
+		fmt.Fprintf(stderr, "kite: %s is invalid (kite check -f %s)\n", path, path)
+		return
+	}
+	fmt.Fprintf(stderr, "kite: %v\n", err)
+}
+
+// parseArgs parses flags placed anywhere among the positional arguments
+// (kite bench echo Echo.Echo '{}' -c 50 reads naturally); after "--"
+// everything is positional. ok is false when the caller should return
+// code: 0 after --help, 2 after a usage error.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
+	// Answer --help before parsing, so the usage goes to stdout once
+	// (flag would print it to the error output first).
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, exitOK, false
+		}
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), exitOK, true
+		}
+		if len(rest) == 0 {
+			return pos, exitOK, true
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// metaFlag collects -H key=value pairs.
+type metaFlag struct{ spi.Metadata }
+
+func (m *metaFlag) String() string {
+	var parts []string
+	m.Range(func(k, v string) bool {
+		parts = append(parts, k+"="+v)
+		return true
+	})
+	return strings.Join(parts, ",")
+}
+
+func (m *metaFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	m.Add(strings.ToLower(k), v)
+	return nil
+}
