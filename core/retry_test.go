@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -358,4 +359,40 @@ func TestInvalidRetryPolicyIsRejected(t *testing.T) {
 		Methods: map[string]MethodOptions{"A.B": {Retry: &resilience.Policy{Idempotent: []string{"nodot"}}}}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "A.B")
+}
+
+// A client that retries safely and ejects failing endpoints: the first
+// call finds one instance refusing connections and moves to the other;
+// the breaker ejects the refusing one, so the second call goes straight
+// to the live instance.
+func ExampleClient_Stats() {
+	srv, _ := NewServer(ServerOptions{Catalog: testCatalog(), Logger: quiet})
+	_ = srv.Register("Flaky", &flaky{name: "live"})
+	ln, _ := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	defer srv.Close()
+	refusing, _ := net.Listen("tcp", "127.0.0.1:0")
+	_ = refusing.Close()
+
+	c, err := NewClient(ClientOptions{
+		Targets: []string{ln.Addr().String(), refusing.Addr().String()},
+		Retry:   &resilience.Policy{MaxAttempts: 3, Backoff: "1ms..10ms", Budget: 0.1},
+		Methods: map[string]MethodOptions{"Flaky.Do": {Timeout: time.Second, Idempotent: true}},
+		Breaker: &resilience.BreakerConfig{ConsecutiveFailures: 1, BaseEjection: time.Minute},
+		Catalog: testCatalog(), Logger: quiet,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	for i := range 2 {
+		var resp EchoResp
+		err := c.Call(context.Background(), "Flaky.Do", &EchoReq{ID: i}, &resp)
+		fmt.Println(resp.Text, err)
+	}
+	st := c.Stats()
+	fmt.Println("calls", st.Calls, "attempts", st.Attempts, "retries", st.Retries, "ejected", len(st.Ejected))
+	// Output:
+	// live <nil>
+	// live <nil>
+	// calls 2 attempts 3 retries 1 ejected 1
 }

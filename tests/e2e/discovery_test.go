@@ -276,8 +276,8 @@ func runDiscovery(t *testing.T, b backend) {
 	victim := servers[2]
 	load := startLoad(c, 8)
 	require.Eventually(t, func() bool { return load.seq.Load() > 200 }, 10*time.Second, time.Millisecond, "load started")
-	victim.kill(t)
 	killed := time.Now()
+	victim.kill(t)
 	var ejectedAfter time.Duration
 	require.Eventually(t, func() bool {
 		if ejectedAfter == 0 && slices.Contains(c.Stats().Ejected, victim.addr) {
@@ -292,7 +292,7 @@ func runDiscovery(t *testing.T, b backend) {
 	killLoad := load.finish()
 	st := c.Stats()
 	t.Logf("[%s] SIGKILL of %s (weight 7) under load: ejected by its breaker after %v, removed from rotation after %v (timeout %v); %d calls, %d failed; %d attempts, %d retries, %d refused by the budget, %d ejections; split %s",
-		b.name, victim.spec.Name, ejectedAfter.Round(time.Millisecond), removedAfter.Round(10*time.Millisecond), expiry,
+		b.name, victim.spec.Name, ejectedAfter.Round(100*time.Microsecond), removedAfter.Round(10*time.Millisecond), expiry,
 		killLoad.ok+killLoad.failed, killLoad.failed, st.Attempts-before.Attempts, st.Retries-before.Retries,
 		st.BudgetExhausted-before.BudgetExhausted, st.Ejections-before.Ejections, killLoad.split(servers))
 	require.Zero(t, killLoad.failed, "first failure: %v", killLoad.err)
