@@ -137,4 +137,3 @@ func idleCmd(args []string) error {
 	}
 	return nil
 }
-

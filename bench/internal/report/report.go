@@ -5,6 +5,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -109,7 +110,7 @@ func num(v float64) string {
 
 // Thousands formats v rounded to an integer with thousands separators.
 func Thousands(v float64) string {
-	n := int64(v + 0.5)
+	n := int64(math.Round(v))
 	neg := n < 0
 	if neg {
 		n = -n

@@ -1,0 +1,85 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/kiterpc/kite/bench/internal/measure"
+)
+
+func TestMedianPerField(t *testing.T) {
+	rs := []measure.Result{
+		{QPS: 10, P99: 300, CPUServer: 5},
+		{QPS: 30, P99: 100, CPUServer: 7},
+		{QPS: 20, P99: 200, CPUServer: 9},
+	}
+	m := Median(rs)
+	if m.QPS != 20 || m.P99 != 200 || m.CPUServer != 7 {
+		t.Fatalf("median = %+v", m)
+	}
+	even := Median(rs[:2])
+	if even.QPS != 20 || even.P99 != 200 {
+		t.Fatalf("even median = %+v", even)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", -4200: "-4,200"} {
+		if got := Thousands(in); got != want {
+			t.Errorf("Thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	g := &Group{Workload: "echo-1k-c100", Systems: []string{"kite", "grpc", "netrpc", "raw"}, Runs: map[string][]measure.Result{
+		"kite":   {{QPS: 90, P99: 10, CPUServer: 12}},
+		"grpc":   {{QPS: 30, P99: 25, CPUServer: 40}},
+		"netrpc": {{QPS: 70, P99: 20, CPUServer: 20}},
+		"raw":    {{QPS: 100, P99: 9, CPUServer: 10}},
+	}}
+	ts := Targets([]*Group{g}, "kite")
+	met := map[string]bool{}
+	for _, x := range ts {
+		met[x.Name] = x.Met
+	}
+	want := map[string]bool{
+		"QPS vs gRPC-go (1 KiB, c=100)":         true,  // 3.0×
+		"QPS vs net/rpc (1 KiB, c=100)":         false, // 1.29×
+		"QPS vs raw framing (1 KiB, c=100)":     true,  // 0.9×
+		"p99 vs gRPC-go (1 KiB, c=100)":         true,  // 0.4×
+		"server CPU/call vs raw (1 KiB, c=100)": true,  // 1.2×
+	}
+	for k, v := range want {
+		if met[k] != v {
+			t.Errorf("%s: met=%v, want %v", k, met[k], v)
+		}
+	}
+	if last := ts[len(ts)-1]; !last.Absent {
+		t.Errorf("c=1 target should be absent without that workload: %+v", last)
+	}
+	var b bytes.Buffer
+	TargetTable(&b, ts)
+	if !strings.Contains(b.String(), "not measured") {
+		t.Errorf("table lacks the absent target:\n%s", b.String())
+	}
+}
+
+func TestSVGIsWellFormed(t *testing.T) {
+	g := &Group{Workload: "echo <1k>", Systems: []string{"kite", "grpc"}, Runs: map[string][]measure.Result{
+		"kite": {{QPS: 50000, P99: 1000}}, "grpc": {{QPS: 20000, P99: 9000}},
+	}}
+	var b bytes.Buffer
+	SVG(&b, []*Group{g})
+	s := b.String()
+	if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(strings.TrimSpace(s), "</svg>") {
+		t.Fatalf("not an svg document")
+	}
+	if strings.Contains(s, "<1k>") || !strings.Contains(s, "&lt;1k&gt;") {
+		t.Fatalf("labels are not escaped")
+	}
+	if !strings.Contains(s, "50,000") {
+		t.Fatalf("missing QPS label")
+	}
+}
