@@ -131,13 +131,24 @@ func runCmd(args []string) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
 	go func() {
-		<-sig
-		killChildren()
-		fmt.Fprintln(os.Stderr, "kitebench: interrupted; child processes killed")
-		os.Exit(130)
+		defer close(watchDone)
+		select {
+		case <-sig:
+			killChildren()
+			fmt.Fprintln(os.Stderr, "kitebench: interrupted; child processes killed")
+			os.Exit(130)
+		case <-stopWatch:
+		}
 	}()
-	defer killChildren()
+	defer func() {
+		signal.Stop(sig)
+		close(stopWatch)
+		<-watchDone
+		killChildren()
+	}()
 
 	facts := machineFacts(o)
 	groups := make([]*report.Group, len(ws))
