@@ -13,7 +13,8 @@ type PickTable struct {
 	// key k takes the first point whose Hash is >= HashFunc(k), wrapping.
 	Ring []RingPoint
 	// HashFunc names the hash of Ring's points: "fnv1a64" (the default
-	// when empty) or "crc32" (IEEE, zero-extended to 64 bits).
+	// when empty), "fnv1a64-splitmix64" (FNV-1a 64 followed by
+	// SplitMix64's finaliser) or "crc32" (IEEE, zero-extended to 64 bits).
 	HashFunc string
 }
 

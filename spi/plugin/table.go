@@ -59,10 +59,12 @@ func hashFunc(name string) (func(string) uint64, error) {
 	switch name {
 	case "", "fnv1a64":
 		return fnv1a64, nil
+	case "fnv1a64-splitmix64":
+		return fnv1a64SplitMix64, nil
 	case "crc32":
 		return func(s string) uint64 { return uint64(crc32.ChecksumIEEE([]byte(s))) }, nil
 	}
-	return nil, fmt.Errorf("unknown ring hash %q (want fnv1a64 or crc32)", name)
+	return nil, fmt.Errorf("unknown ring hash %q (want fnv1a64, fnv1a64-splitmix64 or crc32)", name)
 }
 
 // table is a validated PickTable bound to its instance list.
@@ -192,4 +194,19 @@ func fnv1a64(s string) uint64 {
 		h *= prime
 	}
 	return h
+}
+
+// fnv1a64SplitMix64 is FNV-1a followed by SplitMix64's finaliser. FNV-1a
+// alone leaves keys that differ in their last byte ("user-1", "user-2")
+// about 2^40 apart, on one arc of a 2^64 ring; the finaliser spreads them.
+// lb-hash (consistent_hash) places keys this way, so its ring served out
+// of process picks exactly what it picks compiled in.
+func fnv1a64SplitMix64(s string) uint64 {
+	x := fnv1a64(s)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }

@@ -1019,7 +1019,7 @@ type PickTable struct {
 	// A consistent-hash ring sorted by hash: a call with affinity key k
 	// takes the first point with hash >= H(k), wrapping around.
 	Ring []*RingPoint `protobuf:"bytes,2,rep,name=ring,proto3" json:"ring,omitempty"`
-	// H: "fnv1a64" (default when empty) or "crc32" (IEEE, zero-extended).
+	// H: "fnv1a64" (default when empty), "fnv1a64-splitmix64" or "crc32" (IEEE, zero-extended).
 	Hash          string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
