@@ -337,6 +337,8 @@ func (c *Client) conn(ctx context.Context, call *spi.Call, at *attempt) (*client
 		return nil, err
 	}
 	at.start = time.Now()
+	// Filters see where the call went (metrics' peer label, tracing).
+	call.Peer = at.addr
 	ep := c.endpoint(at.addr)
 	if ep == nil {
 		err := spi.Errorf(spi.Unavailable, "instance %s was removed", at.addr)
