@@ -54,16 +54,43 @@ func (w *batchWriter) write(frame []byte) error {
 		w.mu.Unlock()
 		return err
 	}
+	if !w.writing && len(w.pending) == 0 {
+		// Idle connection: write from the caller's goroutine and save a
+		// handoff to the writer. Frames queued meanwhile are flushed by
+		// the writer goroutine as one batch.
+		w.writing = true
+		w.mu.Unlock()
+		_, err := w.conn.Write(frame)
+		w.mu.Lock()
+		w.writing = false
+		more := len(w.pending) > 0
+		if w.waiting > 0 {
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
+		if err != nil {
+			w.fail(err, true)
+			return err
+		}
+		if more {
+			w.kick()
+		}
+		return nil
+	}
 	wasEmpty := len(w.pending) == 0
 	w.pending = append(w.pending, frame...)
 	w.mu.Unlock()
 	if wasEmpty {
-		select {
-		case w.signal <- struct{}{}:
-		default:
-		}
+		w.kick()
 	}
 	return nil
+}
+
+func (w *batchWriter) kick() {
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
 }
 
 func (w *batchWriter) loop() {
@@ -74,6 +101,12 @@ func (w *batchWriter) loop() {
 		if w.err != nil {
 			w.mu.Unlock()
 			return
+		}
+		if w.writing {
+			// A caller is writing directly; it kicks us when it is done
+			// and frames are waiting.
+			w.mu.Unlock()
+			continue
 		}
 		buf := w.pending
 		w.pending = spare[:0]
