@@ -28,6 +28,7 @@ func idleCmd(args []string) error {
 	settle := fs.Duration("settle", 3*time.Second, "wait after the last connection before measuring")
 	target := fs.Int("target-mib", 200, "RSS target in MiB for the verdict")
 	out := fs.String("out", "", "directory for idle.md (none if empty)")
+	size := fs.Int("payload", 128, "payload bytes of the one call each connection carries before going idle")
 	_ = fs.Parse(args)
 
 	sp, err := startServer(runOpts{}, "kite")
@@ -59,7 +60,7 @@ func idleCmd(args []string) error {
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	payload := makePayload(128)
+	payload := makePayload(*size)
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
 		go func() {
@@ -108,7 +109,7 @@ func idleCmd(args []string) error {
 | figure | value |
 |---|---:|
 | client connections held (server fds) | %d (%d) |
-| time to open them (one call each) | %s |
+| time to open them (one call of %d B each) | %s |
 | server RSS before connections | %.1f MiB |
 | server RSS holding them | %.1f MiB |
 | server RSS holding them, after GC + FreeOSMemory | %.1f MiB |
@@ -117,7 +118,7 @@ func idleCmd(args []string) error {
 | server goroutines | %d |
 | RSS per connection | %.1f KiB |
 | target: < %d MiB | %s (%.1f MiB) |
-`, *conns, len(fds), opened.Round(time.Millisecond), mib(base.RSS), mib(held.RSS), mib(afterGC.RSS),
+`, *conns, len(fds), *size, opened.Round(time.Millisecond), mib(base.RSS), mib(held.RSS), mib(afterGC.RSS),
 		mib(held.HWM), mib(int64(held.HeapInuse)), held.Goroutines, perConn, *target, verdict, mib(held.RSS))
 	fmt.Print(report)
 	if *out != "" {
