@@ -1,0 +1,33 @@
+// Package health is the health service every Kite server built by
+// core/stack exposes as service "Health":
+//
+//	Health.Check(ctx, *CheckRequest{Service}) (*CheckResponse{Status}, error)
+//	Health.Watch   server-streaming: one CheckRequest in, a CheckResponse
+//	               now and on every change of that service's status
+//
+// Service "" is the server as a whole. A status is "SERVING",
+// "NOT_SERVING" or, for a service the server does not know (yet),
+// "UNKNOWN". `kite call <client> Health.Check '{}'` asks a server from the
+// terminal; registries' health checks and load balancers can ask the
+// same.
+//
+// # Design choices, and why
+//
+//   - The service is registered through a hand-written core.ServiceDesc
+//     whose handlers call Check and Watch directly: a health probe is
+//     called often and must not pay for reflection.
+//   - Check of a service the server never announced answers NotFound
+//     (as gRPC's health service does): a probe with a misspelt name must
+//     fail loudly rather than look healthy or merely unhealthy. Watch of
+//     such a service sends "UNKNOWN" and keeps watching, since the
+//     service may be registered later.
+//   - Shutdown sets every status to NOT_SERVING, ignores later
+//     SetServing calls (a late "ready" must not undo a drain) and ends
+//     Watch streams after they have sent NOT_SERVING: a graceful server
+//     shutdown waits for streams in progress, and a watch would
+//     otherwise hold the drain for the whole shutdown timeout.
+//   - Watchers are woken by closing a channel that is replaced on every
+//     change (a broadcast without a goroutine per watcher); a watcher
+//     that misses intermediate changes sends the latest status, so a
+//     slow reader sees the present, never a backlog.
+package health

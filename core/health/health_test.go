@@ -1,0 +1,172 @@
+package health_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/health"
+	"github.com/kiterpc/kite/spi"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// jsonCodec keeps this package's tests free of plugin imports.
+type jsonCodec struct{}
+
+func (jsonCodec) Name() string { return "json" }
+func (jsonCodec) ID() uint8    { return spi.CodecJSON }
+func (jsonCodec) Marshal(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
+}
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// serve starts a core server with the health service on loopback and a
+// client to it; both stop when the test ends.
+func serve(t *testing.T, h *health.Service) (*core.Server, *core.Client) {
+	t.Helper()
+	srv, err := core.NewServer(core.ServerOptions{Codecs: []spi.Codec{jsonCodec{}}})
+	require.NoError(t, err)
+	require.NoError(t, health.Register(srv, h))
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	c, err := core.NewClient(core.ClientOptions{Targets: []string{ln.Addr().String()}, Codec: jsonCodec{}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.Close()
+		_ = srv.Close()
+	})
+	return srv, c
+}
+
+func TestCheckOverTheWire(t *testing.T) {
+	h := health.NewService()
+	_, c := serve(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	st, err := health.Check(ctx, c, "")
+	require.NoError(t, err)
+	assert.Equal(t, health.Serving, st, "a new service reports the server as SERVING")
+
+	_, err = health.Check(ctx, c, "Users")
+	assert.True(t, errors.Is(err, spi.ErrNotFound), "unknown service: %v", err)
+
+	h.SetServing("Users", false)
+	st, err = health.Check(ctx, c, "Users")
+	require.NoError(t, err)
+	assert.Equal(t, health.NotServing, st)
+	h.SetServing("Users", true)
+	st, err = health.Check(ctx, c, "Users")
+	require.NoError(t, err)
+	assert.Equal(t, health.Serving, st)
+	assert.Equal(t, []string{"Users"}, h.Services())
+
+	// The generic call path with an empty JSON object is what
+	// `kite call <client> Health.Check '{}'` sends.
+	var raw map[string]any
+	require.NoError(t, c.Call(ctx, "Health.Check", map[string]any{}, &raw))
+	assert.Equal(t, map[string]any{"status": "SERVING"}, raw)
+}
+
+func TestShutdownIsSticky(t *testing.T) {
+	h := health.NewService()
+	h.SetServing("A", true)
+	h.Shutdown()
+	assert.True(t, h.ShuttingDown())
+	h.SetServing("A", true)
+	h.SetServing("", true)
+	assert.Equal(t, map[string]health.Status{"": health.NotServing, "A": health.NotServing}, h.Statuses())
+	h.Resume()
+	h.SetServing("A", true)
+	st, _ := h.Status("A")
+	assert.Equal(t, health.Serving, st)
+}
+
+func TestWatchFollowsChangesAndEndsOnShutdown(t *testing.T) {
+	h := health.NewService()
+	srv, c := serve(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	w, err := health.Watch(ctx, c, "Orders")
+	require.NoError(t, err)
+	next := func() health.Status {
+		t.Helper()
+		st, err := w.Next()
+		require.NoError(t, err)
+		return st
+	}
+	assert.Equal(t, health.Unknown, next(), "a service not known yet")
+	h.SetServing("Orders", true)
+	assert.Equal(t, health.Serving, next())
+	h.SetServing("Other", false) // another service's change is not reported
+	h.SetServing("Orders", false)
+	assert.Equal(t, health.NotServing, next())
+	h.SetServing("Orders", true)
+	assert.Equal(t, health.Serving, next())
+
+	h.Shutdown()
+	assert.Equal(t, health.NotServing, next())
+	_, err = w.Next()
+	assert.ErrorIs(t, err, io.EOF, "the watch ends after NOT_SERVING on shutdown")
+
+	// With the watch ended, a graceful shutdown drains at once.
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer scancel()
+	start := time.Now()
+	require.NoError(t, srv.Shutdown(sctx))
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+func TestWatchEndsWhenTheCallerCancels(t *testing.T) {
+	h := health.NewService()
+	_, c := serve(t, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := health.Watch(ctx, c, "")
+	require.NoError(t, err)
+	st, err := w.Next()
+	require.NoError(t, err)
+	assert.Equal(t, health.Serving, st)
+	cancel()
+	_, err = w.Next()
+	require.Error(t, err)
+	// goleak (TestMain) checks that the server side's handler returned.
+}
+
+func TestManyWatchersSeeTheLatestStatus(t *testing.T) {
+	h := health.NewService()
+	const n = 50
+	type result struct {
+		last health.Status
+		err  error
+	}
+	results := make(chan result, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range n {
+		go func() {
+			var last health.Status
+			err := h.Watch(ctx, "S", func(r *health.CheckResponse) error { last = r.Status; return nil })
+			results <- result{last, err}
+		}()
+	}
+	for i := range 100 {
+		h.SetServing("S", i%2 == 0)
+	}
+	h.Shutdown()
+	for range n {
+		r := <-results
+		require.NoError(t, r.err)
+		assert.Equal(t, health.NotServing, r.last)
+	}
+}
