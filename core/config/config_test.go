@@ -471,6 +471,7 @@ func TestConfigDocCoversEverything(t *testing.T) {
 		"compression": compressionSchema, "server.tls": serverTLSSchema, "client": clientSchema,
 		"client.retry": retrySchema, "client.pool": poolSchema, "client.heartbeat": heartbeatSchema,
 		"client.tls": clientTLSSchema, "client.method": methodSchema,
+		"admin": adminSchema, "log": logSchema,
 	}
 	for sec, schema := range sections {
 		// A section starts at a heading naming it in backticks and runs to the next heading.

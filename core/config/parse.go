@@ -25,6 +25,8 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: string(spi.KindCompressor), LabelNames: []string{"impl", "label"}},
 	{Type: "server", LabelNames: []string{"name"}},
 	{Type: "client", LabelNames: []string{"name"}},
+	{Type: "admin"},
+	{Type: "log"},
 }}
 
 // Load reads and parses the kite.hcl at path against cat (spi.Default
@@ -162,9 +164,21 @@ func warnings(diags hcl.Diagnostics) hcl.Diagnostics {
 }
 
 func (p *parser) decodeFile(body hcl.Body) {
-	c, diags := content(body, fileSchema)
+	c, diags := content(body, fileSchema, "admin", "log")
 	p.diags = append(p.diags, diags...)
 	f := p.file
+
+	// Process-wide operations settings (ops.go); at most one block each.
+	for _, blk := range c.Blocks.OfType("admin") {
+		if f.Admin == nil {
+			f.Admin = p.decodeAdmin(blk)
+		}
+	}
+	for _, blk := range c.Blocks.OfType("log") {
+		if f.Log == nil {
+			f.Log = p.decodeLog(blk)
+		}
+	}
 
 	// Plugins first: a component block may name an implementation that
 	// only a plugin block provides.

@@ -27,6 +27,13 @@ type File struct {
 	Servers     []*ServerConfig
 	Clients     []*ClientConfig
 
+	// Admin is the admin listener block; nil when the file has none (the
+	// listener is opt-in).
+	Admin *Admin
+	// Log is the log block; nil when the file has none (the program's
+	// logger is used as it is).
+	Log *Log
+
 	// Files holds the parsed source, for FormatDiagnostics.
 	Files map[string]*hcl.File
 
