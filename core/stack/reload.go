@@ -110,7 +110,9 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		if s.bal != nil {
 			mc.client.SetBalancer(s.bal)
 			rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: balancer %s → %s", mc.name, describe(mc.balancer), describe(s.comp)))
+			st.mu.Lock() // the admin status page reads these
 			mc.balancer = s.comp
+			st.mu.Unlock()
 		}
 		nt := timeoutsOf(s.ncfg)
 		if !mc.timeouts.fixed && !mc.timeouts.cur.Load().equal(nt) {
@@ -120,8 +122,11 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		for _, d := range clientRestartDiffs(mc.cfg, s.ncfg) {
 			rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("client %q: %s changed", mc.name, d))
 		}
+		st.mu.Lock()
 		mc.cfg = s.ncfg
+		st.mu.Unlock()
 	}
+	st.reloadLog(old, nf, rep)
 	for _, s := range nf.Servers {
 		if prev, ok := old.Server(s.Name); ok && !reflect.DeepEqual(serverShape(prev), serverShape(s)) {
 			rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("server %q changed", s.Name))

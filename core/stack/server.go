@@ -94,6 +94,9 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: server %q: %w", pos(cfg.DeclRange), name, err)
 	}
+	if err := st.addHealth(name, cfg, srv); err != nil {
+		return nil, fmt.Errorf("%s: server %q: %w", pos(cfg.DeclRange), name, err)
+	}
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
@@ -135,13 +138,15 @@ func (st *Stack) ServeNotify(ctx context.Context, name string, register func(*co
 	}
 	srv, cfg := b.srv, b.cfg
 	defer st.forgetServer(srv)
+	defer st.serveStopped(srv)
 	if register != nil {
 		if err := register(srv); err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("server %q: registering services: %w", name, err)
 		}
 	}
-	ln, err := srv.Listen(ctx, cfg.Listen, b.transport)
+	st.serveStarting(srv) // health NOT_SERVING until registered; admin listener up
+	ln, err := srv.Listen(ctx, cfg.Listen, st.countConns(srv, b.transport))
 	if err != nil {
 		_ = srv.Close()
 		at := cfg.DeclRange
@@ -169,6 +174,7 @@ func (st *Stack) ServeNotify(ctx context.Context, name string, register func(*co
 			return fmt.Errorf("%s: server %q: registering %s in registry %q: %w", pos(cfg.DeclRange), name, in, cfg.Registry, err)
 		}
 	}
+	st.serveReady(srv, in.Addr)
 	log.Info("serving", "instance", in.String(), "listen", ln.Addr().String(), "registry", cfg.Registry)
 	if ready != nil {
 		ready(in)
@@ -176,6 +182,9 @@ func (st *Stack) ServeNotify(ctx context.Context, name string, register func(*co
 
 	<-ctx.Done()
 
+	// NOT_SERVING first, before deregistration and drain, so health
+	// checkers (Health.Check, the admin /healthz) stop sending too.
+	st.serveDraining(srv)
 	// Withdraw first: clients watching the registry stop picking this
 	// instance while it still answers; GOAWAY then moves the rest.
 	if b.registry != nil {

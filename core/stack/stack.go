@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/core/config"
@@ -25,7 +26,9 @@ type Option func(*options)
 type options struct {
 	cat          *spi.Catalog
 	log          hclog.Logger
+	logSet       bool // WithLogger given: the log block does not replace it
 	startTimeout time.Duration
+	gatherer     prometheus.Gatherer
 }
 
 // WithCatalog resolves implementation names in cat instead of spi.Default.
@@ -33,7 +36,8 @@ func WithCatalog(cat *spi.Catalog) Option { return func(o *options) { o.cat = ca
 
 // WithLogger sends the stack's, its servers', clients' and plugins' logs
 // to l instead of hclog.Default().
-func WithLogger(l hclog.Logger) Option { return func(o *options) { o.log = l } }
+// A logger given here wins over the file's log block.
+func WithLogger(l hclog.Logger) Option { return func(o *options) { o.log, o.logSet = l, true } }
 
 // WithPluginStartTimeout bounds the start and handshake of each external
 // plugin (default 10 s).
@@ -64,6 +68,8 @@ type Stack struct {
 	clients map[*core.Client]*managedClient
 	servers map[*core.Server]struct{}
 	closed  bool
+
+	ops ops // health, admin listener, log block (ops.go)
 }
 
 type pluginKey struct {
@@ -107,6 +113,13 @@ func Load(path string, opts ...Option) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	ownLogger := false
+	if f.Log != nil && !o.logSet {
+		// The log block sets the process's logging: compiled-in plugins
+		// log through hclog.Default(), so it becomes the default too.
+		o.log, ownLogger = logFromBlock(f.Log), true
+		hclog.SetDefault(o.log)
+	}
 	for _, w := range f.Warnings {
 		o.log.Warn(diagString(w))
 	}
@@ -117,6 +130,7 @@ func Load(path string, opts ...Option) (*Stack, error) {
 		registries: map[string]spi.Registry{},
 		clients:    map[*core.Client]*managedClient{},
 		servers:    map[*core.Server]struct{}{},
+		ops:        ops{started: time.Now(), gatherer: o.gatherer, ownLogger: ownLogger},
 	}
 	if err := st.loadPlugins(f); err != nil {
 		st.Close()
@@ -548,6 +562,7 @@ func (st *Stack) Close() error {
 	for _, lp := range plugins {
 		errs = append(errs, lp.proc.Close())
 	}
+	errs = append(errs, st.closeAdmin())
 	return errors.Join(errs...)
 }
 
