@@ -42,10 +42,10 @@ type ops struct {
 	// (and so may change its level on reload).
 	ownLogger bool
 
-	mu      sync.Mutex
-	servers map[*core.Server]*opsServer // every server built, in build order by seq
-	seq     int
-	admin   *admin.Server
+	mu       sync.Mutex
+	servers  map[*core.Server]*opsServer // every server built, in build order by seq
+	seq      int
+	admin    *admin.Server
 	adminErr error
 }
 
