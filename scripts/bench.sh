@@ -71,23 +71,6 @@ run_bounded() {
 }
 
 rc=0
-  wait "$p" || rc=$?
-  kill "$w" 2>/dev/null || true
-  wait "$w" 2>/dev/null || true
-  return $rc
-}
-
-go_duration_seconds() {
-  local d=$1
-  case "$d" in
-    *h) echo $(( ${d%h} * 3600 )) ;;
-    *m) echo $(( ${d%m} * 60 )) ;;
-    *s) echo "${d%s}" ;;
-    *) echo "$d" ;;
-  esac
-}
-
-rc=0
 run_bounded "$tmp/kitebench" run -out "$out" "${run_args[@]}" || rc=$?
 if [ "$idle" = 1 ]; then
   echo >&2
