@@ -19,8 +19,8 @@ import (
 	"github.com/kiterpc/kite/core/admin"
 	"github.com/kiterpc/kite/core/health"
 	"github.com/kiterpc/kite/core/stack"
-	"github.com/kiterpc/kite/spi"
 	metricsfilter "github.com/kiterpc/kite/plugins/filter-metrics"
+	"github.com/kiterpc/kite/spi"
 )
 
 const adminStack = `
