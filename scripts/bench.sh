@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     -idle-conns|--idle-conns) idle_conns=$2; shift ;;
     -out|--out) out=$2; shift ;;
     -timeout|--timeout) limit=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) run_args+=("$1") ;;
   esac
   shift
