@@ -83,15 +83,3 @@ func newCodecTable(cat *spi.Catalog, codecs []spi.Codec, comps []spi.Compressor)
 	}
 	return t, nil
 }
-
-// lookupCodec returns the codec named name from the catalog or the
-// built-in raw codec.
-func lookupCodec(cat *spi.Catalog, name string) (spi.Codec, error) {
-	if name == "raw" {
-		return RawCodec{}, nil
-	}
-	if cat == nil {
-		cat = spi.Default
-	}
-	return cat.BuildCodec(name, nil)
-}

@@ -42,8 +42,7 @@ type SayReply struct {
 
 // Echo is the service.
 type Echo struct {
-	addr  string
-	notes chan string
+	addr string
 }
 
 // Say answers with the request's text.

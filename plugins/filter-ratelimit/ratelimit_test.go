@@ -127,7 +127,7 @@ func TestPeerBucketsAreBounded(t *testing.T) {
 
 func TestEvictionPrefersFullBuckets(t *testing.T) {
 	// One bucket of room: a single shard with a single slot.
-	f, clk, inv, _ := newFilter(t, Options{Rate: 1, Burst: 1, Per: PerPeer, MaxBuckets: 1})
+	f, _, inv, _ := newFilter(t, Options{Rate: 1, Burst: 1, Per: PerPeer, MaxBuckets: 1})
 	require.Len(t, f.shards, 1)
 	require.NoError(t, do(inv, "M", "a:1"))
 	require.Error(t, do(inv, "M", "a:1"))
@@ -135,7 +135,7 @@ func TestEvictionPrefersFullBuckets(t *testing.T) {
 	require.NoError(t, do(inv, "M", "b:1"))
 	require.Equal(t, 1, f.Buckets())
 
-	f, clk, inv, _ = newFilter(t, Options{Rate: 1, Burst: 1, Per: PerPeer, MaxBuckets: 2})
+	f, clk, inv, _ := newFilter(t, Options{Rate: 1, Burst: 1, Per: PerPeer, MaxBuckets: 2})
 	require.Len(t, f.shards, 2)
 	f.shards = f.shards[:1] // put every key in one shard of two slots for a deterministic check
 	f.maxPerShard = 2

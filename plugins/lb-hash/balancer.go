@@ -45,7 +45,7 @@ func init() {
 			if c.Replicas < 0 || c.Replicas > 1<<16 {
 				return nil, fmt.Errorf("replicas must be between 1 and 65536, got %d", c.Replicas)
 			}
-			return New(Options{Replicas: c.Replicas}), nil
+			return New(Options(c)), nil
 		},
 	})
 }

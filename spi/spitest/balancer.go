@@ -321,8 +321,7 @@ func testBalancerCopies(t *testing.T, b spi.Balancer) {
 		ins[i].Weight = 1000
 		ins[i].Service = "mutated"
 	}
-	ins = ins[:0]
-	ins = append(ins, spi.Instance{Service: "mutated", Addr: "mutated:99"})
+	_ = append(ins[:0], spi.Instance{Service: "mutated", Addr: "mutated:99"})
 	seen := make(map[string]bool)
 	for i := range 4000 {
 		seen[mustPick(t, p, pickInfo(i, nil), want).Addr] = true

@@ -99,7 +99,7 @@ func (s CodecSuite) testIdentity(t *testing.T) {
 	if c.Name() == "" {
 		t.Error("Name() is empty")
 	}
-	if c.Name() != c.Name() || c.ID() != c.ID() {
+	if name, id := c.Name(), c.ID(); c.Name() != name || c.ID() != id {
 		t.Error("Name() or ID() changes between calls")
 	}
 }

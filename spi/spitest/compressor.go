@@ -44,7 +44,7 @@ func TestCompressor(t *testing.T, c spi.Compressor) {
 		if c.Name() == "" {
 			t.Error("Name() is empty")
 		}
-		if c.Name() != c.Name() || c.ID() != c.ID() {
+		if name, id := c.Name(), c.ID(); c.Name() != name || c.ID() != id {
 			t.Error("Name() or ID() changes between calls")
 		}
 	})

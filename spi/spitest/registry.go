@@ -610,10 +610,10 @@ func (s *registrySuite) testConcurrent(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), RegistryWait)
 			defer cancel()
 			if err := reg.Register(ctx, in); err != nil {
-				errs <- fmt.Errorf("Register(%v): %w", in, err)
+				errs <- fmt.Errorf("register %v: %w", in, err)
 			}
 			if _, err := reg.Resolve(ctx, svc); err != nil {
-				errs <- fmt.Errorf("Resolve: %w", err)
+				errs <- fmt.Errorf("resolve: %w", err)
 			}
 		})
 		// Watches start and stop while registrations happen.
@@ -622,7 +622,7 @@ func (s *registrySuite) testConcurrent(t *testing.T) {
 			defer cancel()
 			cw, err := reg.Watch(ctx, svc)
 			if err != nil {
-				errs <- fmt.Errorf("Watch: %w", err)
+				errs <- fmt.Errorf("watch: %w", err)
 				return
 			}
 			defer cw.Stop()
