@@ -172,9 +172,10 @@ code, .mono { font-family:ui-monospace,"SFMono-Regular",Menlo,"DejaVu Sans Mono"
 .bad { color:var(--bad); background:var(--badbg); }
 .warn { color:var(--warn); background:var(--warnbg); }
 .muted { color:var(--muted); }
-.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(150px,1fr)); gap:8px; margin:6px 0 10px; }
+.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(170px,1fr)); gap:8px; margin:6px 0 10px; }
 .stat { border:1px solid var(--line); border-radius:6px; padding:6px 10px; }
-.stat b { display:block; font-size:18px; }
+.stat b { display:block; font-size:18px; overflow-wrap:anywhere; }
+.stat b.mono { font-size:15px; padding:2px 0; }
 .stat span { color:var(--muted); font-size:12px; }
 ul.methods { margin:0; padding:0; list-style:none; }
 ul.methods li { display:inline-block; margin:0 6px 4px 0; padding:1px 8px; border:1px solid var(--line); border-radius:4px; background:#fafbfc; }
