@@ -31,6 +31,7 @@ type clientConn struct {
 	r      *protocol.Reader
 	nextID atomic.Uint32
 
+	inflight   atomic.Int32 // unary calls and streams registered
 	lastRead   atomic.Int64
 	lastUsed   atomic.Int64
 	pingSentAt atomic.Int64 // 0: no ping outstanding
@@ -57,7 +58,8 @@ func newClientConn(c *Client, addr string, nc net.Conn) *clientConn {
 	now := time.Now().UnixNano()
 	cc.lastRead.Store(now)
 	cc.lastUsed.Store(now)
-	cc.w = newBatchWriter(nc, func(err error) { cc.close(spi.WrapError(spi.Unavailable, err, "writing to %s", addr)) })
+	cc.w = newBatchWriter(nc, func(err error) { cc.close(spi.WrapError(spi.Unavailable, err, "writing to %s", addr)) },
+		func() bool { return cc.inflight.Load() <= 1 })
 	go cc.readLoop()
 	return cc
 }
@@ -253,6 +255,8 @@ func (cc *clientConn) shutdown(reason error) {
 func (cc *clientConn) roundTrip(ctx context.Context, call *spi.Call, sent *bool) error {
 	c := cc.c
 	cc.lastUsed.Store(time.Now().UnixNano())
+	cc.inflight.Add(1)
+	defer cc.inflight.Add(-1)
 	var pc *pendingCall
 	var id uint32
 	if !call.OneWay {
@@ -379,7 +383,9 @@ func (cc *clientConn) openStream(ctx context.Context, call *spi.Call) (*Stream, 
 	// When the caller gives up, tell the server and end the stream. A
 	// stream that ends normally cancels sctx too; it is no longer in the
 	// map then, so no cancel frame is sent.
+	cc.inflight.Add(1)
 	context.AfterFunc(sctx, func() {
+		cc.inflight.Add(-1)
 		cc.mu.Lock()
 		_, live := cc.streams[id]
 		delete(cc.streams, id)

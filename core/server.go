@@ -106,6 +106,54 @@ type Server struct {
 	connWG    sync.WaitGroup
 	janitor   chan struct{}
 	janitorWG sync.WaitGroup
+
+	// Handler goroutines are reused: a call handed to an idle worker
+	// starts on a stack that has already grown, instead of paying
+	// runtime.newstack/copystack on every call (~15% of server CPU in a
+	// profile of 1 KiB echo at 100 callers).
+	tasks       chan unaryTask
+	stopWorkers chan struct{}
+	stopOnce    sync.Once
+}
+
+// workerIdle is how long a handler goroutine waits for another call
+// before it exits.
+const workerIdle = 5 * time.Second
+
+type unaryTask struct {
+	sc     *serverConn
+	ctx    context.Context
+	scall  *serverCall
+	f      protocol.Frame
+	m      *method
+	oneway bool
+}
+
+// runUnaryTask hands t to an idle worker, or starts one. Concurrency is
+// already bounded by max_concurrency, so workers are too.
+func (s *Server) runUnaryTask(t unaryTask) {
+	select {
+	case s.tasks <- t:
+	default:
+		go s.worker(t)
+	}
+}
+
+func (s *Server) worker(t unaryTask) {
+	t.sc.runUnary(t.ctx, t.scall, t.f, t.m, t.oneway)
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case t = <-s.tasks:
+			t.sc.runUnary(t.ctx, t.scall, t.f, t.m, t.oneway)
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		case <-s.stopWorkers:
+			return
+		}
+	}
 }
 
 // NewServer returns a server with opts.
@@ -117,9 +165,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		opts: opts, table: t, log: opts.Logger.Named("server"),
-		methods:   make(map[string]*method),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*serverConn]struct{}),
+		methods:     make(map[string]*method),
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*serverConn]struct{}),
+		tasks:       make(chan unaryTask),
+		stopWorkers: make(chan struct{}),
 	}
 	s.invoke = spi.Chain(s.callHandler, opts.Filters...)
 	return s, nil
@@ -339,6 +389,8 @@ func (s *Server) closeAll(force bool) {
 		c.close(spi.Errorf(spi.Unavailable, "server closed"))
 	}
 	s.connWG.Wait()
+	// Idle workers exit now; busy ones after their (cancelled) call.
+	s.stopOnce.Do(func() { close(s.stopWorkers) })
 	s.mu.Lock()
 	j := s.janitor
 	s.janitor = nil
@@ -440,11 +492,11 @@ type serverCall struct {
 func newServerConn(s *Server, c net.Conn) *serverConn {
 	sc := &serverConn{
 		s: s, conn: c, peer: c.RemoteAddr().String(),
-		r:       protocol.NewReader(c, 32<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
+		r:       protocol.NewReader(c, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
 		inbound: make(map[uint32]*inbound),
 		opened:  time.Now().UnixNano(),
 	}
-	sc.w = newBatchWriter(c, func(err error) { sc.close(err) })
+	sc.w = newBatchWriter(c, func(err error) { sc.close(err) }, func() bool { return sc.active.Load() <= 1 })
 	return sc
 }
 
@@ -653,7 +705,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		go sc.runStream(f, m, in.stream)
 		return
 	}
-	go sc.runUnary(ctx, scall, f, m, oneway)
+	s.runUnaryTask(unaryTask{sc: sc, ctx: ctx, scall: scall, f: f, m: m, oneway: oneway})
 }
 
 func kindOf(stream bool) string {
