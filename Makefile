@@ -59,3 +59,9 @@ generate:
 
 clean:
 	rm -rf bin .kite
+
+# soak runs the fault-injected load (default 10 minutes; SOAK=60s for a
+# shorter run). See docs/RELIABILITY.md.
+.PHONY: soak
+soak:
+	@bash scripts/soak.sh

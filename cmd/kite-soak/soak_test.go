@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	var opts []goleak.Option
+	if os.Getenv("KITE_FAULTS_STRICT") == "" {
+		// A known core bug (see tests/faults TestClientWriteFailure): a
+		// client connection whose write fails in the writer goroutine
+		// deadlocks that goroutine in its own close, and whoever closes
+		// the connection later waits forever. The soak counts these
+		// (Report.Stranded); the leak check ignores exactly them unless
+		// KITE_FAULTS_STRICT is set.
+		opts = append(opts,
+			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*batchWriter).close"),
+			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*clientConn).close"),
+			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*clientConn).shutdown"))
+	}
+	goleak.VerifyTestMain(m, opts...)
+}
+
+// TestSoak is the CI soak: 20 seconds against three servers with a fault
+// every second (every kind of the schedule, most of them twice or more).
+// No call may be lost and every answer must be the right one; resources
+// are reported, not judged, over so short a run (make soak judges them).
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak takes 20 s; skipped under -short")
+	}
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), Config{
+		Duration:    20 * time.Second,
+		Workers:     16,
+		Rate:        1000,
+		StreamShare: 0.1,
+		FaultEvery:  time.Second,
+		SampleEvery: 5 * time.Second,
+		Out:         &out,
+	})
+	require.NoError(t, err)
+	var sum bytes.Buffer
+	rep.Format(&sum)
+	t.Log("\n" + sum.String())
+	assert.Zero(t, rep.Lost, "lost calls: %v", rep.LostDetails)
+	assert.Zero(t, rep.Wrong, "wrong answers")
+	assert.Greater(t, rep.OK, rep.Calls*8/10, "most calls succeed despite the faults")
+	for _, k := range faultKinds {
+		assert.Positive(t, rep.Faults[k], "fault %s injected", k)
+	}
+	if os.Getenv("KITE_FAULTS_STRICT") != "" {
+		assert.False(t, rep.CloseBlocked, "client Close blocked")
+		assert.Zero(t, rep.Stranded, "stranded writer goroutines")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	assert.Equal(t, 2, run([]string{"-no-such-flag"}))
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# scripts/soak.sh [extra kite-soak flags]
+#
+# Runs the soak: a bounded load against three Kite servers, each behind an
+# in-process fault proxy, with faults injected on a schedule (cut, delay,
+# black-hole, refuse, corrupt, crash and graceful restarts). It reports
+# calls made, OK, errors by code, calls LOST (returned neither a result nor
+# an error within deadline + grace; must be 0), and goroutines and RSS at
+# the start, at minute 2 and at the end. `make soak` calls it.
+#
+#   SOAK=60s make soak          # shorter run (default 10m)
+#   SOAK_ARGS="-rate 0" make soak
+#
+# The JSON report goes to .kite/soak.json. Exit status: non-zero when a
+# call was lost or answered wrongly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration="${SOAK:-10m}"
+mkdir -p .kite
+go build -o .kite/kite-soak ./cmd/kite-soak
+# shellcheck disable=SC2086
+exec .kite/kite-soak -duration "$duration" -json .kite/soak.json ${SOAK_ARGS:-} "$@"
