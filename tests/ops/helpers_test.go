@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,9 +37,27 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
 		os.Exit(runRole(role))
 	}
+	flag.Parse()
+	// Linking cmd/kite takes seconds; build it while the other tests run.
+	var tmp string
+	if !testing.Short() {
+		var err error
+		if tmp, err = os.MkdirTemp("", "kite-ops-"); err == nil {
+			kiteBin = startBuild(filepath.Join(tmp, "kite"), "github.com/kiterpc/kite/cmd/kite")
+		}
+	}
+	code := m.Run()
+	if kiteBin != nil {
+		<-kiteBin.done
+		_ = os.RemoveAll(tmp)
+	}
 	// spawnLoop is spi/plugin's process-lifetime thread, started when
 	// core/stack is linked.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop"))
+	if err := goleak.Find(goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop")); err != nil && code == 0 {
+		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 var quiet = hclog.NewNullLogger()

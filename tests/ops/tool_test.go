@@ -1,10 +1,12 @@
 package ops
 
+// Runs last (files run in name order), so the kite binary TestMain builds
+// in the background is usually ready by then.
+
 import (
 	"bytes"
 	"context"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,15 +14,37 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildKite builds the kite CLI into a temporary directory.
+// build is a `go build` running in the background.
+type build struct {
+	path string
+	out  []byte
+	err  error
+	done chan struct{}
+}
+
+// kiteBin is the kite CLI, built by TestMain while other tests run.
+var kiteBin *build
+
+func startBuild(path, pkg string) *build {
+	b := &build{path: path, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		b.out, b.err = exec.CommandContext(ctx, "go", "build", "-o", path, pkg).CombinedOutput()
+	}()
+	return b
+}
+
+// buildKite returns the path of the kite CLI binary.
 func buildKite(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kite")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kiterpc/kite/cmd/kite").CombinedOutput()
-	require.NoError(t, err, "building cmd/kite: %s", out)
-	return bin
+	if kiteBin == nil {
+		t.Fatal("the kite binary was not built (TestMain)")
+	}
+	<-kiteBin.done
+	require.NoError(t, kiteBin.err, "building cmd/kite: %s", kiteBin.out)
+	return kiteBin.path
 }
 
 func runKite(t *testing.T, bin string, args ...string) (code int, stdout, stderr string) {
