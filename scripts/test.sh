@@ -12,6 +12,16 @@ if [ -f scripts/services.sh ]; then
   [ -f .kite/services.env ] && source .kite/services.env && export $(cut -d= -f1 .kite/services.env)
 fi
 
+# The admin status page test renders in headless Chromium.
+bash scripts/ensure-chromium.sh
+export KITE_ARTIFACTS="${KITE_ARTIFACTS:-$PWD/.kite/artifacts}"
+mkdir -p "$KITE_ARTIFACTS"
+
 make --no-print-directory plugins
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^bench/') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
