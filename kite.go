@@ -23,6 +23,8 @@ type (
 	ServiceDesc   = core.ServiceDesc
 	MethodDesc    = core.MethodDesc
 	StreamDesc    = core.StreamDesc
+	MethodOptions = core.MethodOptions
+	ClientStats   = core.ClientStats
 )
 
 // Contract types.
