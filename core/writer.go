@@ -1,9 +1,12 @@
 package core
 
 import (
+	"errors"
 	"net"
 	"runtime"
 	"sync"
+
+	"github.com/kiterpc/kite/spi"
 )
 
 // maxPending bounds the bytes queued for one connection; writers beyond it
@@ -77,6 +80,9 @@ func (w *batchWriter) write(frame []byte) error {
 		w.mu.Unlock()
 		if err != nil {
 			w.fail(err, true)
+			w.mu.Lock()
+			err = w.err // the status fail recorded
+			w.mu.Unlock()
 			return err
 		}
 		if more {
@@ -101,7 +107,15 @@ func (w *batchWriter) kick() {
 }
 
 func (w *batchWriter) loop() {
-	defer close(w.done)
+	var failed error
+	defer func() {
+		close(w.done)
+		// Report a write failure only after done is closed: the owner's
+		// handler closes the writer, which waits for done.
+		if failed != nil && w.onErr != nil {
+			w.onErr(failed)
+		}
+	}()
 	var spare []byte
 	for range w.signal {
 		// Let the goroutines that are ready to produce frames run first, so
@@ -138,7 +152,9 @@ func (w *batchWriter) loop() {
 		}
 		w.mu.Unlock()
 		if err != nil {
-			w.fail(err, true)
+			if w.fail(err, false) {
+				failed = err
+			}
 			return
 		}
 		if cap(buf) > 256<<10 {
@@ -151,9 +167,15 @@ func (w *batchWriter) loop() {
 // fail records err, wakes waiters and stops the loop. The first error
 // wins; notify reports a write failure to the connection's owner (never
 // for a close the owner asked for, which would re-enter it).
-func (w *batchWriter) fail(err error, notify bool) {
+func (w *batchWriter) fail(err error, notify bool) (first bool) {
+	// Callers get a status they can act on: a broken connection is
+	// Unavailable (retryable before the request left), never Unknown.
+	var se *spi.Error
+	if !errors.As(err, &se) {
+		err = spi.WrapError(spi.Unavailable, err, "connection failed: %v", err)
+	}
 	w.mu.Lock()
-	first := w.err == nil
+	first = w.err == nil
 	if first {
 		w.err = err
 	}
@@ -168,6 +190,7 @@ func (w *batchWriter) fail(err error, notify bool) {
 			w.onErr(err)
 		}
 	}
+	return first
 }
 
 // close stops the writer with err and closes the connection, which also

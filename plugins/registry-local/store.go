@@ -231,6 +231,13 @@ func (r *Registry) read(service string) ([]spi.Instance, error) {
 	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		// No service directory: no instances, but only while the registry
+		// directory itself is there. A missing registry directory (being
+		// restored, unmounted) is an outage: watches keep their last
+		// snapshot instead of dropping every instance.
+		if st, serr := os.Stat(r.dir); serr != nil || !st.IsDir() {
+			return nil, spi.Errorf(spi.Unavailable, "local registry: directory %s is missing", r.dir)
+		}
 		return nil, nil
 	}
 	if err != nil {
