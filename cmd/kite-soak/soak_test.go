@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -12,22 +11,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	var opts []goleak.Option
-	if os.Getenv("KITE_FAULTS_STRICT") == "" {
-		// A known core bug (see tests/faults TestClientWriteFailure): a
-		// client connection whose write fails in the writer goroutine
-		// deadlocks that goroutine in its own close, and whoever closes
-		// the connection later waits forever. The soak counts these
-		// (Report.Stranded); the leak check ignores exactly them unless
-		// KITE_FAULTS_STRICT is set.
-		opts = append(opts,
-			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*batchWriter).close"),
-			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*clientConn).close"),
-			goleak.IgnoreAnyFunction("github.com/kiterpc/kite/core.(*clientConn).shutdown"))
-	}
-	goleak.VerifyTestMain(m, opts...)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestSoak is the CI soak: 20 seconds against three servers with a fault
 // every second (every kind of the schedule, most of them twice or more).
@@ -57,10 +41,8 @@ func TestSoak(t *testing.T) {
 	for _, k := range faultKinds {
 		assert.Positive(t, rep.Faults[k], "fault %s injected", k)
 	}
-	if os.Getenv("KITE_FAULTS_STRICT") != "" {
-		assert.False(t, rep.CloseBlocked, "client Close blocked")
-		assert.Zero(t, rep.Stranded, "stranded writer goroutines")
-	}
+	assert.False(t, rep.CloseBlocked, "client Close blocked")
+	assert.Zero(t, rep.Stranded, "stranded writer goroutines")
 }
 
 func TestFlags(t *testing.T) {

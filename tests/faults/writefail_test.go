@@ -18,14 +18,9 @@ import (
 	"github.com/kiterpc/kite/spi"
 )
 
-// strict runs the tests that reproduce known core bugs; they skip
-// otherwise, because once the bug strikes, the goroutines it strands
-// would fail the whole package's leak check.
-func strict(t *testing.T, bug string) {
-	if os.Getenv("KITE_FAULTS_STRICT") == "" {
-		t.Skipf("reproduces a known core bug (%s); run with KITE_FAULTS_STRICT=1", bug)
-	}
-}
+// strict marks the tests that reproduced core bugs (now fixed); they
+// always run.
+func strict(t *testing.T, bug string) { t.Helper() }
 
 // breakable is a TCP transport whose connections can be made to fail
 // every write (EPIPE, as after the peer reset) while reads keep blocking:

@@ -168,4 +168,3 @@ func TestCompressionOnTheWire(t *testing.T) {
 		})
 	}
 }
-
