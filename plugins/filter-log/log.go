@@ -80,6 +80,11 @@ func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 		if call.OneWay {
 			args = append(args, "oneway", true)
 		}
+		// The W3C trace id ties the client's and the server's lines of
+		// one request together (and to its spans when tracing is on).
+		if tid := traceID(call.Meta.Get(spi.MetaTraceParent)); tid != "" {
+			args = append(args, "trace_id", tid)
+		}
 		if err != nil {
 			args = append(args, "error", err.Error())
 		}
@@ -99,4 +104,13 @@ func init() {
 		},
 		New: New,
 	})
+}
+
+// traceID returns the trace-id field of a W3C traceparent header
+// ("00-<trace-id>-<parent-id>-<flags>"), or "".
+func traceID(traceparent string) string {
+	if len(traceparent) < 55 || traceparent[2] != '-' || traceparent[35] != '-' {
+		return ""
+	}
+	return traceparent[3:35]
 }

@@ -40,3 +40,14 @@ func TestConfig(t *testing.T) {
 	_, err = spi.Default.Build(spi.KindFilter, "log", spi.Config(`{"slow":"fast"}`))
 	require.Error(t, err)
 }
+
+func TestTraceIDOnTheLine(t *testing.T) {
+	var buf bytes.Buffer
+	f := &Filter{Logger: hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug}), Level: hclog.Debug}
+	md := &spi.Metadata{}
+	md.Set(spi.MetaTraceParent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	inv := f.Wrap(func(ctx context.Context, c *spi.Call) error { return nil })
+	require.NoError(t, inv(context.Background(), &spi.Call{Method: "Svc.M", Side: spi.ServerSide, Meta: md}))
+	require.Contains(t, buf.String(), "trace_id=4bf92f3577b34da6a3ce929d0e0e4736")
+	require.Equal(t, "", traceID("garbage"))
+}
