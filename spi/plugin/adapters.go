@@ -3,8 +3,13 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/kiterpc/kite/spi"
 	pb "github.com/kiterpc/kite/spi/plugin/proto"
@@ -61,8 +66,31 @@ func (c *remoteCodec) Name() string { return c.name }
 func (c *remoteCodec) ID() uint8    { return c.id }
 func (c *remoteCodec) Close() error { return c.p.release(c.h) }
 
+// typed returns v as a protobuf message when it travels in typed
+// canonical form: the codec's wire id says its bodies are protobuf, so
+// it needs the message's type, which encoding/json would lose.
+func (c *remoteCodec) typed(v any) (proto.Message, bool) {
+	m, ok := v.(proto.Message)
+	return m, ok && c.id == spi.CodecProto
+}
+
+// canonical returns the canonical form of v: for a protobuf message
+// bound for a protobuf codec, its protojson form packed as a
+// google.protobuf.Any (type and fields); otherwise its encoding/json form.
+func (c *remoteCodec) canonical(v any) ([]byte, error) {
+	m, ok := c.typed(v)
+	if !ok {
+		return json.Marshal(v)
+	}
+	a, err := anypb.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return protojson.Marshal(a)
+}
+
 func (c *remoteCodec) Marshal(dst []byte, v any) ([]byte, error) {
-	canon, err := json.Marshal(v)
+	canon, err := c.canonical(v)
 	if err != nil {
 		return dst, spi.WrapError(spi.Internal, err, "codec %s (plugin): %T has no canonical JSON form: %v", c.name, v, err)
 	}
@@ -83,6 +111,19 @@ func (c *remoteCodec) Marshal(dst []byte, v any) ([]byte, error) {
 }
 
 func (c *remoteCodec) Unmarshal(data []byte, v any) error {
+	m, typed := c.typed(v)
+	if typed {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return spi.Errorf(spi.InvalidArgument, "codec %s (plugin): cannot decode into a nil %T", c.name, v)
+		}
+		// The plugin learns the message's type from an Any around the
+		// body (see CanonicalCodec).
+		wrapped, err := proto.Marshal(&anypb.Any{TypeUrl: typeURLPrefix + string(m.ProtoReflect().Descriptor().FullName()), Value: data})
+		if err != nil {
+			return spi.WrapError(spi.Internal, err, "codec %s (plugin): %v", c.name, err)
+		}
+		data = wrapped
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	var canon []byte
@@ -98,11 +139,20 @@ func (c *remoteCodec) Unmarshal(data []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(canon, v); err != nil {
+	if typed {
+		err = protojson.Unmarshal(canon, m)
+	} else {
+		err = json.Unmarshal(canon, v)
+	}
+	if err != nil {
 		return spi.WrapError(spi.InvalidArgument, err, "codec %s (plugin): canonical form does not fit %T: %v", c.name, v, err)
 	}
 	return nil
 }
+
+// typeURLPrefix is the conventional prefix of a google.protobuf.Any's
+// type URL.
+const typeURLPrefix = "type.googleapis.com/"
 
 // ---------------------------------------------------------------- compressor
 

@@ -27,6 +27,14 @@ import (
 // slices, strings, float64/int64 numbers, bools) and hands those to
 // Marshal, which suits schemaless codecs (JSON, msgpack, CBOR) but not
 // codecs that need typed values (protobuf): those implement this.
+//
+// A codec whose wire id is spi.CodecProto receives protobuf messages in
+// typed canonical form instead, since their type cannot be recovered
+// from JSON: MarshalCanonical gets the message's protojson form packed
+// as a google.protobuf.Any ({"@type": "type.googleapis.com/<name>",
+// …fields}); UnmarshalCanonical gets the body packed as a
+// google.protobuf.Any (type URL naming the message to decode into, value
+// the body) and returns the message's plain protojson form.
 type CanonicalCodec interface {
 	// MarshalCanonical appends the wire encoding of the message whose
 	// canonical JSON is in src.
