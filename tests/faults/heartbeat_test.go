@@ -88,6 +88,9 @@ func TestHalfOpenConnectionDetectedByHeartbeat(t *testing.T) {
 	// declared dead (hbBound) before a fresh one is dialed.
 	assert.Less(t, time.Since(passed), hbBound+500*time.Millisecond)
 
+	// The load's own callers recover too (they may be between calls or in
+	// backoff when the probe above succeeds): wait for their next success.
+	waitFor(t, 2*time.Second, "the load recovers", func() bool { return l.snapshot().Codes[spi.OK] > midway.Codes[spi.OK] })
 	r := l.finish(t)
 	assert.Zero(t, r.Lost, "lost calls")
 	assert.Empty(t, r.errorsOtherThan(spi.Unavailable))
