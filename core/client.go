@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -439,7 +438,7 @@ func (c *Client) watchLoop() {
 			return
 		}
 		attempt++
-		d := jitterBackoff(attempt, 100*time.Millisecond, 10*time.Second)
+		d := resilience.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}.Duration(attempt)
 		c.log.Warn("registry watch failed; keeping the last known instances", "service", c.opts.Service, "error", err, "retry_in", d)
 		select {
 		case <-c.ctx.Done():
@@ -592,7 +591,7 @@ func (ep *endpoint) get(ctx context.Context) (*clientConn, error) {
 	if err != nil {
 		ep.failures++
 		ep.lastErr = err
-		ep.retryAt = time.Now().Add(jitterBackoff(ep.failures, ep.c.opts.ReconnectBackoffMin, ep.c.opts.ReconnectBackoffMax))
+		ep.retryAt = time.Now().Add(resilience.Backoff{Min: ep.c.opts.ReconnectBackoffMin, Max: ep.c.opts.ReconnectBackoffMax}.Duration(ep.failures))
 		code := spi.Unavailable
 		if ctx.Err() != nil {
 			code = spi.CodeOf(ctx.Err())
@@ -633,17 +632,6 @@ func (ep *endpoint) closeAll(reason error) {
 			cc.shutdown(reason)
 		}
 	}
-}
-
-// jitterBackoff returns an exponential delay for attempt (1-based) with
-// full jitter in [d/2, d], bounded by max.
-func jitterBackoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // roundRobin is the built-in default balancer (core cannot import the
