@@ -96,7 +96,11 @@ type Server struct {
 	invoke  spi.Invoker // filter chain around the handler, built once
 
 	inflight atomic.Int64
-	calls    sync.WaitGroup // every call in progress
+	// draining is set by Shutdown; the call that brings inflight to zero
+	// then signals drainSig. (A sync.WaitGroup cannot be used: calls are
+	// admitted concurrently with Shutdown's wait, which WaitGroup forbids.)
+	draining atomic.Bool
+	drainSig chan struct{}
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -198,6 +202,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*serverConn]struct{}),
 		tasks:       make(chan unaryTask),
+		drainSig:    make(chan struct{}, 1),
 		stopWorkers: make(chan struct{}),
 	}
 	s.invoke = spi.Chain(s.callHandler, opts.Filters...)
@@ -373,22 +378,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.goAway(reason)
 	}
-	drained := make(chan struct{})
-	go func() {
-		s.calls.Wait()
-		close(drained)
-	}()
+	s.draining.Store(true)
 	var err error
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		err = ctx.Err()
+	for err == nil && s.inflight.Load() > 0 {
+		select {
+		case <-s.drainSig:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 	s.closeAll(err != nil)
-	if err != nil {
-		<-drained // handlers were cancelled; they return promptly
+	for err != nil && s.inflight.Load() > 0 {
+		<-s.drainSig // handlers were cancelled; they return promptly
 	}
 	return err
+}
+
+// release ends one admitted call and wakes a draining Shutdown when it
+// was the last.
+func (s *Server) release() {
+	if s.inflight.Add(-1) == 0 && s.draining.Load() {
+		select {
+		case s.drainSig <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Close stops the server at once: listeners and connections are closed and
@@ -675,7 +689,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	}
 	s := sc.s
 	if n := s.inflight.Add(1); n > int64(s.opts.MaxConcurrency) {
-		s.inflight.Add(-1)
+		s.release()
 		if !oneway {
 			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "server at max_concurrency (%d)", s.opts.MaxConcurrency))
 		}
@@ -684,14 +698,13 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	}
 	if n := sc.active.Add(1); n > int32(s.opts.MaxConnConcurrency) {
 		sc.active.Add(-1)
-		s.inflight.Add(-1)
+		s.release()
 		if !oneway {
 			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "connection at max_conn_concurrency (%d)", s.opts.MaxConnConcurrency))
 		}
 		f.Release()
 		return
 	}
-	s.calls.Add(1)
 
 	var ctx context.Context
 	var cancel context.CancelFunc
@@ -719,8 +732,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 			sc.mu.Unlock()
 			cancel()
 			sc.active.Add(-1)
-			s.inflight.Add(-1)
-			s.calls.Done()
+			s.release()
 			sc.writeError(f.ID, spi.Errorf(spi.InvalidArgument, "request id %d is already in use on this connection", f.ID))
 			f.Release()
 			return
@@ -788,8 +800,7 @@ func (sc *serverConn) finishCall(id uint32, cancel context.CancelFunc, registere
 	}
 	cancel()
 	sc.active.Add(-1)
-	sc.s.inflight.Add(-1)
-	sc.s.calls.Done()
+	sc.s.release()
 }
 
 func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protocol.Frame, m *method, oneway bool) {
