@@ -672,3 +672,37 @@ func TestRefusedStreamOpenReportsStatus(t *testing.T) {
 		require.Less(t, time.Since(start), time.Second, "the refusal must arrive, not the deadline")
 	}
 }
+
+func TestPlaintextIsAnnounced(t *testing.T) {
+	var buf syncBuffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	for _, tc := range []struct{ addr, want string }{
+		{"127.0.0.1:0", "serving plaintext TCP on loopback"},
+		{"0.0.0.0:0", "PLAINTEXT TCP on a non-loopback address"},
+	} {
+		srv, err := NewServer(ServerOptions{Catalog: testCatalog(), Logger: log})
+		require.NoError(t, err)
+		_, err = srv.Listen(context.Background(), tc.addr, nil)
+		require.NoError(t, err)
+		require.Contains(t, buf.String(), tc.want)
+		require.NoError(t, srv.Close())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}

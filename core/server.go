@@ -262,10 +262,12 @@ func (s *Server) Methods() []string {
 // ("unix:/path" → unix, else tcp) and serves it in the background. It
 // returns the bound listener (useful with port 0).
 func (s *Server) Listen(ctx context.Context, addr string, tr spi.Transport) (net.Listener, error) {
-	ln, err := transportFor(addr, tr).Listen(ctx, addr)
+	t := transportFor(addr, tr)
+	ln, err := t.Listen(ctx, addr)
 	if err != nil {
 		return nil, spi.WrapError(spi.Unavailable, err, "listening on %s", addr)
 	}
+	s.announcePlaintext(t, ln.Addr())
 	ready := make(chan struct{})
 	go func() {
 		close(ready)
@@ -273,6 +275,24 @@ func (s *Server) Listen(ctx context.Context, addr string, tr spi.Transport) (net
 	}()
 	<-ready
 	return ln, nil
+}
+
+// announcePlaintext says at start when a server speaks plaintext TCP:
+// fine on loopback (the default), a warning anywhere else, where the tls
+// transport should be configured.
+func (s *Server) announcePlaintext(t spi.Transport, a net.Addr) {
+	if t.Name() != "tcp" {
+		return
+	}
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	if tcp.IP.IsLoopback() {
+		s.log.Info("serving plaintext TCP on loopback", "addr", a.String())
+		return
+	}
+	s.log.Warn("serving PLAINTEXT TCP on a non-loopback address: calls and tokens travel unencrypted; configure the tls transport", "addr", a.String())
 }
 
 // Serve accepts connections on ln until Shutdown or Close. It returns nil
