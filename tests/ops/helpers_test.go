@@ -114,18 +114,6 @@ type served struct {
 	done   chan error
 }
 
-// stop ends Serve (deregister, drain) and waits for it.
-func (s *served) stop(t *testing.T) {
-	t.Helper()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		assert.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not return 15s after its context ended")
-	}
-}
-
 // serve loads path and serves block name with svc until the test ends.
 func serve(t *testing.T, path, name string, svc *echo, opts ...stack.Option) *served {
 	t.Helper()
