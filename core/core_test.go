@@ -706,3 +706,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return string(s.b)
 }
+
+// Close racing the start of Serve must not hang: the janitor loop once
+// read its stop channel after Close had taken it and ran forever.
+func TestCloseRightAfterListen(t *testing.T) {
+	for range 300 {
+		srv, err := NewServer(ServerOptions{Catalog: testCatalog()})
+		require.NoError(t, err)
+		_, err = srv.Listen(context.Background(), "127.0.0.1:0", nil)
+		require.NoError(t, err)
+		closed := make(chan struct{})
+		go func() {
+			_ = srv.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not return")
+		}
+	}
+}

@@ -311,7 +311,7 @@ func (s *Server) serve(ln net.Listener) error {
 		s.started = true
 		s.janitor = make(chan struct{})
 		s.janitorWG.Add(1)
-		go s.janitorLoop()
+		go s.janitorLoop(s.janitor)
 	}
 	s.connWG.Add(1) // the accept loop counts as a connection owner
 	s.mu.Unlock()
@@ -466,11 +466,11 @@ func (s *Server) closeAll(force bool) {
 
 // janitorLoop closes connections that are idle beyond IdleTimeout or
 // that never sent a first frame within HandshakeTimeout.
-func (s *Server) janitorLoop() {
+//
+// stop is passed in rather than read from s.janitor: a Close racing the
+// loop's start may already have taken and closed it.
+func (s *Server) janitorLoop(stop <-chan struct{}) {
 	defer s.janitorWG.Done()
-	s.mu.Lock()
-	stop := s.janitor
-	s.mu.Unlock()
 	period := s.opts.HandshakeTimeout / 4
 	if s.opts.IdleTimeout > 0 {
 		period = min(period, s.opts.IdleTimeout/4)
