@@ -99,6 +99,9 @@ type Sample struct {
 	Goroutines int           `json:"goroutines"`
 	RSS        int64         `json:"rss_bytes"`
 	HeapInuse  uint64        `json:"heap_inuse_bytes"`
+	// ByOrigin counts goroutines by the function that started them, so a
+	// drift can be traced to its source.
+	ByOrigin map[string]int `json:"goroutines_by_origin,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -338,7 +341,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			defer workers.Done()
 			s := slots[w]
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
-			next := time.Now()
+			// Workers start spread over one period, so that paced calls
+			// arrive evenly rather than in bursts of cfg.Workers.
+			next := time.Now().Add(perWorker * time.Duration(w) / time.Duration(cfg.Workers))
 			for loadCtx.Err() == nil {
 				if perWorker > 0 {
 					next = next.Add(perWorker)
@@ -670,7 +675,36 @@ func takeSample(began time.Time) Sample {
 		rs = append(rs, rss())
 		hs = append(hs, int64(ms.HeapInuse))
 	}
-	return Sample{At: time.Since(began), Goroutines: int(median(gs)), RSS: median(rs), HeapInuse: uint64(median(hs))}
+	return Sample{At: time.Since(began), Goroutines: int(median(gs)), RSS: median(rs), HeapInuse: uint64(median(hs)), ByOrigin: goroutineOrigins()}
+}
+
+// goroutineOrigins counts the live goroutines by the function named in
+// their "created by" line ("main" for the main goroutine).
+func goroutineOrigins() map[string]int {
+	out := map[string]int{}
+	for _, g := range strings.Split(allStacks(), "\n\n") {
+		origin := "main"
+		if i := strings.Index(g, "\ncreated by "); i >= 0 {
+			line := g[i+len("\ncreated by "):]
+			if j := strings.IndexAny(line, " \n"); j >= 0 {
+				line = line[:j]
+			}
+			origin = line
+		}
+		out[origin]++
+	}
+	return out
+}
+
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 func median(v []int64) int64 {
@@ -771,17 +805,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // writer close or shutdown once everything has been closed: there should
 // be none.
 func strandedClosers() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range strings.Split(allStacks(), "\n\n") {
 		if strings.Contains(g, "core.(*batchWriter).close") || strings.Contains(g, "core.(*clientConn).shutdown") || strings.Contains(g, "core.(*clientConn).close(") {
 			count++
 		}
