@@ -108,3 +108,48 @@ func BenchmarkEcho1KiBJSON(b *testing.B) {
 		}
 	}
 }
+
+// benchEchoLarge runs echo calls of size bytes from callers concurrent
+// goroutines over one connection. One caller exercises the quiet path (the
+// caller writes directly); several make the writer queue frames, which is
+// where a large frame used to be copied into the batch buffer.
+func benchEchoLarge(b *testing.B, size, callers int) {
+	c := benchPair(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(2 * size))
+	var failed atomic.Int64
+	b.ResetTimer()
+	if callers == 1 {
+		req := make([]byte, size)
+		var resp []byte
+		for i := 0; i < b.N; i++ {
+			if err := c.Call(ctx, "Raw.Echo", req, &resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.SetParallelism(max(1, callers/max(1, testingProcs())))
+	b.RunParallel(func(pb *testing.PB) {
+		req := make([]byte, size)
+		var resp []byte
+		for pb.Next() {
+			if err := c.Call(ctx, "Raw.Echo", req, &resp); err != nil {
+				failed.Add(1)
+			}
+		}
+	})
+	if failed.Load() > 0 {
+		b.Fatalf("%d calls failed", failed.Load())
+	}
+}
+
+// BenchmarkEcho64KiB and BenchmarkEcho1MiB: one caller, large bodies.
+func BenchmarkEcho64KiB(b *testing.B) { benchEchoLarge(b, 64<<10, 1) }
+func BenchmarkEcho1MiB(b *testing.B)  { benchEchoLarge(b, 1<<20, 1) }
+
+// BenchmarkEcho64KiBParallel16 and BenchmarkEcho1MiBParallel16: 16
+// callers on one connection, so large frames are queued behind others.
+func BenchmarkEcho64KiBParallel16(b *testing.B) { benchEchoLarge(b, 64<<10, 16) }
+func BenchmarkEcho1MiBParallel16(b *testing.B)  { benchEchoLarge(b, 1<<20, 16) }
