@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,15 +41,100 @@ type TLSConfig struct {
 	// ServerName is the name a client expects in the server's
 	// certificate; empty means the host part of the dialled address.
 	ServerName string `json:"server_name"`
-	// ClientAuth makes a server require a client certificate signed by
-	// CAFile (mutual TLS). Connections without one are refused.
-	ClientAuth bool `json:"client_auth"`
+	// ClientAuth is what a server asks of client certificates (mutual
+	// TLS); the zero value asks for none. The modes that verify need
+	// CAFile.
+	ClientAuth TLSClientAuth `json:"client_auth"`
 	// MinVersion is "1.2" or "1.3"; empty means "1.3".
 	MinVersion string `json:"min_version"`
 	// InsecureSkipVerify makes a client accept any server certificate.
 	// Anyone on the path can then read and change calls: local testing
 	// only.
 	InsecureSkipVerify bool `json:"insecure_skip_verify"`
+}
+
+// TLSClientAuth is a server's policy for client certificates. Its values
+// are crypto/tls's ClientAuthType, so a tls.ClientAuthType converts to it
+// directly; in JSON (and kite.hcl) it is one of the mode names below.
+type TLSClientAuth tls.ClientAuthType
+
+// The client_auth modes, named as in kite.hcl.
+const (
+	// ClientAuthNone asks for no certificate ("none").
+	ClientAuthNone = TLSClientAuth(tls.NoClientCert)
+	// ClientAuthRequest asks for a certificate but accepts clients
+	// without one, and does not verify one that is sent ("request").
+	ClientAuthRequest = TLSClientAuth(tls.RequestClientCert)
+	// ClientAuthRequire refuses clients without a certificate but does
+	// not verify it ("require").
+	ClientAuthRequire = TLSClientAuth(tls.RequireAnyClientCert)
+	// ClientAuthVerifyIfGiven accepts clients without a certificate and
+	// refuses those whose certificate CAFile does not verify
+	// ("verify_if_given").
+	ClientAuthVerifyIfGiven = TLSClientAuth(tls.VerifyClientCertIfGiven)
+	// ClientAuthRequireAndVerify refuses clients without a certificate
+	// signed by CAFile ("require_and_verify").
+	ClientAuthRequireAndVerify = TLSClientAuth(tls.RequireAndVerifyClientCert)
+)
+
+var clientAuthNames = [...]string{
+	ClientAuthNone:             "none",
+	ClientAuthRequest:          "request",
+	ClientAuthRequire:          "require",
+	ClientAuthVerifyIfGiven:    "verify_if_given",
+	ClientAuthRequireAndVerify: "require_and_verify",
+}
+
+// String returns the mode's kite.hcl name.
+func (a TLSClientAuth) String() string {
+	if a >= 0 && int(a) < len(clientAuthNames) {
+		return clientAuthNames[a]
+	}
+	return fmt.Sprintf("TLSClientAuth(%d)", int(a))
+}
+
+// verifies reports whether the mode checks certificates against CAFile.
+func (a TLSClientAuth) verifies() bool {
+	return a == ClientAuthVerifyIfGiven || a == ClientAuthRequireAndVerify
+}
+
+// MarshalText implements encoding.TextMarshaler: the mode's name.
+func (a TLSClientAuth) MarshalText() ([]byte, error) {
+	if a < 0 || int(a) >= len(clientAuthNames) {
+		return nil, fmt.Errorf("tls: client_auth %d is not a mode", int(a))
+	}
+	return []byte(clientAuthNames[a]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: a mode's name, in
+// any case, as kite.hcl accepts it.
+func (a *TLSClientAuth) UnmarshalText(b []byte) error {
+	s := strings.ToLower(string(b))
+	for i, n := range clientAuthNames {
+		if s == n {
+			*a = TLSClientAuth(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("tls: client_auth %q is not a mode: want one of %s", b, strings.Join(clientAuthNames[:], ", "))
+}
+
+// UnmarshalJSON takes a mode name, or a boolean as the field was before
+// it had modes: true is "require_and_verify", false "none".
+func (a *TLSClientAuth) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*a = ClientAuthRequireAndVerify
+		return nil
+	case "false":
+		*a = ClientAuthNone
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("tls: client_auth must be a mode name such as \"require_and_verify\": %w", err)
+	}
+	return a.UnmarshalText([]byte(s))
 }
 
 // TLS is the TLS transport: TCP with TLS 1.2 or 1.3 on top, optionally
@@ -90,12 +177,15 @@ func NewTLS(cfg TLSConfig) (*TLS, error) {
 			return nil, err
 		}
 	}
-	if cfg.ClientAuth {
+	if cfg.ClientAuth != ClientAuthNone {
+		if _, err := cfg.ClientAuth.MarshalText(); err != nil {
+			return nil, err
+		}
 		if t.cert == nil {
 			return nil, errors.New("tls: client_auth is a server setting, and a server needs cert and key")
 		}
-		if pool == nil {
-			return nil, errors.New("tls: client_auth needs a ca file: the authority whose client certificates to accept")
+		if pool == nil && cfg.ClientAuth.verifies() {
+			return nil, fmt.Errorf("tls: client_auth needs a ca file: %q verifies client certificates against the authorities in it", cfg.ClientAuth)
 		}
 	}
 
@@ -113,8 +203,11 @@ func NewTLS(cfg TLSConfig) (*TLS, error) {
 			Certificates: []tls.Certificate{*t.cert},
 			NextProtos:   []string{ALPNProtocol},
 		}
-		if cfg.ClientAuth {
-			t.server.ClientAuth = tls.RequireAndVerifyClientCert
+		if cfg.ClientAuth != ClientAuthNone {
+			t.server.ClientAuth = tls.ClientAuthType(cfg.ClientAuth)
+			// The modes that do not verify still name these authorities
+			// in the certificate request, so clients can pick a
+			// certificate.
 			t.server.ClientCAs = pool
 		}
 	}
@@ -201,7 +294,7 @@ func (*TLS) Name() string { return "tls" }
 func (t *TLS) Config() TLSConfig { return t.cfg }
 
 // Listen implements spi.Transport: a TCP listener whose connections speak
-// TLS, requiring a client certificate when ClientAuth is set.
+// TLS, asking for client certificates as ClientAuth says.
 func (t *TLS) Listen(ctx context.Context, addr string) (net.Listener, error) {
 	if t.server == nil {
 		return nil, errors.New("tls: listening needs a certificate: set cert and key")
@@ -349,7 +442,7 @@ func init() {
 			{Name: "key", Type: spi.TypeString, Doc: "PEM private key file of cert"},
 			{Name: "ca", Type: spi.TypeString, Doc: "PEM file of trusted authorities: a client verifies the server with it (default: system roots), a server with client_auth verifies clients"},
 			{Name: "server_name", Type: spi.TypeString, Doc: "name expected in the server certificate (default: the dialled host)"},
-			{Name: "client_auth", Type: spi.TypeBool, Doc: "server: require a client certificate signed by ca (mutual TLS); default false"},
+			{Name: "client_auth", Type: spi.TypeString, Doc: `server: what to ask of client certificates (mutual TLS): "none" (default), "request", "require", "verify_if_given" or "require_and_verify"; the verifying modes need ca`},
 			{Name: "min_version", Type: spi.TypeString, Doc: `lowest TLS version accepted, "1.2" or "1.3" (default "1.3")`},
 			{Name: "insecure_skip_verify", Type: spi.TypeBool, Doc: "client: accept any server certificate (testing only); default false"},
 		},

@@ -198,7 +198,7 @@ func TestTLSNegotiatesVersionAndALPN(t *testing.T) {
 func TestMTLSRefusesClientsWithoutAValidCertificate(t *testing.T) {
 	ca := newTestCA(t, "kite-test")
 	srvCert, srvKey := ca.leaf("server", true)
-	_, addr := startTLSServer(t, mustTLS(t, TLSConfig{CertFile: srvCert, KeyFile: srvKey, CAFile: ca.file, ClientAuth: true}))
+	_, addr := startTLSServer(t, mustTLS(t, TLSConfig{CertFile: srvCert, KeyFile: srvKey, CAFile: ca.file, ClientAuth: ClientAuthRequireAndVerify}))
 
 	cliCert, cliKey := ca.leaf("client", false)
 	good := newClient(t, ClientOptions{Targets: []string{addr},
@@ -224,6 +224,107 @@ func TestMTLSRefusesClientsWithoutAValidCertificate(t *testing.T) {
 	err = echoOnce(t, good, 4)
 	require.NoError(t, err, errChain(err))
 	require.NoError(t, echoOnce(t, good, 5))
+}
+
+// forcedCert is a client transport that presents its certificate even
+// when the server's certificate request names other authorities. A
+// crypto/tls client (and so core.TLS) sends no certificate then, so
+// without this the server's handling of a foreign certificate would go
+// untested.
+type forcedCert struct {
+	cert tls.Certificate
+	ca   *x509.CertPool
+}
+
+func (forcedCert) Name() string { return "tls" }
+func (forcedCert) Listen(context.Context, string) (net.Listener, error) {
+	return nil, errors.New("client only")
+}
+
+func (f forcedCert) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	d := tls.Dialer{Config: &tls.Config{
+		RootCAs: f.ca, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPNProtocol},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &f.cert, nil },
+	}}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// Every client_auth mode against each kind of client: none with no
+// certificate, one that sends a certificate from an authority the server
+// does not trust, one that holds such a certificate but (being crypto/tls)
+// offers it only to servers that name its authority, and one with a
+// certificate the server's ca signed. Each is accepted or refused exactly
+// as crypto/tls's ClientAuthType of the same value says.
+func TestTLSClientAuthModes(t *testing.T) {
+	ca := newTestCA(t, "kite-test")
+	srvCert, srvKey := ca.leaf("server", true)
+	cliCert, cliKey := ca.leaf("client", false)
+	rogue := newTestCA(t, "rogue")
+	rogueCert, rogueKey := rogue.leaf("intruder", false)
+	rogueKP, err := tls.LoadX509KeyPair(rogueCert, rogueKey)
+	require.NoError(t, err)
+	roots, err := loadCAs(ca.file)
+	require.NoError(t, err)
+
+	const ok = ""
+	for _, tc := range []struct {
+		mode    TLSClientAuth
+		tlsMode tls.ClientAuthType
+		// "" accepted, else what the refusal says
+		anon, foreign string
+	}{
+		{ClientAuthNone, tls.NoClientCert, ok, ok},
+		{ClientAuthRequest, tls.RequestClientCert, ok, ok},
+		{ClientAuthRequire, tls.RequireAnyClientCert, "requires mutual TLS", ok},
+		{ClientAuthVerifyIfGiven, tls.VerifyClientCertIfGiven, ok, "remote error: tls"},
+		{ClientAuthRequireAndVerify, tls.RequireAndVerifyClientCert, "requires mutual TLS", "remote error: tls"},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			srvTr := mustTLS(t, TLSConfig{CertFile: srvCert, KeyFile: srvKey, CAFile: ca.file, ClientAuth: tc.mode})
+			require.Equal(t, tc.tlsMode, srvTr.server.ClientAuth)
+			if tc.mode != ClientAuthNone {
+				require.NotNil(t, srvTr.server.ClientCAs, "the certificate request names the ca's authorities")
+			}
+			_, addr := startTLSServer(t, srvTr)
+			check := func(who string, tr spi.Transport, refusal string) {
+				t.Helper()
+				c := newClient(t, ClientOptions{Targets: []string{addr}, Transport: tr})
+				err := echoOnce(t, c, 1)
+				if refusal == ok {
+					require.NoError(t, err, "%s client: %s", who, errChain(err))
+					return
+				}
+				require.ErrorIs(t, err, spi.ErrUnavailable, "%s client", who)
+				require.Contains(t, errChain(err), refusal, "%s client", who)
+			}
+			check("anonymous", mustTLS(t, TLSConfig{CAFile: ca.file}), tc.anon)
+			check("foreign-CA", forcedCert{cert: rogueKP, ca: roots}, tc.foreign)
+			// The server names only its ca, so this client sends nothing
+			// and fares as the anonymous one; a refusal points it at its
+			// certificate.
+			held := ok
+			if tc.anon != ok {
+				held = "check the client certificate against the server's ca"
+			}
+			check("foreign-CA core.TLS", mustTLS(t, TLSConfig{CertFile: rogueCert, KeyFile: rogueKey, CAFile: ca.file}), held)
+			check("valid", mustTLS(t, TLSConfig{CertFile: cliCert, KeyFile: cliKey, CAFile: ca.file}), ok)
+		})
+	}
+
+	// The modes that do not verify need no ca; then the certificate
+	// request names no authority, and a crypto/tls client sends whatever
+	// certificate it has.
+	for _, mode := range []TLSClientAuth{ClientAuthRequest, ClientAuthRequire} {
+		t.Run(mode.String()+" without ca", func(t *testing.T) {
+			srvTr := mustTLS(t, TLSConfig{CertFile: srvCert, KeyFile: srvKey, ClientAuth: mode})
+			require.Equal(t, tls.ClientAuthType(mode), srvTr.server.ClientAuth)
+			require.Nil(t, srvTr.server.ClientCAs)
+			_, addr := startTLSServer(t, srvTr)
+			c := newClient(t, ClientOptions{Targets: []string{addr},
+				Transport: mustTLS(t, TLSConfig{CertFile: rogueCert, KeyFile: rogueKey, CAFile: ca.file})})
+			require.NoError(t, echoOnce(t, c, 1))
+		})
+	}
 }
 
 func TestTLSWrongCAFailsClearly(t *testing.T) {
@@ -288,8 +389,11 @@ func TestNewTLSErrorsNameTheFile(t *testing.T) {
 		{"missing ca", TLSConfig{CAFile: missing}, []string{"reading ca file", missing}},
 		{"ca not pem", TLSConfig{CAFile: garbage}, []string{"ca file", garbage, "no PEM CERTIFICATE"}},
 		{"ca corrupt", TLSConfig{CAFile: badCA}, []string{"ca file", badCA, "certificate 1"}},
-		{"client auth without ca", TLSConfig{CertFile: cert, KeyFile: key, ClientAuth: true}, []string{"client_auth needs a ca file"}},
-		{"client auth without cert", TLSConfig{CAFile: ca.file, ClientAuth: true}, []string{"client_auth is a server setting"}},
+		{"client auth without ca", TLSConfig{CertFile: cert, KeyFile: key, ClientAuth: ClientAuthRequireAndVerify}, []string{"client_auth needs a ca file", `"require_and_verify"`}},
+		{"verify if given without ca", TLSConfig{CertFile: cert, KeyFile: key, ClientAuth: ClientAuthVerifyIfGiven}, []string{"client_auth needs a ca file", `"verify_if_given"`}},
+		{"client auth without cert", TLSConfig{CAFile: ca.file, ClientAuth: ClientAuthRequireAndVerify}, []string{"client_auth is a server setting"}},
+		{"request without cert", TLSConfig{ClientAuth: ClientAuthRequest}, []string{"client_auth is a server setting"}},
+		{"unknown client auth", TLSConfig{CertFile: cert, KeyFile: key, ClientAuth: 9}, []string{"client_auth 9 is not a mode"}},
 		{"bad version", TLSConfig{MinVersion: "1.1"}, []string{`min_version "1.1"`, `"1.2" or "1.3"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,7 +427,28 @@ func TestTLSCatalogEntry(t *testing.T) {
 	tr, err := spi.Default.BuildTransport("tls", cfg)
 	require.NoError(t, err)
 	require.Equal(t, "tls", tr.Name())
-	require.Equal(t, TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca.file, ClientAuth: true, MinVersion: "1.2"}, tr.(*TLS).Config())
+	require.Equal(t, TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca.file, ClientAuth: ClientAuthRequireAndVerify, MinVersion: "1.2"}, tr.(*TLS).Config(),
+		"client_auth = true, from before it had modes, is require_and_verify")
+
+	// The modes by name, as kite.hcl spells them, in any case; a
+	// configuration marshalled from a TLSConfig decodes to the same.
+	for _, mode := range []TLSClientAuth{ClientAuthNone, ClientAuthRequest, ClientAuthRequire, ClientAuthVerifyIfGiven, ClientAuthRequireAndVerify} {
+		want := TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca.file, ClientAuth: mode}
+		cfg, err := json.Marshal(want)
+		require.NoError(t, err)
+		require.Contains(t, string(cfg), `"client_auth":"`+mode.String()+`"`)
+		tr, err := spi.Default.BuildTransport("tls", cfg)
+		require.NoError(t, err, mode)
+		require.Equal(t, want, tr.(*TLS).Config())
+		require.Equal(t, tls.ClientAuthType(mode), tr.(*TLS).server.ClientAuth, mode)
+	}
+	tr, err = spi.Default.BuildTransport("tls", spi.Config(`{"cert": "`+cert+`", "key": "`+key+`", "client_auth": "Require"}`))
+	require.NoError(t, err)
+	require.Equal(t, ClientAuthRequire, tr.(*TLS).Config().ClientAuth)
+	_, err = spi.Default.BuildTransport("tls", spi.Config(`{"client_auth": "verify"}`))
+	require.ErrorContains(t, err, `client_auth "verify" is not a mode: want one of none, request, require, verify_if_given, require_and_verify`)
+	_, err = spi.Default.BuildTransport("tls", spi.Config(`{"client_auth": 4}`))
+	require.ErrorContains(t, err, "client_auth must be a mode name")
 
 	_, err = spi.Default.BuildTransport("tls", spi.Config(`{"certificate": "x"}`))
 	require.ErrorContains(t, err, "certificate", "unknown attributes are refused")
