@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/internal/loadgen"
 )
 
@@ -66,48 +65,27 @@ Flags:`)
 	if !ok {
 		return code
 	}
-	if len(pos) < 2 || len(pos) > 3 {
-		fmt.Fprintln(stderr, "kite bench: want <client> <Service.Method> [json]")
-		fs.Usage()
-		return exitUsage
-	}
 	if *conc <= 0 || *dur <= 0 && *n <= 0 || *n < 0 {
 		fmt.Fprintln(stderr, "kite bench: -c must be positive, and -d or -n too")
 		return exitUsage
 	}
-	clientName, method := pos[0], pos[1]
-	if err := checkMethod(method); err != nil {
-		fmt.Fprintf(stderr, "kite bench: %v\n", err)
-		return exitUsage
-	}
-	body := "{}"
-	if len(pos) == 3 {
-		body = pos[2]
-	}
-	req, err := readRequest(body)
-	if err != nil {
-		fmt.Fprintf(stderr, "kite bench: %v\n", err)
+	target, ok := parseCallTarget(fs, "kite bench", pos, stderr)
+	if !ok {
 		return exitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, code := cf.load(stderr)
+	st, c, code := target.dial(cf, "kite bench", *timeout, stderr)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
-	c, err := st.Client(clientName, callClientOptions(*timeout)...)
-	if err != nil {
-		fmt.Fprintf(stderr, "kite bench: %v\n", err)
-		return exitError
-	}
-	if md.Len() > 0 {
-		ctx = core.WithMetadata(ctx, &md.Metadata)
-	}
+	ctx = md.attach(ctx)
+	clientName, method := target.client, target.method
 	call := func(ctx context.Context) error {
 		var resp json.RawMessage
-		return c.Call(ctx, method, req, &resp)
+		return c.Call(ctx, method, target.req, &resp)
 	}
 	if err := call(ctx); err != nil {
 		printCallError(stderr, "kite bench: warm-up call failed", err)

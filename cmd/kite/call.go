@@ -56,47 +56,25 @@ Flags:`)
 	if !ok {
 		return code
 	}
-	if len(pos) < 2 || len(pos) > 3 {
-		fmt.Fprintln(stderr, "kite call: want <client> <Service.Method> [json]")
-		fs.Usage()
-		return exitUsage
-	}
-	clientName, method := pos[0], pos[1]
-	if err := checkMethod(method); err != nil {
-		fmt.Fprintf(stderr, "kite call: %v\n", err)
-		return exitUsage
-	}
-	body := "{}"
-	if len(pos) == 3 {
-		body = pos[2]
-	}
-	req, err := readRequest(body)
-	if err != nil {
-		fmt.Fprintf(stderr, "kite call: %v\n", err)
+	target, ok := parseCallTarget(fs, "kite call", pos, stderr)
+	if !ok {
 		return exitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, code := cf.load(stderr)
+	st, c, code := target.dial(cf, "kite call", *timeout, stderr)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
-	c, err := st.Client(clientName, callClientOptions(*timeout)...)
-	if err != nil {
-		fmt.Fprintf(stderr, "kite call: %v\n", err)
-		return exitError
-	}
-	if md.Len() > 0 {
-		ctx = core.WithMetadata(ctx, &md.Metadata)
-	}
 	var resp json.RawMessage
-	if err := c.Call(ctx, method, req, &resp); err != nil {
+	if err := c.Call(md.attach(ctx), target.method, target.req, &resp); err != nil {
 		printCallError(stderr, "kite call", err)
 		return exitError
 	}
 	var out bytes.Buffer
+	var err error
 	if *compact {
 		err = json.Compact(&out, resp)
 	} else {
@@ -110,6 +88,58 @@ Flags:`)
 	out.WriteByte('\n')
 	_, _ = stdout.Write(out.Bytes())
 	return exitOK
+}
+
+// callTarget is what call and bench are pointed at, from their positional
+// arguments <client> <Service.Method> [json].
+type callTarget struct {
+	client string
+	method string
+	req    json.RawMessage
+}
+
+// parseCallTarget reads pos as <client> <Service.Method> [json], the
+// request defaulting to {}. On a usage error it says why on stderr,
+// prefixed with cmd, and returns false: the caller exits with exitUsage.
+func parseCallTarget(fs *flag.FlagSet, cmd string, pos []string, stderr io.Writer) (callTarget, bool) {
+	if len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprintf(stderr, "%s: want <client> <Service.Method> [json]\n", cmd)
+		fs.Usage()
+		return callTarget{}, false
+	}
+	t := callTarget{client: pos[0], method: pos[1]}
+	if err := checkMethod(t.method); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return callTarget{}, false
+	}
+	body := "{}"
+	if len(pos) == 3 {
+		body = pos[2]
+	}
+	req, err := readRequest(body)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return callTarget{}, false
+	}
+	t.req = req
+	return t, true
+}
+
+// dial loads the stack and builds the client block t names with
+// callClientOptions. On failure it has said why on stderr and returns a
+// nil stack and the exit code; otherwise the caller closes the stack.
+func (t callTarget) dial(cf *commonFlags, cmd string, timeout time.Duration, stderr io.Writer) (*stack.Stack, *core.Client, int) {
+	st, code := cf.load(stderr)
+	if st == nil {
+		return nil, nil, code
+	}
+	c, err := st.Client(t.client, callClientOptions(timeout)...)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		_ = st.Close()
+		return nil, nil, exitError
+	}
+	return st, c, exitOK
 }
 
 // callClientOptions are the client options of call and bench: JSON
@@ -233,28 +263,11 @@ func printLoadError(stderr io.Writer, path string, err error) {
 // parseArgs parses flags placed anywhere among the positional arguments
 // (kite bench echo Echo.Echo '{}' -c 50 reads naturally); after "--"
 // everything is positional. ok is false when the caller should return
-// code: 0 after --help, 2 after a usage error.
+// code, as with parseFlags.
 func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
-	// Answer --help before parsing, so the usage goes to stdout once
-	// (flag would print it to the error output first).
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil, exitOK, false
-		}
-	}
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stdout)
-				fs.Usage()
-				return nil, exitOK, false
-			}
-			return nil, exitUsage, false
+		if code, ok := parseFlags(fs, args, stdout); !ok {
+			return nil, code, false
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -268,6 +281,33 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string,
 	}
 }
 
+// parseFlags parses args with fs as every subcommand does. ok is false
+// when the caller should return code: 0 after --help (the usage printed
+// on stdout), 2 after a usage error (flag has said which on stderr).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
+	// Answer --help before parsing, so the usage goes to stdout once
+	// (flag would print it to the error output first).
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
 // metaFlag collects -H key=value pairs.
 type metaFlag struct{ spi.Metadata }
 
@@ -278,6 +318,15 @@ func (m *metaFlag) String() string {
 		return true
 	})
 	return strings.Join(parts, ",")
+}
+
+// attach returns ctx carrying the collected metadata, or ctx itself when
+// no -H was given.
+func (m *metaFlag) attach(ctx context.Context) context.Context {
+	if m.Len() == 0 {
+		return ctx
+	}
+	return core.WithMetadata(ctx, &m.Metadata)
 }
 
 func (m *metaFlag) Set(s string) error {

@@ -193,3 +193,16 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpPrintedOnce: -h prints the usage on stdout only. flag would
+// also print it on the error output when it meets -h itself, which
+// parseFlags answers before parsing.
+func TestHelpPrintedOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"check", "gen", "call", "bench", "plugins"} {
+		r := kite(t, dir, nil, cmd, "-h")
+		assert.Equal(t, 0, r.code, cmd)
+		assert.Contains(t, r.stdout, "Usage: kite "+cmd, cmd)
+		assert.Empty(t, r.stderr, cmd)
+	}
+}
