@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -433,7 +433,7 @@ func (r *Registry) Resolve(ctx context.Context, service string) ([]spi.Instance,
 			last, ok := r.lastKnown[service]
 			r.mu.Unlock()
 			if ok {
-				return cloneInstances(last), nil
+				return registrykit.CloneAll(last), nil
 			}
 		}
 		return nil, err
@@ -467,7 +467,7 @@ func (r *Registry) list(ctx context.Context, service string) ([]spi.Instance, in
 
 func (r *Registry) remember(service string, list []spi.Instance) {
 	r.mu.Lock()
-	r.lastKnown[service] = cloneInstances(list)
+	r.lastKnown[service] = registrykit.CloneAll(list)
 	r.mu.Unlock()
 }
 
@@ -489,17 +489,8 @@ func sortedInstances(m map[string]spi.Instance) []spi.Instance {
 	for _, in := range m {
 		list = append(list, in)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Addr < list[j].Addr })
+	registrykit.SortByAddr(list)
 	return list
-}
-
-func cloneInstances(list []spi.Instance) []spi.Instance {
-	if list == nil {
-		return nil
-	}
-	out := make([]spi.Instance, len(list))
-	copy(out, list)
-	return out
 }
 
 // Close revokes the lease (withdrawing every registration at once), stops

@@ -2,11 +2,10 @@ package etcd
 
 import (
 	"context"
-	"reflect"
-	"sync"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -29,18 +28,15 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 func (r *Registry) startWatcher(service string, list []spi.Instance, rev int64) (*watcher, error) {
 	wctx, cancel := context.WithCancel(r.ctx)
 	w := &watcher{
+		Feed:    registrykit.NewFeed(),
 		r:       r,
 		service: service,
 		prefix:  r.servicePrefix(service),
 		cancel:  cancel,
 		done:    make(chan struct{}),
-		changed: make(chan struct{}),
-		state:   make(map[string]spi.Instance, len(list)),
+		stopped: spi.Errorf(spi.Canceled, "etcd registry: watch of %q stopped", service),
 	}
-	for _, in := range list {
-		w.state[w.prefix+in.Addr] = in
-	}
-	w.publish(list)
+	w.reset(list)
 
 	r.mu.Lock()
 	if r.closed {
@@ -55,87 +51,43 @@ func (r *Registry) startWatcher(service string, list []spi.Instance, rev int64) 
 	return w, nil
 }
 
-// watcher follows one service. Its goroutine owns state; the snapshot
-// handed to Next lives under mu.
+// watcher follows one service. Its goroutine owns state and publishes
+// each changed set into the Feed, whose Next is the watcher's.
 type watcher struct {
+	*registrykit.Feed
 	r       *Registry
 	service string
 	prefix  string
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when run returns
+	stopped error         // what Next returns after Stop
 	state   map[string]spi.Instance
-
-	mu        sync.Mutex
-	snapshot  []spi.Instance
-	version   uint64 // bumped on each new snapshot
-	delivered uint64 // version last returned by Next
-	changed   chan struct{}
-	stopped   bool
 }
 
-// publish installs list as the newest snapshot if it differs from the
-// previous one, waking a blocked Next.
-func (w *watcher) publish(list []spi.Instance) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.version > 0 && reflect.DeepEqual(w.snapshot, list) {
-		return
+// reset replaces state by a fresh list and publishes it.
+func (w *watcher) reset(list []spi.Instance) {
+	w.state = make(map[string]spi.Instance, len(list))
+	for _, in := range list {
+		w.state[w.prefix+in.Addr] = in
 	}
-	w.snapshot = list
-	w.version++
-	close(w.changed)
-	w.changed = make(chan struct{})
-}
-
-// Next returns the newest snapshot not yet returned, waiting for one.
-func (w *watcher) Next(ctx context.Context) ([]spi.Instance, error) {
-	for {
-		w.mu.Lock()
-		if w.stopped {
-			w.mu.Unlock()
-			return nil, spi.Errorf(spi.Canceled, "etcd registry: watch of %q stopped", w.service)
-		}
-		if w.version != w.delivered {
-			w.delivered = w.version
-			out := cloneInstances(w.snapshot)
-			w.mu.Unlock()
-			if out == nil {
-				out = []spi.Instance{}
-			}
-			return out, nil
-		}
-		changed := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.done:
-			// Loop once more: Stop sets stopped before run ends.
-		case <-changed:
-		}
-	}
+	w.Publish(list)
 }
 
 // Stop ends the watch; Next then fails. It waits for the goroutine.
 func (w *watcher) Stop() {
-	w.mu.Lock()
-	already := w.stopped
-	w.stopped = true
-	w.mu.Unlock()
+	w.Close(w.stopped)
 	w.cancel()
 	<-w.done
-	if !already {
-		w.r.mu.Lock()
-		delete(w.r.watchers, w)
-		w.r.mu.Unlock()
-	}
+	w.r.mu.Lock()
+	delete(w.r.watchers, w)
+	w.r.mu.Unlock()
 }
 
 // run follows the prefix from rev+1, re-listing after a compaction or a
 // broken watch. It leaves the snapshot untouched while etcd is away.
 func (w *watcher) run(ctx context.Context, rev int64) {
 	defer close(w.done)
-	defer w.markStopped()
+	defer w.Close(w.stopped)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		next, ok := w.follow(ctx, rev)
@@ -150,11 +102,7 @@ func (w *watcher) run(ctx context.Context, rev int64) {
 			list, lrev, err := w.r.list(lctx, w.service)
 			cancel()
 			if err == nil {
-				w.state = make(map[string]spi.Instance, len(list))
-				for _, in := range list {
-					w.state[w.prefix+in.Addr] = in
-				}
-				w.publish(list)
+				w.reset(list)
 				rev = lrev
 				break
 			}
@@ -164,12 +112,6 @@ func (w *watcher) run(ctx context.Context, rev int64) {
 			backoff = min(backoff*2, 5*time.Second)
 		}
 	}
-}
-
-func (w *watcher) markStopped() {
-	w.mu.Lock()
-	w.stopped = true
-	w.mu.Unlock()
 }
 
 // follow watches from rev+1 and applies events until the watch ends. It
@@ -212,7 +154,7 @@ func (w *watcher) follow(ctx context.Context, rev int64) (int64, bool) {
 		rev = resp.Header.Revision
 		list := sortedInstances(w.state)
 		w.r.remember(w.service, list)
-		w.publish(list)
+		w.Publish(list)
 	}
 	// The channel closed without an error response: the context ended or
 	// the client closed. A fresh list is the safe way on.
