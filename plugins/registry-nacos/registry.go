@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Name is the catalog name of this registry.
@@ -494,7 +494,7 @@ func (r *Registry) list(ctx context.Context, service string) ([]spi.Instance, li
 		}
 		list = append(list, toInstance(service, h))
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Addr < list[j].Addr })
+	registrykit.SortByAddr(list)
 	r.remember(service, list)
 	return list, resp, nil
 }
@@ -536,7 +536,7 @@ func toInstance(service string, h hostJSON) spi.Instance {
 
 func (r *Registry) remember(service string, list []spi.Instance) {
 	r.mu.Lock()
-	r.lastKnown[service] = cloneInstances(list)
+	r.lastKnown[service] = registrykit.CloneAll(list)
 	r.mu.Unlock()
 }
 
@@ -554,7 +554,7 @@ func (r *Registry) Resolve(ctx context.Context, service string) ([]spi.Instance,
 			last, ok := r.lastKnown[service]
 			r.mu.Unlock()
 			if ok {
-				return cloneInstances(last), nil
+				return registrykit.CloneAll(last), nil
 			}
 		}
 		return nil, err
@@ -563,15 +563,6 @@ func (r *Registry) Resolve(ctx context.Context, service string) ([]spi.Instance,
 		list = []spi.Instance{}
 	}
 	return list, nil
-}
-
-func cloneInstances(list []spi.Instance) []spi.Instance {
-	if list == nil {
-		return nil
-	}
-	out := make([]spi.Instance, len(list))
-	copy(out, list)
-	return out
 }
 
 // Close stops every watch and heartbeat and deregisters every instance

@@ -2,11 +2,10 @@ package nacos
 
 import (
 	"context"
-	"reflect"
-	"sync"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Watch lists service and then polls it. The first Next returns the
@@ -24,13 +23,14 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 	}
 	wctx, cancel := context.WithCancel(r.ctx)
 	w := &watcher{
+		Feed:    registrykit.NewFeed(),
 		r:       r,
-		service: service,
 		cancel:  cancel,
 		done:    make(chan struct{}),
-		changed: make(chan struct{}),
+		service: service,
+		stopped: spi.Errorf(spi.Canceled, "nacos registry: watch of %q stopped", service),
 	}
-	w.publish(list)
+	w.Publish(list)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -43,93 +43,33 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 	return w, nil
 }
 
+// watcher polls one service and publishes each changed set into the
+// Feed, whose Next is the watcher's. The Feed compares the converted
+// instances rather than Nacos's checksum: a checksum also moves for
+// changes Kite filters out (an unhealthy instance's state), and not
+// every server version fills it.
 type watcher struct {
+	*registrykit.Feed
 	r       *Registry
 	service string
 	cancel  context.CancelFunc
 	done    chan struct{}
-
-	mu        sync.Mutex
-	snapshot  []spi.Instance
-	version   uint64
-	delivered uint64
-	changed   chan struct{}
-	stopped   bool
-}
-
-// publish installs list if it differs from the current snapshot. The
-// comparison is on the converted instances rather than on Nacos's
-// checksum: a checksum also moves for changes Kite filters out (an
-// unhealthy instance's state), and not every server version fills it.
-func (w *watcher) publish(list []spi.Instance) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.version > 0 && sameList(w.snapshot, list) {
-		return
-	}
-	w.snapshot = list
-	w.version++
-	close(w.changed)
-	w.changed = make(chan struct{})
-}
-
-func sameList(a, b []spi.Instance) bool {
-	if len(a) == 0 && len(b) == 0 {
-		return true
-	}
-	return reflect.DeepEqual(a, b)
-}
-
-// Next returns the newest snapshot not yet returned, waiting for one.
-func (w *watcher) Next(ctx context.Context) ([]spi.Instance, error) {
-	for {
-		w.mu.Lock()
-		if w.stopped {
-			w.mu.Unlock()
-			return nil, spi.Errorf(spi.Canceled, "nacos registry: watch of %q stopped", w.service)
-		}
-		if w.version != w.delivered {
-			w.delivered = w.version
-			out := cloneInstances(w.snapshot)
-			w.mu.Unlock()
-			if out == nil {
-				out = []spi.Instance{}
-			}
-			return out, nil
-		}
-		changed := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.done:
-		case <-changed:
-		}
-	}
+	stopped error // what Next returns after Stop
 }
 
 // Stop ends the watch and waits for its goroutine.
 func (w *watcher) Stop() {
-	w.mu.Lock()
-	already := w.stopped
-	w.stopped = true
-	w.mu.Unlock()
+	w.Close(w.stopped)
 	w.cancel()
 	<-w.done
-	if !already {
-		w.r.mu.Lock()
-		delete(w.r.watchers, w)
-		w.r.mu.Unlock()
-	}
+	w.r.mu.Lock()
+	delete(w.r.watchers, w)
+	w.r.mu.Unlock()
 }
 
 func (w *watcher) run(ctx context.Context, last listResponse) {
 	defer close(w.done)
-	defer func() {
-		w.mu.Lock()
-		w.stopped = true
-		w.mu.Unlock()
-	}()
+	defer w.Close(w.stopped)
 	interval := w.r.interval(last)
 	t := time.NewTimer(interval)
 	defer t.Stop()
@@ -141,7 +81,7 @@ func (w *watcher) run(ctx context.Context, last listResponse) {
 		}
 		list, resp, err := w.r.list(ctx, w.service)
 		if err == nil {
-			w.publish(list)
+			w.Publish(list)
 			interval = w.r.interval(resp)
 		}
 		// On error the last snapshot stands: callers keep the instances
