@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Name is the catalog name of this registry.
@@ -232,7 +232,7 @@ func (r *Registry) reRegister() error {
 		r.mu.Lock()
 		cur, still := r.own[path]
 		r.mu.Unlock()
-		if !still || !same(cur, in) {
+		if !still || !registrykit.Same(cur, in) {
 			continue // deregistered or re-registered meanwhile
 		}
 		if err := r.put(path, in); err != nil {
@@ -313,7 +313,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	if in.Service == "" || in.Addr == "" {
 		return spi.Errorf(spi.InvalidArgument, "zk registry: register needs service and addr (got %q, %q)", in.Service, in.Addr)
 	}
-	in = clone(in)
+	in = registrykit.Clone(in)
 	path := r.instancePath(in)
 	r.mu.Lock()
 	if r.closed {
@@ -328,7 +328,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, r.put(path, in) })
 	if err != nil {
 		r.mu.Lock()
-		if cur, ok := r.own[path]; ok && same(cur, in) {
+		if cur, ok := r.own[path]; ok && registrykit.Same(cur, in) {
 			if had {
 				r.own[path] = prev
 			} else {
@@ -458,7 +458,7 @@ func (r *Registry) list(service string) ([]spi.Instance, error) {
 			out = append(out, in)
 		}
 	}
-	sortInstances(out)
+	registrykit.SortByAddr(out)
 	return out, nil
 }
 
@@ -508,23 +508,5 @@ func escape(s string) string {
 	}
 	return b.String()
 }
-
-func clone(in spi.Instance) spi.Instance {
-	in.Tags = slices.Clone(in.Tags)
-	in.Metadata = maps.Clone(in.Metadata)
-	return in
-}
-
-func same(x, y spi.Instance) bool {
-	return x.Service == y.Service && x.Addr == y.Addr && x.Weight == y.Weight &&
-		x.Version == y.Version && x.Zone == y.Zone && slices.Equal(x.Tags, y.Tags) &&
-		maps.Equal(x.Metadata, y.Metadata)
-}
-
-func sortInstances(ins []spi.Instance) {
-	slices.SortFunc(ins, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
-}
-
-func equal(a, b []spi.Instance) bool { return slices.EqualFunc(a, b, same) }
 
 var _ spi.Registry = (*Registry)(nil)

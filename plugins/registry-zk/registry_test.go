@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 	"github.com/kiterpc/kite/spi/spitest"
 )
 
@@ -140,7 +141,7 @@ func nextUntil(t *testing.T, w spi.Watcher, want ...spi.Instance) [][]spi.Instan
 	for {
 		got, err := w.Next(ctx)
 		require.NoError(t, err, "waiting for %v; saw %v", want, seen)
-		if equal(got, want) {
+		if registrykit.Equal(got, want) {
 			return seen
 		}
 		seen = append(seen, got)
@@ -254,7 +255,7 @@ func TestReconnectKeepsSessionAndWatches(t *testing.T) {
 	// in1 never left: the observer saw only the addition.
 	seen = nextUntil(t, wObs, in1, in2)
 	for _, s := range seen {
-		assert.True(t, slices.ContainsFunc(s, func(x spi.Instance) bool { return same(x, in1) }), "in1 missing from %v", s)
+		assert.True(t, slices.ContainsFunc(s, func(x spi.Instance) bool { return registrykit.Same(x, in1) }), "in1 missing from %v", s)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Watch implements spi.Registry. It reads the current instances (so the
@@ -20,12 +21,12 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 		return nil, err
 	}
 	w := &watcher{
+		Feed:     registrykit.NewFeed(),
 		r:        r,
 		service:  service,
 		dir:      r.servicePath(service),
 		children: map[string]*node{},
 		stop:     make(chan struct{}),
-		notify:   make(chan struct{}),
 		init:     make(chan error, 1),
 	}
 	r.mu.Lock()
@@ -56,7 +57,12 @@ type node struct {
 	ch    <-chan zk.Event // armed data watch; nil: (re)read the data
 }
 
+// watcher follows one service from a goroutine (run) that publishes
+// each changed set into the Feed, whose Next is the watcher's. While
+// ZooKeeper is unreachable nothing is published: the caller keeps the
+// last snapshot.
 type watcher struct {
+	*registrykit.Feed
 	r       *Registry
 	service string
 	dir     string
@@ -69,60 +75,17 @@ type watcher struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	init     chan error // the first refresh's outcome
-
-	mu     sync.Mutex // guards latest, has, notify
-	latest []spi.Instance
-	has    bool
-	notify chan struct{} // closed and replaced when latest changes
-
-	nextMu    sync.Mutex // serialises Next; guards last, delivered
-	last      []spi.Instance
-	delivered bool
 }
 
 var errStopped = spi.Errorf(spi.Canceled, "zk registry: watch stopped")
 
-// Next implements spi.Watcher. While ZooKeeper is unreachable no new
-// snapshot arrives: the caller keeps the last one.
-func (w *watcher) Next(ctx context.Context) ([]spi.Instance, error) {
-	w.nextMu.Lock()
-	defer w.nextMu.Unlock()
-	for {
-		select {
-		case <-w.stop:
-			return nil, errStopped
-		case <-w.r.done:
-			return nil, errClosed
-		default:
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		w.mu.Lock()
-		latest, has, notify := w.latest, w.has, w.notify
-		w.mu.Unlock()
-		if has && (!w.delivered || !equal(latest, w.last)) {
-			w.last, w.delivered = latest, true
-			out := make([]spi.Instance, len(latest))
-			for i, in := range latest {
-				out[i] = clone(in)
-			}
-			return out, nil
-		}
-		select {
-		case <-notify:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.stop:
-		case <-w.r.done:
-		}
-	}
-}
-
 // Stop implements spi.Watcher. (The client library cannot cancel a
 // ZooKeeper watch; a stopped watcher's armed watches fire once into
 // buffered channels nobody reads, and are gone.)
-func (w *watcher) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
+func (w *watcher) Stop() {
+	w.Close(errStopped) // first, so that run's Close(errClosed) does not win
+	w.stopOnce.Do(func() { close(w.stop) })
+}
 
 func (w *watcher) publish() {
 	snap := make([]spi.Instance, 0, len(w.children))
@@ -131,19 +94,16 @@ func (w *watcher) publish() {
 			snap = append(snap, n.in)
 		}
 	}
-	sortInstances(snap)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.has && equal(snap, w.latest) {
-		return // e.g. a re-read after an expiry that found the same set
-	}
-	w.latest, w.has = snap, true
-	close(w.notify)
-	w.notify = make(chan struct{})
+	registrykit.SortByAddr(snap)
+	// An unchanged set (e.g. re-read after an expiry) wakes nobody.
+	w.Publish(snap)
 }
 
 func (w *watcher) run() {
 	defer w.r.wg.Done()
+	// Unless Stop closed the feed already, run ends because the registry
+	// closes.
+	defer w.Close(errClosed)
 	first := true
 	backoff := 100 * time.Millisecond
 	for {
