@@ -6,15 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Name is the catalog name of this registry.
@@ -154,7 +153,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	if in.Service == "" || in.Addr == "" {
 		return spi.Errorf(spi.InvalidArgument, "local registry: register needs service and addr (got %q, %q)", in.Service, in.Addr)
 	}
-	in = clone(in)
+	in = registrykit.Clone(in)
 	rec := record{Instance: in, PID: os.Getpid(), PIDNS: r.pidns, Owner: r.owner, TTLMillis: r.ttl.Milliseconds()}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -272,12 +271,6 @@ func (r *Registry) heartbeat() {
 		}
 		r.mu.Unlock()
 	}
-}
-
-func clone(in spi.Instance) spi.Instance {
-	in.Tags = slices.Clone(in.Tags)
-	in.Metadata = maps.Clone(in.Metadata)
-	return in
 }
 
 var _ spi.Registry = (*Registry)(nil)

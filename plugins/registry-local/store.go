@@ -7,11 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // record is the content of one entry file.
@@ -269,7 +269,7 @@ func (r *Registry) read(service string) ([]spi.Instance, error) {
 			r.collect(dir, name, rec.Owner)
 		}
 	}
-	slices.SortFunc(out, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
+	registrykit.SortByAddr(out)
 	return out, nil
 }
 
