@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // Name is the catalog name of this registry.
@@ -152,7 +153,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	if r.isClosed() {
 		return errClosed
 	}
-	r.store.put(clone(in), r)
+	r.store.put(registrykit.Clone(in), r)
 	return nil
 }
 
@@ -189,7 +190,7 @@ func (r *Registry) snapshot(service string, wait bool) ([]spi.Instance, <-chan s
 	// Registrations override the configuration: they are fresher.
 	changed := r.store.collect(service, byAddr, wait)
 	out := slices.Collect(maps.Values(byAddr))
-	slices.SortFunc(out, func(a, b spi.Instance) int { return strings.Compare(a.Addr, b.Addr) })
+	registrykit.SortByAddr(out)
 	return out, changed
 }
 
@@ -201,8 +202,18 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 	if r.isClosed() {
 		return nil, errClosed
 	}
-	return &watcher{r: r, service: service, stop: make(chan struct{})}, nil
+	read := func() ([]spi.Instance, <-chan struct{}, error) {
+		snap, changed := r.snapshot(service, true)
+		return snap, changed, nil
+	}
+	return registrykit.NewPollWatcher(read, registrykit.PollOptions{
+		Closed:     r.closed,
+		ErrClosed:  errClosed,
+		ErrStopped: errStopped,
+	}), nil
 }
+
+var errStopped = spi.Errorf(spi.Canceled, "static registry: watch stopped")
 
 // Close implements spi.Registry: it withdraws this registry's
 // registrations and ends its watches.
@@ -214,52 +225,6 @@ func (r *Registry) Close() error {
 	})
 	return nil
 }
-
-type watcher struct {
-	r        *Registry
-	service  string
-	stop     chan struct{}
-	stopOnce sync.Once
-
-	mu        sync.Mutex // serialises Next; guards last and delivered
-	last      []spi.Instance
-	delivered bool
-}
-
-var errStopped = spi.Errorf(spi.Canceled, "static registry: watch stopped")
-
-// Next implements spi.Watcher.
-func (w *watcher) Next(ctx context.Context) ([]spi.Instance, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for {
-		select {
-		case <-w.stop:
-			return nil, errStopped
-		case <-w.r.closed:
-			return nil, errClosed
-		default:
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		snap, changed := w.r.snapshot(w.service, true)
-		if !w.delivered || !equal(snap, w.last) {
-			w.last, w.delivered = snap, true
-			return cloneAll(snap), nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.stop:
-		case <-w.r.closed:
-		}
-	}
-}
-
-// Stop implements spi.Watcher.
-func (w *watcher) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
 
 // store is the in-process registration table of one group.
 type store struct {
@@ -368,7 +333,7 @@ func (s *store) collect(service string, byAddr map[string]spi.Instance, wait boo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for addr, e := range s.entries[service] {
-		byAddr[addr] = clone(e.in)
+		byAddr[addr] = registrykit.Clone(e.in)
 	}
 	if !wait {
 		return nil
@@ -379,29 +344,6 @@ func (s *store) collect(service string, byAddr map[string]spi.Instance, wait boo
 		s.waiters[service] = ch
 	}
 	return ch
-}
-
-func clone(in spi.Instance) spi.Instance {
-	in.Tags = slices.Clone(in.Tags)
-	in.Metadata = maps.Clone(in.Metadata)
-	return in
-}
-
-func cloneAll(ins []spi.Instance) []spi.Instance {
-	out := make([]spi.Instance, len(ins))
-	for i, in := range ins {
-		out[i] = clone(in)
-	}
-	return out
-}
-
-// equal compares two address-sorted snapshots field by field.
-func equal(a, b []spi.Instance) bool {
-	return slices.EqualFunc(a, b, func(x, y spi.Instance) bool {
-		return x.Service == y.Service && x.Addr == y.Addr && x.Weight == y.Weight &&
-			x.Version == y.Version && x.Zone == y.Zone && slices.Equal(x.Tags, y.Tags) &&
-			maps.Equal(x.Metadata, y.Metadata)
-	})
 }
 
 var _ spi.Registry = (*Registry)(nil)
