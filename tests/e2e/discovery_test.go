@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -16,13 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/core/resilience"
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -64,7 +63,7 @@ func zkBackend(t *testing.T) backend {
 			"(make test does this; CI always runs the end-to-end tests against a real ZooKeeper)")
 	}
 	root := "/kite-e2e-" + randomSuffix()
-	t.Cleanup(func() { deleteZKTree(t, addr, root) })
+	t.Cleanup(func() { testkit.DeleteZKTree(t, addr, root) })
 	return backend{
 		name: "zk", addr: addr,
 		server: func(a string) string {
@@ -96,41 +95,6 @@ func etcdBackend(t *testing.T) backend {
 			return fmt.Sprintf(`{"endpoints":[%q],"dial_timeout":"1s","prefix":%q}`, a, prefix)
 		},
 		observer: fmt.Sprintf(`{"endpoints":[%q],"dial_timeout":"2s","prefix":%q}`, addr, prefix),
-	}
-}
-
-type discard struct{}
-
-func (discard) Printf(string, ...any) {}
-
-func deleteZKTree(t *testing.T, addr, root string) {
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(discard{}))
-	if err != nil {
-		t.Errorf("cleanup of %s: %v", root, err)
-		return
-	}
-	defer conn.Close()
-	var del func(string) error
-	del = func(path string) error {
-		children, _, err := conn.Children(path)
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, c := range children {
-			if err := del(path + "/" + c); err != nil {
-				return err
-			}
-		}
-		if err := conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return err
-		}
-		return nil
-	}
-	if err := del(root); err != nil {
-		t.Errorf("cleanup of %s: %v", root, err)
 	}
 }
 
@@ -277,7 +241,7 @@ func runDiscovery(t *testing.T, b backend) {
 	load := startLoad(c, 8)
 	require.Eventually(t, func() bool { return load.seq.Load() > 200 }, 10*time.Second, time.Millisecond, "load started")
 	killed := time.Now()
-	victim.kill(t)
+	victim.Kill(t)
 	var ejectedAfter time.Duration
 	require.Eventually(t, func() bool {
 		if ejectedAfter == 0 && slices.Contains(c.Stats().Ejected, victim.addr) {

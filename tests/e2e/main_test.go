@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 
 	// The standard plugins the servers and the client are assembled from,
@@ -117,66 +115,25 @@ func runServer(raw string) int {
 
 // serverProc is a running server process.
 type serverProc struct {
-	spec   serverSpec
-	addr   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	exited chan struct{}
+	*testkit.Proc
+	spec serverSpec
+	addr string
 }
 
 // startServer runs a server process and waits until it has registered.
+// When the test ends it is stopped gracefully (deregister, drain), or
+// killed if it does not end within 15s.
 func startServer(t *testing.T, spec serverSpec) *serverProc {
 	t.Helper()
 	raw, err := json.Marshal(spec)
 	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serverEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	dieWithParent(cmd)
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &serverProc{spec: spec, cmd: cmd, stdin: stdin, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(p.stop)
-
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(l), "ready ")
-		require.True(t, ok, "server %s did not start: %q", spec.Name, l)
-		p.addr = addr
-	case <-time.After(30 * time.Second):
+	p := &serverProc{Proc: testkit.StartSelf(t, 15*time.Second, serverEnv+"="+string(raw)), spec: spec}
+	l, ok := p.FirstLine(30 * time.Second)
+	if !ok {
 		t.Fatalf("server %s did not register within 30s", spec.Name)
 	}
+	addr, ok := strings.CutPrefix(strings.TrimSpace(l), "ready ")
+	require.True(t, ok, "server %s did not start: %q", spec.Name, l)
+	p.addr = addr
 	return p
-}
-
-// kill ends the process with SIGKILL: no deregistration, no GOAWAY.
-func (p *serverProc) kill(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
-}
-
-// stop ends the process gracefully (deregister, drain), or kills it if
-// it does not end in time.
-func (p *serverProc) stop() {
-	_ = p.stdin.Close()
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }

@@ -63,7 +63,7 @@ func TestServerKilledMidStream(t *testing.T) {
 	waitFor(t, 2*time.Second, "load running", func() bool { return l.snapshot().Codes[spi.OK] >= 100 })
 
 	killed := time.Now()
-	proc.kill(t)
+	proc.Kill(t)
 
 	// The stream ends with Unavailable, promptly.
 	for {
@@ -116,5 +116,5 @@ func TestServerKilledMidStream(t *testing.T) {
 	assert.Zero(t, r.Lost, "lost calls")
 	assert.Empty(t, r.errorsOtherThan(spi.Unavailable), "only Unavailable while the server was dead")
 	assert.Positive(t, r.Codes[spi.Unavailable], "the load saw the outage")
-	proc.stop()
+	proc.Stop()
 }

@@ -1,14 +1,11 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi/plugin"
 
 	_ "github.com/kiterpc/kite/plugins/codec-json"
@@ -69,63 +67,16 @@ func runServerProcess(addr string) int {
 	return 0
 }
 
-// serverProc is a server process started by startServerProcess.
-type serverProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	exited chan struct{}
-}
-
 // startServerProcess runs the test binary as a server on addr and waits
-// until it serves.
-func startServerProcess(t *testing.T, addr string) *serverProc {
+// until it serves. When the test ends it is stopped gracefully, or killed
+// if it does not end within 10s.
+func startServerProcess(t *testing.T, addr string) *testkit.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serverEnv+"="+addr)
-	cmd.Stderr = os.Stderr
-	// Die with the test binary, even when it is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &serverProc{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(p.stop)
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-line:
-		require.Equal(t, "ready", strings.TrimSpace(l), "server process on %s did not start", addr)
-	case <-time.After(30 * time.Second):
+	p := testkit.StartSelf(t, 10*time.Second, serverEnv+"="+addr)
+	l, ok := p.FirstLine(30 * time.Second)
+	if !ok {
 		t.Fatalf("server process on %s did not start within 30s", addr)
 	}
+	require.Equal(t, "ready", strings.TrimSpace(l), "server process on %s did not start", addr)
 	return p
-}
-
-// kill ends the process with SIGKILL: no GOAWAY, no FIN from the
-// application, only what the kernel does for a dead process's sockets.
-func (p *serverProc) kill(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
-}
-
-// stop ends the process gracefully, or kills it if it does not end.
-func (p *serverProc) stop() {
-	_ = p.stdin.Close()
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
