@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // Name is the catalog name of this balancer.
@@ -77,7 +78,7 @@ func (*Balancer) Name() string { return Name }
 // Build implements spi.Balancer.
 func (b *Balancer) Build(instances []spi.Instance) spi.Picker {
 	if len(instances) == 0 {
-		return emptyPicker{}
+		return balancerkit.Empty
 	}
 	p := &picker{instances: slices.Clone(instances)}
 	var sum float64
@@ -120,12 +121,6 @@ func (b *Balancer) Build(instances []spi.Instance) spi.Picker {
 		p.owners[i] = nd.owner
 	}
 	return p
-}
-
-type emptyPicker struct{}
-
-func (emptyPicker) Pick(context.Context, spi.PickInfo) (spi.PickResult, error) {
-	return spi.PickResult{}, spi.ErrNoInstance
 }
 
 type picker struct {

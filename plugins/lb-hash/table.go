@@ -2,6 +2,7 @@ package consistenthash
 
 import (
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // RingHash is the spi.PickTable hash function of the ring Table returns:
@@ -53,26 +54,7 @@ func (b *Balancer) Table(instances []spi.Instance) spi.PickTable {
 // keeps it O(period × log n) for services of thousands of instances.
 func weightedSchedule(instances []spi.Instance) []int {
 	n := len(instances)
-	w := make([]int, n)
-	g, total := 0, 0
-	for i, in := range instances {
-		w[i] = in.EffectiveWeight()
-		g = gcd(g, w[i])
-	}
-	for i := range w {
-		w[i] /= g
-		total += w[i]
-	}
-	if total > maxSchedule {
-		// The floor of one slot per instance exceeds the bound only for
-		// more than 65,536 instances, where the period is one slot each.
-		scaled := 0
-		for i := range w {
-			w[i] = max(1, int(int64(w[i])*maxSchedule/int64(total)))
-			scaled += w[i]
-		}
-		total = scaled
-	}
+	w, total := balancerkit.PeriodWeights(instances, maxSchedule)
 	h := make(turns, n)
 	for i := range h {
 		h[i] = turn{at: 0.5 / float64(w[i]), index: i}
@@ -127,11 +109,4 @@ func (h turns) down(i int) {
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

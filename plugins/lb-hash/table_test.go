@@ -115,7 +115,9 @@ func counts(sched []int, n int) []int {
 func gcdOf(ws []int) int {
 	g := 0
 	for _, w := range ws {
-		g = gcd(g, w)
+		for w != 0 { // Euclid
+			g, w = w, g%w
+		}
 	}
 	return g
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // Name is the catalog name of this balancer.
@@ -40,7 +41,7 @@ func (*Balancer) Name() string { return Name }
 // Build implements spi.Balancer.
 func (*Balancer) Build(instances []spi.Instance) spi.Picker {
 	if len(instances) == 0 {
-		return emptyPicker{}
+		return balancerkit.Empty
 	}
 	p := &picker{
 		instances: slices.Clone(instances),
@@ -58,12 +59,6 @@ func (*Balancer) Build(instances []spi.Instance) spi.Picker {
 	}
 	p.total = total
 	return p
-}
-
-type emptyPicker struct{}
-
-func (emptyPicker) Pick(context.Context, spi.PickInfo) (spi.PickResult, error) {
-	return spi.PickResult{}, spi.ErrNoInstance
 }
 
 type picker struct {

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // maxSchedule bounds a table's schedule; weights are scaled down to fit.
@@ -23,24 +24,7 @@ func (*Balancer) Table(instances []spi.Instance) spi.PickTable {
 	if len(instances) == 0 {
 		return spi.PickTable{}
 	}
-	w := make([]int, len(instances))
-	g, total := 0, 0
-	for i, in := range instances {
-		w[i] = in.EffectiveWeight()
-		g = gcd(g, w[i])
-	}
-	for i := range w {
-		w[i] /= g
-		total += w[i]
-	}
-	if total > maxSchedule {
-		scaled := 0
-		for i := range w {
-			w[i] = max(1, int(int64(w[i])*maxSchedule/int64(total)))
-			scaled += w[i]
-		}
-		total = scaled
-	}
+	w, total := balancerkit.PeriodWeights(instances, maxSchedule)
 	sched := make([]int, 0, total)
 	for i, n := range w {
 		for range n {
@@ -49,11 +33,4 @@ func (*Balancer) Table(instances []spi.Instance) spi.PickTable {
 	}
 	rand.Shuffle(len(sched), func(a, b int) { sched[a], sched[b] = sched[b], sched[a] })
 	return spi.PickTable{Schedule: sched}
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

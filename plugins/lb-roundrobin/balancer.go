@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // Name is the catalog name of this balancer.
@@ -42,17 +43,11 @@ func (*Balancer) Name() string { return Name }
 // Build implements spi.Balancer.
 func (*Balancer) Build(instances []spi.Instance) spi.Picker {
 	if len(instances) == 0 {
-		return emptyPicker{}
+		return balancerkit.Empty
 	}
 	p := &picker{instances: slices.Clone(instances)}
 	p.next.Store(rand.Uint64N(uint64(len(instances))))
 	return p
-}
-
-type emptyPicker struct{}
-
-func (emptyPicker) Pick(context.Context, spi.PickInfo) (spi.PickResult, error) {
-	return spi.PickResult{}, spi.ErrNoInstance
 }
 
 type picker struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // Name is the catalog name of this balancer.
@@ -115,7 +116,7 @@ func (*Balancer) Name() string { return Name }
 // Build implements spi.Balancer.
 func (b *Balancer) Build(instances []spi.Instance) spi.Picker {
 	if len(instances) == 0 {
-		return emptyPicker{}
+		return balancerkit.Empty
 	}
 	p := &picker{
 		instances: slices.Clone(instances),
@@ -166,12 +167,6 @@ func (b *Balancer) observe(instances []spi.Instance, now time.Time) []int64 {
 	}
 	b.warmedUp = true
 	return since
-}
-
-type emptyPicker struct{}
-
-func (emptyPicker) Pick(context.Context, spi.PickInfo) (spi.PickResult, error) {
-	return spi.PickResult{}, spi.ErrNoInstance
 }
 
 // schedule is one SWRR period, valid until validUntil (nanoseconds after
