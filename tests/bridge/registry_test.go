@@ -4,15 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/plugins/registry-nacos/nacostest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -57,7 +55,7 @@ func registryCases() []registryCase {
 				t.Skip("KITE_ZK_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` (make test does this; CI always runs against a real ZooKeeper)")
 			}
 			root := "/" + unique("kite-bridge-")
-			t.Cleanup(func() { deleteZKTree(t, addr, root) })
+			t.Cleanup(func() { testkit.DeleteZKTree(t, addr, root) })
 			return fmt.Sprintf(`{"servers":[%q],"root":%q,"session_timeout":"10s"}`, addr, root)
 		}},
 		{bin: "kite-registry-etcd", name: "etcd", shared: true, cfg: func(t *testing.T) string {
@@ -185,40 +183,5 @@ func eventually(t *testing.T, ctx context.Context, what string, cond func() (boo
 			t.Fatalf("timed out waiting until %s (last: %s)", what, last)
 		case <-time.After(20 * time.Millisecond):
 		}
-	}
-}
-
-type zkQuiet struct{}
-
-func (zkQuiet) Printf(string, ...any) {}
-
-func deleteZKTree(t *testing.T, addr, root string) {
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
-	if err != nil {
-		t.Errorf("cleanup of %s: %v", root, err)
-		return
-	}
-	defer conn.Close()
-	var del func(string) error
-	del = func(path string) error {
-		children, _, err := conn.Children(path)
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, c := range children {
-			if err := del(path + "/" + c); err != nil {
-				return err
-			}
-		}
-		if err := conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return err
-		}
-		return nil
-	}
-	if err := del(root); err != nil {
-		t.Errorf("cleanup of %s: %v", root, err)
 	}
 }
