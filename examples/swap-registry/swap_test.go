@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/kiterpc/kite/internal/testkit"
 )
 
 // serverBin and clientBin are built once for every registry.
@@ -70,7 +71,7 @@ func runSwap(t *testing.T, file string, env []string) {
 	srv.Env = env
 	stdout, err := srv.StdoutPipe()
 	require.NoError(t, err)
-	serverLog := &syncBuffer{}
+	serverLog := &testkit.SyncBuffer{}
 	srv.Stderr = serverLog
 	require.NoError(t, srv.Start())
 	serving := make(chan []string, 1)
@@ -132,22 +133,4 @@ func runClient(env []string, file string, args ...string) (string, error) {
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// syncBuffer collects a process's stderr for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -2,18 +2,18 @@ package ops
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiterpc/kite/internal/testkit"
 )
 
 const signalStack = `
@@ -55,26 +55,9 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startRole(t *testing.T, role, block, config string, env ...string) *proc {
@@ -84,7 +67,7 @@ func startRole(t *testing.T, role, block, config string, env ...string) *proc {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), roleEnv+"="+role, envConfig+"="+config, envBlock+"="+block)
 	cmd.Env = append(cmd.Env, env...)
-	p := &proc{name: block, cmd: cmd, lines: make(chan string, 4096), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: block, cmd: cmd, lines: make(chan string, 4096), stderr: &testkit.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
