@@ -38,16 +38,12 @@ func init() {
 		Schema: spi.Schema{
 			{Name: "replicas", Type: spi.TypeNumber, Doc: "virtual nodes of an instance of average weight (default 160)"},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
+		New: spi.FactoryOf(func(c Config) (*Balancer, error) {
 			if c.Replicas < 0 || c.Replicas > 1<<16 {
 				return nil, fmt.Errorf("replicas must be between 1 and 65536, got %d", c.Replicas)
 			}
 			return New(Options(c)), nil
-		},
+		}),
 	})
 }
 

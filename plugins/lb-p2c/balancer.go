@@ -39,11 +39,7 @@ func init() {
 		Schema: spi.Schema{
 			{Name: "failure_penalty", Type: spi.TypeDuration, Doc: `latency a failed call counts as at least (default "1s")`},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
+		New: spi.FactoryOf(func(c Config) (*Balancer, error) {
 			opts := Options{FailurePenalty: DefaultFailurePenalty}
 			if c.FailurePenalty != "" {
 				d, err := time.ParseDuration(c.FailurePenalty)
@@ -56,7 +52,7 @@ func init() {
 				opts.FailurePenalty = d
 			}
 			return New(opts), nil
-		},
+		}),
 	})
 }
 

@@ -18,13 +18,8 @@ func init() {
 		Name:    Name,
 		Version: "1.0.0",
 		Doc:     "weighted random choice of instance; lock-free picks",
-		New: func(cfg spi.Config) (any, error) {
-			var c struct{}
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(), nil
-		},
+		// No settings; decoding still rejects unknown attributes.
+		New: spi.FactoryOf(func(struct{}) (*Balancer, error) { return New(), nil }),
 	})
 }
 

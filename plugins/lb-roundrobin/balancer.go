@@ -19,15 +19,9 @@ func init() {
 		Name:    Name,
 		Version: "1.0.0",
 		Doc:     "round-robin over instances, ignoring weights; lock-free picks",
-		New: func(cfg spi.Config) (any, error) {
-			// No settings; decoding still rejects unknown attributes so a
-			// typo in kite.hcl is reported instead of ignored.
-			var c struct{}
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(), nil
-		},
+		// No settings; decoding still rejects unknown attributes so a
+		// typo in kite.hcl is reported instead of ignored.
+		New: spi.FactoryOf(func(struct{}) (*Balancer, error) { return New(), nil }),
 	})
 }
 

@@ -53,11 +53,7 @@ func init() {
 		Schema: spi.Schema{
 			{Name: "slow_start", Type: spi.TypeDuration, Doc: `ramp a new instance's weight up linearly over this long, e.g. "30s" (default: off)`},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
+		New: spi.FactoryOf(func(c Config) (*Balancer, error) {
 			var opts Options
 			if c.SlowStart != "" {
 				d, err := time.ParseDuration(c.SlowStart)
@@ -71,7 +67,7 @@ func init() {
 				return nil, err
 			}
 			return b, nil
-		},
+		}),
 	})
 }
 

@@ -46,13 +46,7 @@ func init() {
 		Version: Version,
 		Doc:     "etcd registry: instances as keys on a kept-alive lease, watched by prefix",
 		Schema:  Schema,
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(c)
-		},
+		New:     spi.FactoryOf(New),
 	})
 }
 

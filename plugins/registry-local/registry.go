@@ -36,13 +36,7 @@ func init() {
 			{Name: "ttl", Type: spi.TypeDuration, Doc: `how long an entry stays valid without a heartbeat (default "10s"); heartbeats run every ttl/3`},
 			{Name: "poll_interval", Type: spi.TypeDuration, Doc: `how often watches re-read the directory (default "200ms")`},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(c)
-		},
+		New: spi.FactoryOf(New),
 	})
 }
 

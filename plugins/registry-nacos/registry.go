@@ -71,13 +71,7 @@ func init() {
 		Version: Version,
 		Doc:     "Nacos registry over the naming Open API: register, heartbeat, list, watch by polling",
 		Schema:  Schema,
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(c)
-		},
+		New:     spi.FactoryOf(New),
 	})
 }
 

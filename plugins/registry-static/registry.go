@@ -30,13 +30,7 @@ func init() {
 			{Name: "service", Type: spi.TypeString, Doc: "service the addrs serve; empty means every service resolved through this registry"},
 			{Name: "group", Type: spi.TypeString, Doc: `in-process namespace shared by static registries (default "default")`},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(c)
-		},
+		New: spi.FactoryOf(New),
 	})
 }
 

@@ -41,13 +41,7 @@ func init() {
 			{Name: "session_timeout", Type: spi.TypeDuration, Doc: `session timeout (default "10s"); the server may clamp it`},
 			{Name: "root", Type: spi.TypeString, Doc: `root znode (default "/kite"); instances live under <root>/services`},
 		},
-		New: func(cfg spi.Config) (any, error) {
-			var c Config
-			if err := cfg.Decode(&c); err != nil {
-				return nil, err
-			}
-			return New(c)
-		},
+		New: spi.FactoryOf(New),
 	})
 }
 
