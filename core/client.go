@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -505,6 +507,7 @@ func (c *Client) tend(cc *clientConn, now int64) {
 		idle := len(cc.pending) == 0 && len(cc.streams) == 0
 		cc.mu.Unlock()
 		if idle {
+			cc.idleClosed.Store(true)
 			cc.close(spi.Errorf(spi.Unavailable, "connection to %s closed after idle timeout", cc.addr))
 		}
 	}
@@ -532,6 +535,13 @@ func (c *Client) Close() error {
 }
 
 // endpoint is the connection pool for one address.
+//
+// A slot whose connection fails, or drains after the server's GOAWAY, is
+// redialed in the background (heal) with the reconnect backoff, so that
+// a pool recovers while no call is looking at it: an endpoint ejected by
+// its breaker has a connection ready when its probe comes, and a restarted
+// server is reconnected without a failed call. Slots closed for idleness
+// stay empty until a call needs them.
 type endpoint struct {
 	c    *Client
 	addr string
@@ -539,26 +549,31 @@ type endpoint struct {
 
 	mu       sync.Mutex
 	slots    []*clientConn
+	draining []*clientConn // replaced after GOAWAY, finishing their calls
 	failures int
 	retryAt  time.Time
 	lastErr  error
 	retired  bool
+	healing  bool // a heal goroutine runs
 }
 
 func newEndpoint(c *Client, addr string) *endpoint {
 	return &endpoint{c: c, addr: addr, slots: make([]*clientConn, c.opts.ConnsPerEndpoint)}
 }
 
+// conns returns the live connections, draining ones included (they still
+// need heartbeats), and forgets draining ones that have closed.
 func (ep *endpoint) conns() []*clientConn {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	out := make([]*clientConn, 0, len(ep.slots))
+	out := make([]*clientConn, 0, len(ep.slots)+len(ep.draining))
 	for _, cc := range ep.slots {
 		if cc != nil {
 			out = append(out, cc)
 		}
 	}
-	return out
+	ep.draining = slices.DeleteFunc(ep.draining, func(cc *clientConn) bool { return cc.dead.Load() })
+	return append(out, ep.draining...)
 }
 
 // get returns a usable connection, dialing one if its slot is empty or
@@ -576,43 +591,144 @@ func (ep *endpoint) get(ctx context.Context) (*clientConn, error) {
 	if ep.retired {
 		return nil, spi.Errorf(spi.Unavailable, "endpoint %s was removed", ep.addr)
 	}
-	if wait := time.Until(ep.retryAt); wait > 0 {
-		// In reconnect backoff: share another live connection if any.
+	wait := time.Until(ep.retryAt)
+	if wait > 0 || broken(cc) {
+		// In reconnect backoff no dial is due, and a broken slot is being
+		// redialed by heal: share another live connection if any rather
+		// than make the call wait for a dial.
 		for _, o := range ep.slots {
 			if o != nil && o.usable() {
 				return o, nil
 			}
 		}
+	}
+	if wait > 0 {
 		return nil, spi.WrapError(spi.Unavailable, ep.lastErr, "endpoint %s unreachable (redial in %s): %v", ep.addr, wait.Round(time.Millisecond), ep.lastErr)
 	}
-	dctx, cancel := context.WithTimeout(ctx, ep.c.opts.ConnectTimeout)
-	defer cancel()
-	nc, err := transportFor(ep.addr, ep.c.opts.Transport).Dial(dctx, ep.addr)
+	nc, err := ep.dial(ctx)
 	if err != nil {
-		ep.failures++
-		ep.lastErr = err
-		ep.retryAt = time.Now().Add(resilience.Backoff{Min: ep.c.opts.ReconnectBackoffMin, Max: ep.c.opts.ReconnectBackoffMax}.Duration(ep.failures))
+		ep.dialFailedLocked(err)
 		code := spi.Unavailable
 		if ctx.Err() != nil {
 			code = spi.CodeOf(ctx.Err())
 		}
 		return nil, spi.WrapError(code, err, "connecting to %s: %v", ep.addr, err)
 	}
+	return ep.installLocked(int(i), nc), nil
+}
+
+func (ep *endpoint) dial(ctx context.Context) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, ep.c.opts.ConnectTimeout)
+	defer cancel()
+	return transportFor(ep.addr, ep.c.opts.Transport).Dial(dctx, ep.addr)
+}
+
+func (ep *endpoint) dialFailedLocked(err error) {
+	ep.failures++
+	ep.lastErr = err
+	ep.retryAt = time.Now().Add(resilience.Backoff{Min: ep.c.opts.ReconnectBackoffMin, Max: ep.c.opts.ReconnectBackoffMax}.Duration(ep.failures))
+}
+
+// installLocked puts a new connection in slot i. The one it replaces is
+// either dead or draining after GOAWAY: a draining one keeps its calls
+// and closes after the last (maybeRetire runs as each ends); it is kept
+// in draining so that heartbeats and Close still reach it.
+func (ep *endpoint) installLocked(i int, nc net.Conn) *clientConn {
 	ep.failures = 0
 	ep.lastErr = nil
-	fresh := newClientConn(ep.c, ep.addr, nc)
-	if old := ep.slots[i]; old != nil {
-		go old.shutdown(spi.Errorf(spi.Unavailable, "replaced"))
+	fresh := newClientConn(ep.c, ep, nc)
+	if old := ep.slots[i]; old != nil && !old.dead.Load() {
+		ep.draining = append(ep.draining, old)
 	}
 	ep.slots[i] = fresh
-	return fresh, nil
+	return fresh
+}
+
+// broken reports whether a slot's connection should be redialed.
+func broken(cc *clientConn) bool {
+	return cc != nil && !cc.usable() && !cc.idleClosed.Load()
+}
+
+// connLost is called when one of the endpoint's connections closed or
+// received GOAWAY: heal the pool in the background.
+func (ep *endpoint) connLost() {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.retired || ep.healing || ep.c.ctx.Err() != nil {
+		return
+	}
+	ep.healing = true
+	// Close cancels ctx before it waits for wg, and sets retired under
+	// ep.mu (closeAll) before that: no Add can follow the Wait.
+	ep.c.wg.Add(1)
+	go ep.heal()
+}
+
+// heal redials broken slots, waiting out the reconnect backoff between
+// failed dials, until none is broken, the endpoint is retired or the
+// client closes.
+func (ep *endpoint) heal() {
+	defer ep.c.wg.Done()
+	ctx := ep.c.ctx
+	for {
+		ep.mu.Lock()
+		slot := -1
+		if !ep.retired {
+			for i, cc := range ep.slots {
+				if broken(cc) {
+					slot = i
+					break
+				}
+			}
+		}
+		if slot < 0 {
+			ep.healing = false
+			ep.mu.Unlock()
+			return
+		}
+		wait := time.Until(ep.retryAt)
+		ep.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				ep.mu.Lock()
+				ep.healing = false
+				ep.mu.Unlock()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		// Dial without the lock: calls may still use the other slots.
+		nc, err := ep.dial(ctx)
+		ep.mu.Lock()
+		switch {
+		case ctx.Err() != nil:
+			if nc != nil {
+				_ = nc.Close()
+			}
+			ep.healing = false
+			ep.mu.Unlock()
+			return
+		case err != nil:
+			ep.dialFailedLocked(err)
+		case ep.retired || !broken(ep.slots[slot]):
+			_ = nc.Close() // closed meanwhile, or a call redialed it first
+		default:
+			ep.installLocked(slot, nc)
+			ep.c.log.Debug("reconnected", "addr", ep.addr, "slot", slot)
+		}
+		ep.mu.Unlock()
+	}
 }
 
 // retire closes the pool once its calls finish (the instance left).
 func (ep *endpoint) retire() {
 	ep.mu.Lock()
 	ep.retired = true
-	slots := append([]*clientConn(nil), ep.slots...)
+	slots := append(slices.Clone(ep.slots), ep.draining...)
 	ep.mu.Unlock()
 	for _, cc := range slots {
 		if cc != nil {
@@ -625,7 +741,7 @@ func (ep *endpoint) retire() {
 func (ep *endpoint) closeAll(reason error) {
 	ep.mu.Lock()
 	ep.retired = true
-	slots := append([]*clientConn(nil), ep.slots...)
+	slots := append(slices.Clone(ep.slots), ep.draining...)
 	ep.mu.Unlock()
 	for _, cc := range slots {
 		if cc != nil {

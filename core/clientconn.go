@@ -25,6 +25,7 @@ var pendingPool = sync.Pool{New: func() any { return &pendingCall{done: make(cha
 // clientConn is one long-lived multiplexed connection to an endpoint.
 type clientConn struct {
 	c      *Client
+	ep     *endpoint
 	addr   string
 	conn   net.Conn
 	w      *batchWriter
@@ -37,6 +38,7 @@ type clientConn struct {
 	pingSentAt atomic.Int64 // 0: no ping outstanding
 	goaway     atomic.Bool
 	dead       atomic.Bool
+	idleClosed atomic.Bool // closed by the idle timeout: not redialed
 
 	mu      sync.Mutex
 	pending map[uint32]*pendingCall
@@ -47,9 +49,10 @@ type clientConn struct {
 	closeOnce  sync.Once
 }
 
-func newClientConn(c *Client, addr string, nc net.Conn) *clientConn {
+func newClientConn(c *Client, ep *endpoint, nc net.Conn) *clientConn {
+	addr := ep.addr
 	cc := &clientConn{
-		c: c, addr: addr, conn: nc,
+		c: c, ep: ep, addr: addr, conn: nc,
 		r:          protocol.NewReader(nc, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata),
 		pending:    make(map[uint32]*pendingCall),
 		streams:    make(map[uint32]*Stream),
@@ -215,6 +218,7 @@ func (cc *clientConn) readLoop() {
 			f.Release()
 			cc.c.log.Debug("server sent GOAWAY", "addr", cc.addr, "reason", reason)
 			cc.goaway.Store(true)
+			cc.ep.connLost()
 			cc.maybeRetire()
 		default:
 			f.Release()
@@ -241,6 +245,9 @@ func (cc *clientConn) close(reason error) {
 			st.finish(reason)
 		}
 		cc.w.close(reason)
+		if !cc.idleClosed.Load() {
+			cc.ep.connLost()
+		}
 	})
 }
 
