@@ -70,6 +70,8 @@ func newClientConn(c *Client, ep *endpoint, nc net.Conn) *clientConn {
 // usable reports whether new calls may be placed on the connection.
 func (cc *clientConn) usable() bool { return !cc.dead.Load() && !cc.goaway.Load() }
 
+func (cc *clientConn) sendBuilt(fb *protocol.Builder) error { return cc.w.writeBuilt(fb) }
+
 func (cc *clientConn) sendFrame(b []byte) error { return cc.w.write(b) }
 func (cc *clientConn) codecs() *codecTable      { return cc.c.table }
 func (cc *clientConn) maxFrame() int            { return cc.c.opts.MaxFrame }
@@ -295,7 +297,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, call *spi.Call, sent *bool)
 		if n := len(fb.B) - protocol.HeaderSize; n > c.opts.MaxFrame {
 			err = spi.Errorf(spi.ResourceExhausted, "request of %d bytes exceeds max_frame (%d)", n, c.opts.MaxFrame)
 		} else {
-			err = cc.w.write(fb.Finish())
+			err = cc.w.writeBuilt(&fb)
 		}
 	}
 	fb.Release()

@@ -563,6 +563,8 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 	return sc
 }
 
+func (sc *serverConn) sendBuilt(fb *protocol.Builder) error { return sc.w.writeBuilt(fb) }
+
 func (sc *serverConn) sendFrame(b []byte) error { return sc.w.write(b) }
 func (sc *serverConn) codecs() *codecTable      { return sc.s.table }
 func (sc *serverConn) maxFrame() int            { return sc.s.opts.MaxFrame }
@@ -898,7 +900,7 @@ func (sc *serverConn) respond(id uint32, codecID, compID uint8, call *spi.Call, 
 		}
 		fb.EndMeta()
 	}
-	_ = sc.w.write(fb.Finish())
+	_ = sc.w.writeBuilt(&fb)
 }
 
 func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream) {

@@ -24,6 +24,9 @@ const InitialStreamCredit = 16
 // frameSender is the connection side of a stream.
 type frameSender interface {
 	sendFrame(b []byte) error
+	// sendBuilt sends the frame built in fb; a large one may be taken
+	// over without copying (see batchWriter.writeBuilt).
+	sendBuilt(fb *protocol.Builder) error
 	endStream(id uint32)
 	codecs() *codecTable
 	maxFrame() int
@@ -142,7 +145,7 @@ func (s *Stream) Send(v any) error {
 	if err := compressBody(&fb, s.comp, s.thresh); err != nil {
 		return err
 	}
-	return s.conn.sendFrame(fb.Finish())
+	return s.conn.sendBuilt(&fb)
 }
 
 // Recv receives the next message into v. It returns io.EOF when the peer

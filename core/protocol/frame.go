@@ -253,6 +253,20 @@ func (fb *Builder) SetFlags(flags uint8) { fb.hdr.Flags = flags }
 // SetCompress changes the compression id of the frame being built.
 func (fb *Builder) SetCompress(id uint8) { fb.hdr.Compress = id }
 
+// Detach finishes the frame (if Finish was not called yet) and hands it
+// over together with the pooled buffer behind it: the frame stays valid
+// until the new owner returns buf with PutBuffer (or drops it), and fb no
+// longer refers to either, so Release is a no-op and Begin takes a fresh
+// buffer. A writer uses it to queue a large frame without copying it.
+func (fb *Builder) Detach() (frame []byte, buf *[]byte) {
+	if !fb.finished {
+		fb.Finish()
+	}
+	frame, buf = fb.B, fb.bp
+	fb.B, fb.bp = nil, nil
+	return frame, buf
+}
+
 // Release returns the buffer to the pool.
 func (fb *Builder) Release() {
 	if fb.bp != nil {
