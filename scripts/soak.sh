@@ -5,8 +5,9 @@
 # in-process fault proxy, with faults injected on a schedule (cut, delay,
 # black-hole, refuse, corrupt, crash and graceful restarts). It reports
 # calls made, OK, errors by code, calls LOST (returned neither a result nor
-# an error within deadline + grace; must be 0), and goroutines and RSS at
-# the start, at minute 2 and at the end. `make soak` calls it.
+# an error within deadline + grace; must be 0), and goroutines and RSS
+# sampled every 5 s, judged minute 2 against the last minute (window
+# averages, with the range and trend). `make soak` calls it.
 #
 #   SOAK=60s make soak          # shorter run (default 10m)
 #   SOAK_ARGS="-rate 0" make soak

@@ -12,8 +12,15 @@
 //
 // The report gives calls made, OK, errors by code (with a sample message),
 // wrong answers, lost calls, retries and ejections, the faults injected,
-// and goroutines, RSS and heap in use at the start, at the mark (minute
-// 2) and at the end, with the drift from mark to end.
+// and goroutines, RSS and heap in use, sampled every 5 s (each sample the
+// median of five reads, with goroutines counted by the function that
+// started them). Flatness compares the average of the minute before the
+// mark (minute 2) with the average of the last minute: these gauges move
+// with the load and the fault in progress (calls in flight, handler
+// goroutines parked for reuse, connections being re-established), so
+// single moments are reported too, with the range and a least-squares
+// trend from the mark on, but a leak shows as drift between windows and
+// a steady slope.
 //
 //	go run ./cmd/kite-soak -duration 10m -json soak.json
 //	SOAK=60s make soak

@@ -42,11 +42,17 @@ type Config struct {
 	StreamShare float64
 	// FaultEvery is the period of the fault schedule.
 	FaultEvery time.Duration
-	// SampleEvery is the period of progress lines and resource samples.
-	SampleEvery time.Duration
-	// Mark is when the "minute 2" sample is taken (default: 2 minutes, or
-	// a fifth of Duration when that is shorter).
+	// SampleEvery is the period of resource samples (default 5 s);
+	// ProgressEvery that of progress lines (default 30 s).
+	SampleEvery   time.Duration
+	ProgressEvery time.Duration
+	// Mark is the reference point for flatness, "minute 2" (default: 2
+	// minutes, or a fifth of Duration when that is shorter).
 	Mark time.Duration
+	// Window is the span averaged for the mark and for the end: the mark
+	// is the mean of the samples in (Mark-Window, Mark], the end that of
+	// the last Window (default: 1 minute, or a tenth of Duration).
+	Window time.Duration
 	// Seed drives the fault schedule's choices.
 	Seed uint64
 	// Out receives progress lines; nil = none.
@@ -78,10 +84,16 @@ func (c *Config) defaults() {
 		c.FaultEvery = 5 * time.Second
 	}
 	if c.SampleEvery <= 0 {
-		c.SampleEvery = 30 * time.Second
+		c.SampleEvery = 5 * time.Second
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 30 * time.Second
 	}
 	if c.Mark <= 0 {
 		c.Mark = min(2*time.Minute, c.Duration/5)
+	}
+	if c.Window <= 0 {
+		c.Window = min(time.Minute, c.Duration/10)
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -123,11 +135,30 @@ type Report struct {
 	Faults       map[string]int    `json:"faults"`
 	Samples      []Sample          `json:"samples"`
 	Start        Sample            `json:"start"`
-	Mark         Sample            `json:"mark"`
-	End          Sample            `json:"end"`
+	// Mark and End average the samples of their window (Config.Window):
+	// a gauge that moves with the load (calls in flight, handler
+	// goroutines parked for reuse, connections being re-established
+	// after a fault) is compared window to window, not moment to moment.
+	Mark      Sample `json:"mark"`
+	End       Sample `json:"end"`
+	MarkCount int    `json:"mark_window_samples"`
+	EndCount  int    `json:"end_window_samples"`
 	// Drift from Mark to End, as fractions (0.05 = +5%).
 	GoroutineDrift float64 `json:"goroutine_drift"`
 	RSSDrift       float64 `json:"rss_drift"`
+	// PointGoroutineDrift and PointRSSDrift compare the single samples
+	// nearest the mark and at the end, for the record.
+	PointGoroutineDrift float64 `json:"point_goroutine_drift"`
+	PointRSSDrift       float64 `json:"point_rss_drift"`
+	// From the mark window on: the range of the samples, and the slope of
+	// a least-squares line through them per minute, as a fraction of the
+	// mark (a leak shows as a steady positive slope).
+	GoroutinesMin  int     `json:"goroutines_min"`
+	GoroutinesMax  int     `json:"goroutines_max"`
+	RSSMin         int64   `json:"rss_min_bytes"`
+	RSSMax         int64   `json:"rss_max_bytes"`
+	GoroutineSlope float64 `json:"goroutine_slope_per_min"`
+	RSSSlope       float64 `json:"rss_slope_per_min"`
 	// CloseBlocked reports that Client.Close did not return within 10 s.
 	CloseBlocked bool `json:"client_close_blocked"`
 	// Stranded counts goroutines left blocked in a client connection's
@@ -448,38 +479,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Samples = append(rep.Samples, rep.Start)
 	progress("start", rep.Start)
 	end := began.Add(cfg.Duration)
-	markAt := began.Add(cfg.Mark)
-	marked := false
+	lastProgress := time.Now()
 	tick := time.NewTicker(cfg.SampleEvery)
 	for ctx.Err() == nil && time.Now().Before(end) {
-		wait := time.Until(end)
-		if !marked {
-			wait = min(wait, time.Until(markAt))
-		}
-		t := time.NewTimer(max(wait, 0))
+		t := time.NewTimer(time.Until(end))
 		select {
 		case <-ctx.Done():
 		case <-t.C:
-			if !marked && !time.Now().Before(markAt) {
-				marked = true
-				rep.Mark = sample()
-				rep.Samples = append(rep.Samples, rep.Mark)
-				progress("mark", rep.Mark)
-			}
 		case <-tick.C:
 			smp := sample()
 			rep.Samples = append(rep.Samples, smp)
-			progress("sample", smp)
+			if time.Since(lastProgress) >= cfg.ProgressEvery {
+				lastProgress = time.Now()
+				progress("sample", smp)
+			}
 		}
 		t.Stop()
 	}
 	tick.Stop()
-	rep.End = sample()
-	rep.Samples = append(rep.Samples, rep.End)
-	progress("end", rep.End)
-	if !marked {
-		rep.Mark = rep.Start
-	}
+	last := sample()
+	rep.Samples = append(rep.Samples, last)
+	progress("end", last)
 
 	// Stop: faults first (every fault reverted), then the load; calls in
 	// flight get deadline + grace to return before they count as lost.
@@ -536,9 +556,90 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Errors[spi.Code(i).String()] = n
 		}
 	}
-	rep.GoroutineDrift = drift(float64(rep.Mark.Goroutines), float64(rep.End.Goroutines))
-	rep.RSSDrift = drift(float64(rep.Mark.RSS), float64(rep.End.RSS))
+	rep.judge(cfg.Mark, cfg.Window)
 	return rep, nil
+}
+
+// judge sets Mark, End and the drifts from the samples.
+func (r *Report) judge(mark, window time.Duration) {
+	if len(r.Samples) == 0 {
+		return
+	}
+	last := r.Samples[len(r.Samples)-1]
+	if last.At < mark {
+		mark = r.Samples[0].At // a run cut short: judge from the start
+	}
+	var markWin, endWin, after []Sample
+	point := r.Samples[0]
+	for _, s := range r.Samples {
+		if s.At > mark-window && s.At <= mark {
+			markWin = append(markWin, s)
+		}
+		if s.At > last.At-window {
+			endWin = append(endWin, s)
+		}
+		if s.At > mark-window {
+			after = append(after, s)
+		}
+		if abs(float64(s.At-mark)) < abs(float64(point.At-mark)) {
+			point = s
+		}
+	}
+	if len(markWin) == 0 {
+		markWin = []Sample{point}
+	}
+	r.Mark, r.MarkCount = average(markWin), len(markWin)
+	r.End, r.EndCount = average(endWin), len(endWin)
+	r.GoroutineDrift = drift(float64(r.Mark.Goroutines), float64(r.End.Goroutines))
+	r.RSSDrift = drift(float64(r.Mark.RSS), float64(r.End.RSS))
+	r.PointGoroutineDrift = drift(float64(point.Goroutines), float64(last.Goroutines))
+	r.PointRSSDrift = drift(float64(point.RSS), float64(last.RSS))
+	r.GoroutinesMin, r.GoroutinesMax = after[0].Goroutines, after[0].Goroutines
+	r.RSSMin, r.RSSMax = after[0].RSS, after[0].RSS
+	xs := make([]float64, len(after))
+	gs := make([]float64, len(after))
+	rs := make([]float64, len(after))
+	for i, s := range after {
+		r.GoroutinesMin, r.GoroutinesMax = min(r.GoroutinesMin, s.Goroutines), max(r.GoroutinesMax, s.Goroutines)
+		r.RSSMin, r.RSSMax = min(r.RSSMin, s.RSS), max(r.RSSMax, s.RSS)
+		xs[i], gs[i], rs[i] = s.At.Minutes(), float64(s.Goroutines), float64(s.RSS)
+	}
+	if r.Mark.Goroutines > 0 {
+		r.GoroutineSlope = slope(xs, gs) / float64(r.Mark.Goroutines)
+	}
+	if r.Mark.RSS > 0 {
+		r.RSSSlope = slope(xs, rs) / float64(r.Mark.RSS)
+	}
+}
+
+// average is the mean of samples (At: the last one's; ByOrigin: none).
+func average(ss []Sample) Sample {
+	var g, rss, heap float64
+	for _, s := range ss {
+		g += float64(s.Goroutines)
+		rss += float64(s.RSS)
+		heap += float64(s.HeapInuse)
+	}
+	n := float64(len(ss))
+	return Sample{At: ss[len(ss)-1].At, Goroutines: int(g/n + 0.5), RSS: int64(rss / n), HeapInuse: uint64(heap / n)}
+}
+
+// slope is the least-squares slope of y over x (0 with fewer than two
+// distinct x).
+func slope(x, y []float64) float64 {
+	n := float64(len(x))
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+		sxx += x[i] * x[i]
+		sxy += x[i] * y[i]
+	}
+	den := n*sxx - sx*sx
+	if n < 2 || den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
 }
 
 var errWrongAnswer = errors.New("wrong answer")
@@ -772,15 +873,18 @@ func (r *Report) Format(w io.Writer) {
 	}
 	sort.Strings(kinds)
 	fmt.Fprintf(w, "faults       %s\n", strings.Join(kinds, " "))
-	fmt.Fprintf(w, "%-12s %10s %12s %12s\n", "sample", "goroutines", "rss MiB", "heap MiB")
+	fmt.Fprintf(w, "%-18s %10s %12s %12s\n", "sample", "goroutines", "rss MiB", "heap MiB")
 	for _, s := range []struct {
 		name string
 		s    Sample
-	}{{"start", r.Start}, {"mark", r.Mark}, {"end", r.End}} {
-		fmt.Fprintf(w, "%-5s %6s %10d %12.1f %12.1f\n", s.name, s.s.At.Round(time.Second), s.s.Goroutines, mib(s.s.RSS), mib(int64(s.s.HeapInuse)))
+	}{{"start", r.Start}, {fmt.Sprintf("mark (avg of %d)", r.MarkCount), r.Mark}, {fmt.Sprintf("end (avg of %d)", r.EndCount), r.End}} {
+		fmt.Fprintf(w, "%-18s %10d %12.1f %12.1f   at %s\n", s.name, s.s.Goroutines, mib(s.s.RSS), mib(int64(s.s.HeapInuse)), s.s.At.Round(time.Second))
 	}
-	fmt.Fprintf(w, "mark→end drift: goroutines %+.1f%%, rss %+.1f%% (flat within 10%%: %v)\n",
+	fmt.Fprintf(w, "mark→end drift (window averages): goroutines %+.1f%%, rss %+.1f%% (flat within 10%%: %v)\n",
 		100*r.GoroutineDrift, 100*r.RSSDrift, r.Flat())
+	fmt.Fprintf(w, "single samples nearest mark → last: goroutines %+.1f%%, rss %+.1f%%\n", 100*r.PointGoroutineDrift, 100*r.PointRSSDrift)
+	fmt.Fprintf(w, "from the mark window on: goroutines %d..%d, rss %.1f..%.1f MiB; trend %+.2f%%/min goroutines, %+.2f%%/min rss\n",
+		r.GoroutinesMin, r.GoroutinesMax, mib(r.RSSMin), mib(r.RSSMax), 100*r.GoroutineSlope, 100*r.RSSSlope)
 	fmt.Fprintf(w, "goroutines after teardown: %d\n", r.AfterTeardown)
 	if r.Stranded > 0 {
 		fmt.Fprintf(w, "goroutines stranded in a client connection's close (core bug): %d\n", r.Stranded)

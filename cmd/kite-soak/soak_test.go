@@ -48,3 +48,29 @@ func TestSoak(t *testing.T) {
 func TestFlags(t *testing.T) {
 	assert.Equal(t, 2, run([]string{"-no-such-flag"}))
 }
+
+// judge compares window averages: a gauge swinging ±25% around a level
+// is flat, a steady 2%-per-minute climb over 10 minutes is not, whatever
+// single samples happen to say.
+func TestJudgeWindows(t *testing.T) {
+	series := func(f func(i int) int) *Report {
+		r := &Report{}
+		for i := 0; i <= 120; i++ { // every 5 s for 10 minutes
+			r.Samples = append(r.Samples, Sample{At: time.Duration(i) * 5 * time.Second, Goroutines: f(i), RSS: 100 << 20})
+		}
+		r.judge(2*time.Minute, time.Minute)
+		return r
+	}
+	swing := []int{200, 150, 250, 180, 220}
+	flat := series(func(i int) int { return swing[i%len(swing)] })
+	assert.Equal(t, 12, flat.MarkCount)
+	assert.Equal(t, 12, flat.EndCount)
+	assert.True(t, flat.Flat(), "drift %.3f", flat.GoroutineDrift)
+	assert.Less(t, abs(flat.GoroutineSlope), 0.01)
+	assert.Equal(t, 150, flat.GoroutinesMin)
+	assert.Equal(t, 250, flat.GoroutinesMax)
+
+	leak := series(func(i int) int { return 200 + 200*i/600 }) // +2%/min of 200... rising
+	assert.False(t, leak.Flat(), "drift %.3f", leak.GoroutineDrift)
+	assert.Greater(t, leak.GoroutineSlope, 0.015)
+}
