@@ -320,10 +320,17 @@ func (c *Client) send(ctx context.Context, call *spi.Call, at *attempt) error {
 func (c *Client) conn(ctx context.Context, call *spi.Call, at *attempt) (*clientConn, error) {
 	pb := c.picker.Load()
 	for pb == nil {
-		// A registry client before its first snapshot: wait for it.
+		// A registry client before its first snapshot: wait for it. The
+		// picker is read again under c.mu, which setInstances holds while
+		// it stores the picker and closes updated: a snapshot landing
+		// between the load above and this lock cannot be missed.
 		c.mu.Lock()
+		pb = c.picker.Load()
 		ch, closed := c.updated, c.closed
 		c.mu.Unlock()
+		if pb != nil {
+			break
+		}
 		if closed {
 			return nil, spi.Errorf(spi.Unavailable, "client closed")
 		}
