@@ -43,6 +43,7 @@ const (
 	DefaultBaseEjection        = 30 * time.Second
 	DefaultMaxEjection         = 5 * time.Minute
 	DefaultHalfOpenProbes      = 1
+	DefaultMaxEjectionPercent  = 50
 )
 
 // windowBuckets is the resolution of the failure-ratio window.
@@ -68,6 +69,12 @@ type BreakerConfig struct {
 	// after an ejection. A probe that never reports back is given up
 	// after BaseEjection, so a lost callback cannot wedge the breaker.
 	HalfOpenProbes int
+	// MaxEjectionPercent caps, in a Breakers set, the share of endpoints
+	// ejected at once; at least one may always be. A breaker that would
+	// trip beyond the cap stays closed (and counts the refusal): ejecting
+	// most of a small fleet piles its load on the few left, which is how
+	// one bad minute becomes an outage. 100 lets every endpoint go.
+	MaxEjectionPercent int
 	// OnStateChange, if set, is called after every transition, outside
 	// the breaker's lock (for metrics and logs).
 	OnStateChange func(from, to State)
@@ -98,6 +105,10 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 	if c.HalfOpenProbes <= 0 {
 		c.HalfOpenProbes = DefaultHalfOpenProbes
 	}
+	if c.MaxEjectionPercent <= 0 {
+		c.MaxEjectionPercent = DefaultMaxEjectionPercent
+	}
+	c.MaxEjectionPercent = min(c.MaxEjectionPercent, 100)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -126,10 +137,12 @@ type Breaker struct {
 	window      [windowBuckets]bucket
 	bucketWidth int64
 	openUntil   time.Time
-	ejections   int       // trips since the last long healthy period
-	closedAt    time.Time // when the breaker last closed
-	probes      int       // probes in flight
-	probeSince  time.Time // when the last probe was let through
+	ejections   int            // trips since the last long healthy period
+	closedAt    time.Time      // when the breaker last closed
+	probes      int            // probes in flight
+	probeSince  time.Time      // when the last probe was let through
+	refused     int            // trips refused by the set's ejection cap
+	guard       *ejectionGuard // the set's cap; nil when alone or removed
 
 	recordFn func(bool) // b.record, bound once so Allow does not allocate
 	probeFn  func(bool) // b.probeDone, likewise
@@ -216,6 +229,13 @@ func (b *Breaker) record(success bool) {
 		}
 		trip = calls >= b.cfg.MinRequests && float64(failed) >= b.cfg.FailureRatio*float64(calls)
 	}
+	if trip && !b.guard.acquire() {
+		// Too many endpoints ejected already: stay in rotation. The
+		// counters keep running, so the breaker trips as soon as the
+		// cap allows it.
+		trip = false
+		b.refused++
+	}
 	if trip {
 		b.trip(now)
 	}
@@ -238,6 +258,7 @@ func (b *Breaker) probeDone(success bool) {
 	if success {
 		to = Closed
 		b.state.Store(int32(Closed))
+		b.guard.release()
 		b.closedAt = now
 		b.consecutive = 0
 		b.window = [windowBuckets]bucket{}
@@ -296,19 +317,22 @@ type BreakerStats struct {
 	Ejections int
 	// OpenUntil is when the current or last ejection ends.
 	OpenUntil time.Time
+	// Refused counts trips the set's MaxEjectionPercent held back.
+	Refused int
 }
 
 // Stats returns a snapshot of b.
 func (b *Breaker) Stats() BreakerStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BreakerStats{State: b.State(), Ejections: b.ejections, OpenUntil: b.openUntil}
+	return BreakerStats{State: b.State(), Ejections: b.ejections, OpenUntil: b.openUntil, Refused: b.refused}
 }
 
 // Breakers holds one Breaker per endpoint address, created on first use.
 type Breakers struct {
 	cfg      BreakerConfig
 	onChange func(addr string, from, to State)
+	guard    *ejectionGuard
 
 	mu sync.RWMutex
 	m  map[string]*Breaker
@@ -318,7 +342,50 @@ type Breakers struct {
 // not nil, is told of every transition of every breaker (cfg's own
 // OnStateChange is replaced by it).
 func NewBreakers(cfg BreakerConfig, onChange func(addr string, from, to State)) *Breakers {
-	return &Breakers{cfg: cfg, onChange: onChange, m: make(map[string]*Breaker)}
+	cfg = cfg.withDefaults()
+	return &Breakers{cfg: cfg, onChange: onChange, m: make(map[string]*Breaker), guard: &ejectionGuard{percent: cfg.MaxEjectionPercent}}
+}
+
+// ejectionGuard enforces MaxEjectionPercent over a set. It is touched
+// only through atomics, from under one breaker's lock: no lock order to
+// keep with the set's.
+type ejectionGuard struct {
+	percent int
+	size    atomic.Int32 // endpoints known to the set
+	open    atomic.Int32 // breakers open or half-open
+}
+
+// acquire reserves one ejection, or reports that the cap is reached.
+func (g *ejectionGuard) acquire() bool {
+	if g == nil {
+		return true
+	}
+	limit := max(1, int32(int(g.size.Load())*g.percent/100))
+	for {
+		n := g.open.Load()
+		if n >= limit {
+			return false
+		}
+		if g.open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (g *ejectionGuard) release() {
+	if g != nil {
+		g.open.Add(-1)
+	}
+}
+
+// detach takes b out of its set's accounting (the endpoint left).
+func (b *Breaker) detach() {
+	b.mu.Lock()
+	if State(b.state.Load()) != Closed {
+		b.guard.release()
+	}
+	b.guard = nil
+	b.mu.Unlock()
 }
 
 // Get returns the breaker of addr, creating it closed if needed.
@@ -339,20 +406,26 @@ func (s *Breakers) Get(addr string) *Breaker {
 		cfg.OnStateChange = func(from, to State) { s.onChange(addr, from, to) }
 	}
 	b = NewBreaker(cfg)
+	b.guard = s.guard
 	s.m[addr] = b
+	s.guard.size.Store(int32(max(len(s.m), int(s.guard.size.Load()))))
 	return b
 }
 
 // Retain forgets the breakers of addresses not in addrs (instances that
 // left the registry), so the set does not grow without bound.
+//
+// The instance count is also the base of MaxEjectionPercent.
 func (s *Breakers) Retain(addrs []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for addr := range s.m {
+	for addr, b := range s.m {
 		if !slices.Contains(addrs, addr) {
 			delete(s.m, addr)
+			b.detach()
 		}
 	}
+	s.guard.size.Store(int32(max(len(s.m), len(addrs))))
 }
 
 // AppendEjected appends the addresses whose breakers currently refuse

@@ -455,3 +455,49 @@ func TestRetrierNext(t *testing.T) {
 	}
 	require.Equal(t, 4, granted)
 }
+
+// MaxEjectionPercent: of four endpoints at 50%, two may be ejected at
+// once; a third failing one stays in rotation (its refusals counted)
+// until one of the two is restored, and then trips on its next failure.
+// Forgetting an ejected endpoint frees its place too.
+func TestMaxEjectionPercent(t *testing.T) {
+	var c clock
+	s := NewBreakers(BreakerConfig{ConsecutiveFailures: 1, FailureRatio: -1, MaxEjectionPercent: 50, Now: c.Now}, nil)
+	addrs := []string{"a:1", "b:1", "c:1", "d:1"}
+	s.Retain(addrs)
+	bs := make([]*Breaker, len(addrs))
+	for i, a := range addrs {
+		bs[i] = s.Get(a)
+	}
+	call(t, bs[0], false)
+	call(t, bs[1], false)
+	require.Equal(t, Open, bs[0].State())
+	require.Equal(t, Open, bs[1].State())
+	call(t, bs[2], false)
+	call(t, bs[2], false)
+	require.Equal(t, Closed, bs[2].State(), "the cap keeps half the fleet in rotation")
+	require.Equal(t, 2, bs[2].Stats().Refused)
+	require.Len(t, s.AppendEjected(nil), 2)
+
+	// b is restored by a probe: c may go now.
+	c.Advance(DefaultBaseEjection)
+	probe, ok := bs[1].Allow()
+	require.True(t, ok)
+	probe(true)
+	require.Equal(t, Closed, bs[1].State())
+	call(t, bs[2], false)
+	require.Equal(t, Open, bs[2].State())
+
+	// a leaves the instance list while ejected: its place frees up.
+	call(t, bs[3], false)
+	require.Equal(t, Closed, bs[3].State())
+	s.Retain([]string{"b:1", "c:1", "d:1", "e:1"})
+	call(t, bs[3], false)
+	require.Equal(t, Open, bs[3].State())
+
+	// A single endpoint can always be ejected.
+	one := NewBreakers(BreakerConfig{ConsecutiveFailures: 1, FailureRatio: -1, MaxEjectionPercent: 10, Now: c.Now}, nil)
+	b := one.Get("only:1")
+	call(t, b, false)
+	require.Equal(t, Open, b.State())
+}
