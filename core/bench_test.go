@@ -36,6 +36,19 @@ func benchPair(b *testing.B) *Client {
 	return c
 }
 
+// reportCPU starts measuring the process's CPU time; the function it
+// returns reports it per operation as cpu-ns/op (client and server
+// together), a figure that stays meaningful when other work shares the
+// machine and wall time does not.
+func reportCPU(b *testing.B) func() {
+	cpu0 := processCPU()
+	return func() {
+		if cpu := processCPU() - cpu0; cpu > 0 && b.N > 0 {
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
 // BenchmarkEcho1KiB is a 1 KiB echo round trip over loopback TCP with one
 // caller: the latency floor of a call.
 func BenchmarkEcho1KiB(b *testing.B) {
@@ -46,6 +59,7 @@ func BenchmarkEcho1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(2048)
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		if err := c.Call(ctx, "Raw.Echo", req, &resp); err != nil {
 			b.Fatal(err)
@@ -63,6 +77,7 @@ func BenchmarkEcho1KiBParallel100(b *testing.B) {
 	b.SetParallelism(100 / max(1, testingProcs()))
 	var failed atomic.Int64
 	b.ResetTimer()
+	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		req := make([]byte, 1024)
 		var resp []byte
@@ -120,6 +135,7 @@ func benchEchoLarge(b *testing.B, size, callers int) {
 	b.SetBytes(int64(2 * size))
 	var failed atomic.Int64
 	b.ResetTimer()
+	defer reportCPU(b)()
 	if callers == 1 {
 		req := make([]byte, size)
 		var resp []byte
