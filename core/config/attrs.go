@@ -151,6 +151,22 @@ func (b *block) duration(name string, dst *time.Duration) bool {
 	return true
 }
 
+// positiveDuration is duration that also refuses "0s", for settings
+// where zero has no meaning (a window, an ejection time).
+func (b *block) positiveDuration(name string, dst *time.Duration) bool {
+	var d time.Duration
+	if !b.duration(name, &d) {
+		return false
+	}
+	if d == 0 {
+		b.errorf(b.rng(name), "Invalid duration", "%q must be longer than zero; %s.", name, durationHint)
+		delete(b.set, b.prefix+name)
+		return false
+	}
+	*dst = d
+	return true
+}
+
 func parseDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {

@@ -23,7 +23,7 @@ var clientSchema = &hcl.BodySchema{
 		{Name: "filters"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "retry"}, {Type: "pool"}, {Type: "heartbeat"}, {Type: "compression"}, {Type: "tls"},
+		{Type: "retry"}, {Type: "pool"}, {Type: "heartbeat"}, {Type: "breaker"}, {Type: "compression"}, {Type: "tls"},
 		{Type: "method", LabelNames: []string{"name"}},
 	},
 }
@@ -40,6 +40,12 @@ var heartbeatSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "interval"}, {Name: "timeout"},
 }}
 
+var breakerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "enabled"}, {Name: "consecutive_failures"}, {Name: "failure_ratio"}, {Name: "window"},
+	{Name: "min_requests"}, {Name: "base_ejection"}, {Name: "max_ejection"},
+	{Name: "max_ejection_percent"}, {Name: "half_open_probes"},
+}}
+
 var clientTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "ca"}, {Name: "cert"}, {Name: "key"}, {Name: "server_name"}, {Name: "insecure_skip_verify"},
 }}
@@ -54,7 +60,7 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 	if !validName(cl.Name) {
 		p.errorf(blk.LabelRanges[0], "Invalid client name", "%q is not a valid name: use letters, digits, '-', '_' and '.'.", cl.Name)
 	}
-	c, diags := content(blk.Body, clientSchema, "retry", "pool", "heartbeat", "compression", "tls")
+	c, diags := content(blk.Body, clientSchema, "retry", "pool", "heartbeat", "breaker", "compression", "tls")
 	p.diags = append(p.diags, diags...)
 	set := attrSet{}
 	b := p.block(c.Attributes, "", set, cl.Ranges)
@@ -97,6 +103,8 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 			hb := p.block(hc.Attributes, "heartbeat.", set, cl.Ranges)
 			hb.duration("interval", &cl.Heartbeat.Interval)
 			hb.duration("timeout", &cl.Heartbeat.Timeout)
+		case "breaker":
+			p.decodeBreaker(sub, set, cl.Ranges, &cl.Breaker)
 		case "compression":
 			cl.Compression = p.decodeCompression(sub, set, cl.Ranges)
 		case "tls":
@@ -120,6 +128,7 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 		p.errorf(p.at(cl.Ranges, blk.DefRange, "heartbeat.timeout"), "Invalid heartbeat",
 			"heartbeat timeout must be positive while heartbeats are on; set interval = \"0s\" to turn them off.")
 	}
+	p.checkBreaker(&cl.Breaker, set, cl.Ranges)
 	if cl.TLS != nil && cl.Transport != "tls" {
 		p.errorf(p.at(cl.Ranges, blk.DefRange, "transport"), "TLS needs the tls transport",
 			"This client has a tls block but transport = %q. Remove the transport attribute (a tls block implies \"tls\") or set it to \"tls\".", cl.Transport)
@@ -200,6 +209,51 @@ func parseBackoff(s string) (lo, hi time.Duration, err error) {
 		}
 	}
 	return lo, hi, nil
+}
+
+// decodeBreaker decodes a client's breaker block into b. Checks that
+// need the defaults (max_ejection against base_ejection) wait for
+// checkBreaker.
+func (p *parser) decodeBreaker(blk *hcl.Block, set attrSet, ranges map[string]hcl.Range, b *Breaker) {
+	c, d := content(blk.Body, breakerSchema)
+	p.diags = append(p.diags, d...)
+	bb := p.block(c.Attributes, "breaker.", set, ranges)
+	bb.boolean("enabled", &b.Enabled)
+	// An explicit 0 turns one trigger off, as "0s" turns heartbeats off;
+	// enabled = false turns both off.
+	bb.integer("consecutive_failures", &b.ConsecutiveFailures, 0, 1_000_000)
+	bb.float("failure_ratio", &b.FailureRatio, 0, 1)
+	bb.positiveDuration("window", &b.Window)
+	bb.integer("min_requests", &b.MinRequests, 1, 1_000_000_000)
+	bb.positiveDuration("base_ejection", &b.BaseEjection)
+	bb.positiveDuration("max_ejection", &b.MaxEjection)
+	bb.integer("max_ejection_percent", &b.MaxEjectionPercent, 1, 100)
+	bb.integer("half_open_probes", &b.HalfOpenProbes, 1, 1_000_000)
+}
+
+// checkBreaker checks the breaker settings once defaults are in: a
+// max_ejection below base_ejection would make the doubling ejection
+// shrink, so it is refused where the file set it.
+func (p *parser) checkBreaker(b *Breaker, set attrSet, ranges map[string]hcl.Range) {
+	// MaxEjection is 0 only when its value was refused already.
+	if set.has("breaker.max_ejection") && b.MaxEjection > 0 && b.MaxEjection < b.BaseEjection {
+		base := b.BaseEjection.String()
+		if !set.has("breaker.base_ejection") {
+			base += ", the default"
+		}
+		p.errorf(ranges["breaker.max_ejection"], "Invalid breaker ejection",
+			"max_ejection (%s) is below base_ejection (%s): each ejection doubles from base_ejection up to max_ejection. Raise max_ejection or lower base_ejection.",
+			b.MaxEjection, base)
+	}
+	if !b.Enabled {
+		for _, a := range breakerSchema.Attributes {
+			if a.Name != "enabled" && set.has("breaker."+a.Name) {
+				p.warnf(ranges["breaker."+a.Name], "Breaker setting unused",
+					"enabled = false turns the circuit breaker off, so %s has no effect.", a.Name)
+				break
+			}
+		}
+	}
 }
 
 func (p *parser) decodeClientTLS(blk *hcl.Block, set attrSet, ranges map[string]hcl.Range) *ClientTLS {

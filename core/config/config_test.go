@@ -94,6 +94,9 @@ client "user" {}
 	assert.Equal(t, Heartbeat{Interval: 10 * time.Second, Timeout: 3 * time.Second}, c.Heartbeat)
 	assert.Equal(t, Pool{ConnsPerEndpoint: 2, IdleTimeout: 60 * time.Second}, c.Pool)
 	assert.Equal(t, 3, c.Retry.MaxAttempts)
+	assert.Equal(t, Breaker{Enabled: true, ConsecutiveFailures: 5, FailureRatio: 0.5, Window: 10 * time.Second,
+		MinRequests: 20, BaseEjection: 30 * time.Second, MaxEjection: 5 * time.Minute,
+		MaxEjectionPercent: 50, HalfOpenProbes: 1}, c.Breaker)
 
 	// A method without a block inherits the client's settings.
 	assert.Equal(t, MethodConfig{Name: "User.Get", Timeout: time.Second, Retry: c.Retry}, c.Method("User.Get"))
@@ -253,6 +256,82 @@ client "user" {
 	r := s.Ranges["limits.max_frame"]
 	assert.Equal(t, filepath.Join(dir, "kite.hcl"), r.Filename)
 	assert.Equal(t, 19, r.Start.Line)
+}
+
+func TestBreakerBlock(t *testing.T) {
+	f := mustParse(t, `
+client "all" {
+  breaker {
+    consecutive_failures = 3
+    failure_ratio        = 0.25
+    window               = "30s"
+    min_requests         = 40
+    base_ejection        = "5s"
+    max_ejection         = "2m"
+    max_ejection_percent = 100
+    half_open_probes     = 2
+  }
+}
+client "some" {
+  breaker {
+    failure_ratio = 1
+    base_ejection = "10m"
+  }
+}
+client "triggers_off" {
+  breaker {
+    consecutive_failures = 0
+    failure_ratio        = 0
+  }
+}
+client "off" {
+  breaker { enabled = false }
+}
+client "null" {
+  breaker { window = null }
+}
+`)
+	all, _ := f.Client("all")
+	assert.Equal(t, Breaker{Enabled: true, ConsecutiveFailures: 3, FailureRatio: 0.25, Window: 30 * time.Second,
+		MinRequests: 40, BaseEjection: 5 * time.Second, MaxEjection: 2 * time.Minute,
+		MaxEjectionPercent: 100, HalfOpenProbes: 2}, all.Breaker)
+	r := all.Ranges["breaker.max_ejection_percent"]
+	assert.Equal(t, "test.hcl:10,28-31", r.String(), "ranges are kept for errors found at run time")
+
+	some, _ := f.Client("some")
+	want := DefaultClientConfig("x").Breaker
+	want.FailureRatio = 1
+	want.BaseEjection = 10 * time.Minute
+	want.MaxEjection = 10 * time.Minute // raised with a base above the default maximum
+	assert.Equal(t, want, some.Breaker)
+
+	off, _ := f.Client("triggers_off")
+	assert.True(t, off.Breaker.Enabled)
+	assert.Equal(t, 0, off.Breaker.ConsecutiveFailures, "an explicit 0 turns the trigger off, not to its default")
+	assert.Equal(t, 0.0, off.Breaker.FailureRatio)
+
+	disabled, _ := f.Client("off")
+	want = DefaultClientConfig("x").Breaker
+	want.Enabled = false
+	assert.Equal(t, want, disabled.Breaker)
+	assert.Empty(t, f.Warnings)
+
+	null, _ := f.Client("null")
+	assert.Equal(t, DefaultBreakerWindow, null.Breaker.Window, "null counts as absent")
+}
+
+func TestBreakerDisabledWithSettingsWarns(t *testing.T) {
+	f := mustParse(t, `client "user" {
+  breaker {
+    enabled       = false
+    base_ejection = "1m"
+  }
+}`)
+	require.Len(t, f.Warnings, 1)
+	w := f.Warnings[0]
+	assert.Equal(t, "Breaker setting unused", w.Summary)
+	assert.Equal(t, 4, w.Subject.Start.Line)
+	assert.Contains(t, w.Detail, "base_ejection has no effect")
 }
 
 // One run reports every problem in a plugin's block, not just the first kind.
@@ -470,7 +549,7 @@ func TestConfigDocCoversEverything(t *testing.T) {
 		"plugin": pluginSchema, "server": serverSchema, "server.limits": limitsSchema,
 		"compression": compressionSchema, "server.tls": serverTLSSchema, "client": clientSchema,
 		"client.retry": retrySchema, "client.pool": poolSchema, "client.heartbeat": heartbeatSchema,
-		"client.tls": clientTLSSchema, "client.method": methodSchema,
+		"client.breaker": breakerSchema, "client.tls": clientTLSSchema, "client.method": methodSchema,
 		"admin": adminSchema, "log": logSchema,
 	}
 	for sec, schema := range sections {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"time"
 
+	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -36,6 +37,17 @@ const (
 
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultHeartbeatTimeout  = 3 * time.Second
+
+	// The breaker defaults are the resilience package's, so a client
+	// built from kite.hcl behaves as one built in Go with no Breaker.
+	DefaultBreakerConsecutiveFailures = resilience.DefaultConsecutiveFailures
+	DefaultBreakerFailureRatio        = resilience.DefaultFailureRatio
+	DefaultBreakerWindow              = resilience.DefaultWindow
+	DefaultBreakerMinRequests         = resilience.DefaultMinRequests
+	DefaultBreakerBaseEjection        = resilience.DefaultBaseEjection
+	DefaultBreakerMaxEjection         = resilience.DefaultMaxEjection
+	DefaultBreakerMaxEjectionPercent  = resilience.DefaultMaxEjectionPercent
+	DefaultBreakerHalfOpenProbes      = resilience.DefaultHalfOpenProbes
 )
 
 // DefaultRetryCodes are the status codes retried when a retry block names none.
@@ -161,6 +173,7 @@ func (c *ClientConfig) applyDefaults(set attrSet) {
 	if !set.has("heartbeat.timeout") {
 		c.Heartbeat.Timeout = DefaultHeartbeatTimeout
 	}
+	c.Breaker.applyDefaults(set)
 	if c.Compression != nil && !set.has("compression.threshold") {
 		c.Compression.Threshold = DefaultCompressMinSize
 	}
@@ -170,6 +183,38 @@ func (c *ClientConfig) applyDefaults(set attrSet) {
 			m.Timeout = c.Timeout
 		}
 		defaultRetry(&m.Retry, set, p+"retry.", c.Retry)
+	}
+}
+
+func (b *Breaker) applyDefaults(set attrSet) {
+	if !set.has("breaker.enabled") {
+		b.Enabled = true
+	}
+	if !set.has("breaker.consecutive_failures") {
+		b.ConsecutiveFailures = DefaultBreakerConsecutiveFailures
+	}
+	if !set.has("breaker.failure_ratio") {
+		b.FailureRatio = DefaultBreakerFailureRatio
+	}
+	if !set.has("breaker.window") {
+		b.Window = DefaultBreakerWindow
+	}
+	if !set.has("breaker.min_requests") {
+		b.MinRequests = DefaultBreakerMinRequests
+	}
+	if !set.has("breaker.base_ejection") {
+		b.BaseEjection = DefaultBreakerBaseEjection
+	}
+	if !set.has("breaker.max_ejection") {
+		// A base_ejection above the default maximum raises the maximum
+		// with it: ejections then stay base_ejection long.
+		b.MaxEjection = max(DefaultBreakerMaxEjection, b.BaseEjection)
+	}
+	if !set.has("breaker.max_ejection_percent") {
+		b.MaxEjectionPercent = DefaultBreakerMaxEjectionPercent
+	}
+	if !set.has("breaker.half_open_probes") {
+		b.HalfOpenProbes = DefaultBreakerHalfOpenProbes
 	}
 }
 

@@ -49,7 +49,7 @@ var diagCases = []diagCase{
   retyr { max_attempts = 2 }
 }`,
 		pos: "2:3", summary: "Unsupported block type",
-		detail: []string{`Did you mean "retry"?`, `Valid blocks: "compression", "heartbeat", "method", "pool", "retry", "tls".`},
+		detail: []string{`Did you mean "retry"?`, `Valid blocks: "breaker", "compression", "heartbeat", "method", "pool", "retry", "tls".`},
 	},
 	{
 		name: "misspelled top-level block",
@@ -100,6 +100,140 @@ var diagCases = []diagCase{
 }`,
 		pos: "2:21", summary: "Invalid duration",
 		detail: []string{"negative"},
+	},
+	{
+		name: "misspelled breaker attribute",
+		src: `client "user" {
+  breaker {
+    consecutive_failure = 3
+  }
+}`,
+		pos: "3:5", summary: "Unsupported argument",
+		detail: []string{`Did you mean "consecutive_failures"?`, `"max_ejection_percent"`},
+	},
+	{
+		name: "breaker duration not a duration",
+		src: `client "user" {
+  breaker {
+    window = "10"
+  }
+}`,
+		pos: "3:14", summary: "Invalid duration",
+		detail: []string{`"window": "10" is not a duration`, `"500ms"`},
+	},
+	{
+		name: "breaker negative duration",
+		src: `client "user" {
+  breaker { base_ejection = "-30s" }
+}`,
+		pos: "2:29", summary: "Invalid duration",
+		detail: []string{`"base_ejection"`, "negative"},
+	},
+	{
+		name: "breaker zero duration",
+		src: `client "user" {
+  breaker {
+    max_ejection = "0s"
+  }
+}`,
+		pos: "3:20", summary: "Invalid duration",
+		detail: []string{`"max_ejection" must be longer than zero`},
+	},
+	{
+		name: "breaker ratio above 1",
+		src: `client "user" {
+  breaker {
+    failure_ratio = 1.5
+  }
+}`,
+		pos: "3:21", summary: "Value out of range",
+		detail: []string{`"failure_ratio" must be between 0 and 1`},
+	},
+	{
+		name: "breaker negative ratio",
+		src: `client "user" {
+  breaker {
+    failure_ratio = -0.5
+  }
+}`,
+		pos: "3:21", summary: "Value out of range",
+	},
+	{
+		name: "breaker percent 0",
+		src: `client "user" {
+  breaker {
+    max_ejection_percent = 0
+  }
+}`,
+		pos: "3:28", summary: "Value out of range",
+		detail: []string{`"max_ejection_percent" must be between 1 and 100`},
+	},
+	{
+		name: "breaker percent above 100",
+		src: `client "user" {
+  breaker {
+    max_ejection_percent = 101
+  }
+}`,
+		pos: "3:28", summary: "Value out of range",
+	},
+	{
+		name: "breaker negative consecutive failures",
+		src: `client "user" {
+  breaker {
+    consecutive_failures = -1
+  }
+}`,
+		pos: "3:28", summary: "Value out of range",
+		detail: []string{`"consecutive_failures" must be between 0 and`},
+	},
+	{
+		name: "breaker fractional min_requests",
+		src: `client "user" {
+  breaker {
+    min_requests = 2.5
+  }
+}`,
+		pos: "3:20", summary: "Invalid number",
+	},
+	{
+		name: "breaker max_ejection below base_ejection",
+		src: `client "user" {
+  breaker {
+    base_ejection = "1m"
+    max_ejection  = "30s"
+  }
+}`,
+		pos: "4:21", summary: "Invalid breaker ejection",
+		detail: []string{"max_ejection (30s) is below base_ejection (1m0s)"},
+	},
+	{
+		name: "breaker max_ejection below the default base_ejection",
+		src: `client "user" {
+  breaker {
+    max_ejection = "10s"
+  }
+}`,
+		pos: "3:20", summary: "Invalid breaker ejection",
+		detail: []string{"below base_ejection (30s, the default)"},
+	},
+	{
+		name: "breaker enabled not a bool",
+		src: `client "user" {
+  breaker {
+    enabled = "no"
+  }
+}`,
+		pos: "3:15", summary: "Incorrect attribute value type",
+		detail: []string{`"enabled": bool required`},
+	},
+	{
+		name: "two breaker blocks",
+		src: `client "user" {
+  breaker { consecutive_failures = 2 }
+  breaker { consecutive_failures = 3 }
+}`,
+		pos: "3:3", summary: "Duplicate breaker block",
 	},
 	{
 		name: "unknown registry label",

@@ -192,6 +192,7 @@ type ClientConfig struct {
 	Retry       Retry
 	Pool        Pool
 	Heartbeat   Heartbeat
+	Breaker     Breaker
 	Compression *Compression
 	TLS         *ClientTLS
 	// Methods holds per-method overrides in file order; use Method to get
@@ -230,6 +231,33 @@ type Heartbeat struct {
 	Interval time.Duration
 	// Timeout is how long to wait for the pong before closing the connection.
 	Timeout time.Duration
+}
+
+// Breaker configures the client's per-endpoint circuit breakers (outlier
+// ejection): an endpoint that keeps failing is taken out of the balancer's
+// rotation for a while, then let back in by a few probe calls.
+type Breaker struct {
+	// Enabled false never ejects an endpoint.
+	Enabled bool
+	// ConsecutiveFailures ejects an endpoint after this many failed calls
+	// in a row; 0 turns this trigger off.
+	ConsecutiveFailures int
+	// FailureRatio ejects an endpoint when failed / all calls over Window
+	// reaches it, once MinRequests calls were seen; 0 turns this trigger off.
+	FailureRatio float64
+	Window       time.Duration
+	MinRequests  int
+	// BaseEjection is the first ejection's length; each ejection that
+	// follows without MaxEjection of health in between doubles it, up to
+	// MaxEjection.
+	BaseEjection, MaxEjection time.Duration
+	// MaxEjectionPercent caps the share of the client's endpoints ejected
+	// at once (at least one may always be), so a bad minute cannot pile
+	// every call onto the last few instances.
+	MaxEjectionPercent int
+	// HalfOpenProbes is how many probe calls may test an endpoint at once
+	// when its ejection ends.
+	HalfOpenProbes int
 }
 
 // MethodConfig is a `method "Svc.Method"` block inside a client.
