@@ -154,7 +154,7 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 	return c, nil
 }
 
-// applyResilience maps the block's retry block and method blocks onto
+// applyResilience maps the block's retry, breaker and method blocks onto
 // the client's retry layer. Timeouts are left to the stack's timeoutFilter
 // (ClientOptions.Timeout and MethodOptions.Timeout stay 0), which bounds
 // the whole call, retries included, and which Reload can change.
@@ -163,6 +163,7 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 func applyResilience(co *core.ClientOptions, cfg *config.ClientConfig) {
 	co.Retry = retryPolicy(cfg.Retry)
 	co.RetryCodes = append([]spi.Code(nil), cfg.Retry.Codes...)
+	co.Breaker = breakerConfig(cfg.Breaker)
 	if len(cfg.Methods) == 0 {
 		return
 	}
@@ -174,6 +175,30 @@ func applyResilience(co *core.ClientOptions, cfg *config.ClientConfig) {
 			RetryCodes: append([]spi.Code(nil), m.Retry.Codes...),
 		}
 	}
+}
+
+// breakerConfig maps a breaker block onto the resilience package's
+// config. kite.hcl turns a trigger off with 0 and the breaker with
+// enabled = false; resilience reads 0 as "default" and turns a trigger
+// off when negative.
+func breakerConfig(b config.Breaker) *resilience.BreakerConfig {
+	bc := &resilience.BreakerConfig{
+		ConsecutiveFailures: b.ConsecutiveFailures,
+		FailureRatio:        b.FailureRatio,
+		Window:              b.Window,
+		MinRequests:         b.MinRequests,
+		BaseEjection:        b.BaseEjection,
+		MaxEjection:         b.MaxEjection,
+		HalfOpenProbes:      b.HalfOpenProbes,
+		MaxEjectionPercent:  b.MaxEjectionPercent,
+	}
+	if !b.Enabled || bc.ConsecutiveFailures <= 0 {
+		bc.ConsecutiveFailures = -1
+	}
+	if !b.Enabled || bc.FailureRatio <= 0 {
+		bc.FailureRatio = -1
+	}
+	return bc
 }
 
 func retryPolicy(r config.Retry) *resilience.Policy {

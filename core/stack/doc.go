@@ -35,11 +35,15 @@
 //     snapshot, not by core.ClientOptions.Timeout, so Reload can change
 //     them under load. The balancer is swapped with
 //     core.Client.SetBalancer: calls in flight finish on the old picker.
-//     Other client changes (registry, codec, filters, pool…) are reported
-//     as needing a restart, never half-applied.
+//     Other client changes (registry, codec, filters, pool, breaker…) are
+//     reported as needing a restart, never half-applied.
 //   - The retry block and method blocks map onto core's retry layer
 //     (core.ClientOptions.Retry, RetryCodes, Methods); kite.hcl's
 //     budget = 0 means "no retries" and becomes max_attempts = 1.
+//   - The breaker block maps onto core.ClientOptions.Breaker; kite.hcl's
+//     explicit 0 for a trigger (and enabled = false for both) becomes
+//     the negative value with which the resilience package turns a
+//     trigger off, since there 0 means "default".
 //   - The "tls" transport is built from the server's or client's own tls
 //     block (the catalog's "tls" entry when linked, else TCP with
 //     crypto/tls assembled here).

@@ -273,12 +273,17 @@ func writeHCL(t *testing.T, dir, name, src string) string {
 // Serve and returns its error.
 func serving(t *testing.T, st *stack.Stack, name string, svc *echo) (spi.Instance, func() error) {
 	t.Helper()
+	return servingWith(t, st, name, func(s *core.Server) error { return s.Register("Echo", svc) })
+}
+
+// servingWith is serving with the services register puts on the server.
+func servingWith(t *testing.T, st *stack.Stack, name string, register func(*core.Server) error) (spi.Instance, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan spi.Instance, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- st.ServeNotify(ctx, name, func(s *core.Server) error { return s.Register("Echo", svc) },
-			func(in spi.Instance) { ready <- in })
+		done <- st.ServeNotify(ctx, name, register, func(in spi.Instance) { ready <- in })
 	}()
 	select {
 	case in := <-ready:

@@ -23,7 +23,7 @@ type ReloadReport struct {
 	Applied []string
 	// NeedRestart lists changes found in the file that running clients
 	// and servers cannot take in place (registry, service, targets,
-	// codec, filters, pool, server blocks…); they apply to clients and
+	// codec, filters, pool, breaker, server blocks…); they apply to clients and
 	// servers built after the reload, and to this process after a restart.
 	NeedRestart []string
 }
@@ -192,6 +192,10 @@ func clientRestartDiffs(a, b *config.ClientConfig) []string {
 	cmp("retry", a.Retry, b.Retry)
 	cmp("pool", a.Pool, b.Pool)
 	cmp("heartbeat", a.Heartbeat, b.Heartbeat)
+	// The breakers hold per-endpoint state (ejections, their doubling
+	// times) that a new config could not carry over meaningfully, and
+	// core.Client has no way to swap them; a restart applies a change.
+	cmp("breaker", a.Breaker, b.Breaker)
 	cmp("compression", a.Compression, b.Compression)
 	cmp("tls", a.TLS, b.TLS)
 	return out

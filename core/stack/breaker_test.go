@@ -1,0 +1,160 @@
+package stack_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/resilience"
+	"github.com/kiterpc/kite/core/stack"
+	"github.com/kiterpc/kite/spi"
+)
+
+// down is a service whose every call fails with Unavailable, the code a
+// breaker counts against its endpoint.
+type down struct{ calls atomic.Int64 }
+
+func (d *down) Call(context.Context, *EchoReq) (*EchoResp, error) {
+	d.calls.Add(1)
+	return nil, spi.Errorf(spi.Unavailable, "down for maintenance")
+}
+
+const breakerClients = `
+client "tight" {
+  service = "Down"
+  target  = [%[1]q]
+  retry { max_attempts = 1 }
+  breaker {
+    consecutive_failures = 2
+    failure_ratio        = 0
+    base_ejection        = "1h"
+    max_ejection         = "2h"
+  }
+}
+client "defaults" {
+  service = "Down"
+  target  = [%[1]q]
+  retry { max_attempts = 1 }
+}
+client "off" {
+  service = "Down"
+  target  = [%[1]q]
+  retry { max_attempts = 1 }
+  breaker { enabled = false }
+}
+`
+
+// failCalls makes n calls that each fail with Unavailable from the server.
+func failCalls(t *testing.T, c *core.Client, n int) {
+	t.Helper()
+	var resp EchoResp
+	for i := range n {
+		err := c.Call(context.Background(), "Down.Call", &EchoReq{Text: "x"}, &resp)
+		require.Error(t, err, "call %d", i)
+		require.Equal(t, spi.Unavailable, spi.CodeOf(err), "call %d: %v", i, err)
+	}
+}
+
+// The breaker block reaches the client: over loopback, two failed calls
+// eject the endpoint of a client with consecutive_failures = 2, for the
+// configured base_ejection, while a client without the block (default
+// 5) and one with enabled = false keep it in rotation.
+func TestBreakerSettingsReachTheClient(t *testing.T) {
+	dir := t.TempDir()
+	cat := testCatalog(t)
+	spath := writeHCL(t, dir, "server.hcl", `
+server "down" {
+  listen   = "127.0.0.1:0"
+  registry = "none"
+}
+`)
+	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer sst.Close()
+	svc := &down{}
+	in, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", svc) })
+
+	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(breakerClients, in.Addr))
+	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer cst.Close()
+
+	tight, err := cst.Client("tight")
+	require.NoError(t, err)
+	failCalls(t, tight, 1)
+	st := tight.Stats()
+	assert.Equal(t, uint64(0), st.Ejections, "one failure is below consecutive_failures = 2")
+	assert.Equal(t, resilience.Closed, st.Breakers[in.Addr].State)
+	before := time.Now()
+	failCalls(t, tight, 1)
+	st = tight.Stats()
+	assert.Equal(t, uint64(1), st.Ejections)
+	assert.Equal(t, []string{in.Addr}, st.Ejected)
+	b := st.Breakers[in.Addr]
+	assert.Equal(t, resilience.Open, b.State)
+	assert.Equal(t, 1, b.Ejections)
+	assert.WithinDuration(t, before.Add(time.Hour), b.OpenUntil, time.Minute, "ejected for base_ejection = 1h")
+	assert.EqualValues(t, 2, svc.calls.Load())
+
+	def, err := cst.Client("defaults")
+	require.NoError(t, err)
+	failCalls(t, def, resilience.DefaultConsecutiveFailures-1)
+	st = def.Stats()
+	assert.Equal(t, uint64(0), st.Ejections, "without a breaker block the default threshold applies")
+	assert.Equal(t, resilience.Closed, st.Breakers[in.Addr].State)
+	failCalls(t, def, 1)
+	assert.Equal(t, uint64(1), def.Stats().Ejections)
+
+	off, err := cst.Client("off")
+	require.NoError(t, err)
+	failCalls(t, off, 3*resilience.DefaultConsecutiveFailures)
+	st = off.Stats()
+	assert.Equal(t, uint64(0), st.Ejections, "enabled = false never ejects")
+	assert.Equal(t, resilience.Closed, st.Breakers[in.Addr].State)
+}
+
+// A breaker change cannot be applied to a running client: Reload says it
+// needs a restart and the running breaker keeps its settings.
+func TestReloadReportsBreakerNeedsRestart(t *testing.T) {
+	dir := t.TempDir()
+	cat := testCatalog(t)
+	spath := writeHCL(t, dir, "server.hcl", `
+server "down" {
+  listen   = "127.0.0.1:0"
+  registry = "none"
+}
+`)
+	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer sst.Close()
+	in, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", &down{}) })
+
+	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(breakerClients, in.Addr))
+	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer cst.Close()
+	tight, err := cst.Client("tight")
+	require.NoError(t, err)
+
+	// Reloading the same file changes nothing.
+	rep, err := cst.ReloadReport(cpath)
+	require.NoError(t, err)
+	assert.Empty(t, rep.NeedRestart)
+
+	writeHCL(t, dir, "client.hcl", strings.Replace(fmt.Sprintf(breakerClients, in.Addr),
+		"consecutive_failures = 2", "consecutive_failures = 4", 1))
+	rep, err = cst.ReloadReport(cpath)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Applied)
+	assert.Equal(t, []string{`client "tight": breaker changed`}, rep.NeedRestart)
+
+	failCalls(t, tight, 2)
+	assert.Equal(t, uint64(1), tight.Stats().Ejections, "the running client keeps consecutive_failures = 2")
+}
