@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -56,7 +55,6 @@ type opsServer struct {
 	cfg    *config.ServerConfig
 	srv    *core.Server
 	health *health.Service
-	conns  atomic.Int64 // open connections, counted by the listener wrapper
 	served atomic.Bool  // Serve ran it (as opposed to Server, for the caller to serve)
 
 	mu    sync.Mutex
@@ -261,81 +259,6 @@ func (st *Stack) reloadLog(old, nf *config.File, rep *ReloadReport) {
 }
 
 // ---------------------------------------------------------------------
-// Connection counting: core.Server has no accessor for its open
-// connections, so Serve counts them at the listener. The wrapper costs
-// one atomic add per accepted and closed connection, nothing per call.
-
-type countingTransport struct {
-	spi.Transport
-	open *atomic.Int64
-}
-
-func (t countingTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
-	inner := t.Transport
-	if inner == nil || strings.HasPrefix(addr, "unix:") {
-		// What core would choose for the address (core.transportFor).
-		if strings.HasPrefix(addr, "unix:") {
-			inner = core.Unix{}
-		} else {
-			inner = core.TCP{}
-		}
-	}
-	ln, err := inner.Listen(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return countingListener{Listener: ln, open: t.open}, nil
-}
-
-func (t countingTransport) Name() string {
-	if t.Transport == nil {
-		return "tcp"
-	}
-	return t.Transport.Name()
-}
-
-func (t countingTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	if t.Transport == nil {
-		return core.TCP{}.Dial(ctx, addr)
-	}
-	return t.Transport.Dial(ctx, addr)
-}
-
-type countingListener struct {
-	net.Listener
-	open *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.open.Add(1)
-	return &countedConn{Conn: c, open: l.open}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	open *atomic.Int64
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.open.Add(-1) })
-	return c.Conn.Close()
-}
-
-// countConns wraps tr so that srv's open connections are counted.
-func (st *Stack) countConns(srv *core.Server, tr spi.Transport) spi.Transport {
-	o := st.opsServer(srv)
-	if o == nil {
-		return tr
-	}
-	return countingTransport{Transport: tr, open: &o.conns}
-}
-
-// ---------------------------------------------------------------------
 // admin.Source over a Stack.
 
 type stackSource struct{ st *Stack }
@@ -377,8 +300,6 @@ func (s stackSource) Health() []admin.ServerHealth {
 
 // inFlighter is implemented by core.Server once core exposes its count of
 // calls in progress; until then the page shows n/a.
-type inFlighter interface{ InFlight() int64 }
-
 func (s stackSource) Snapshot(ctx context.Context) admin.Snapshot {
 	st := s.st
 	f := st.File()
@@ -389,10 +310,7 @@ func (s stackSource) Snapshot(ctx context.Context) admin.Snapshot {
 		o.mu.Unlock()
 		si := admin.ServerInfo{
 			Name: o.name, Service: o.cfg.ServiceName, Listen: o.cfg.Listen, Addr: addr, Registry: o.cfg.Registry,
-			State: state, Conns: int(o.conns.Load()), InFlight: -1,
-		}
-		if x, ok := any(o.srv).(inFlighter); ok {
-			si.InFlight = x.InFlight()
+			State: state, Conns: o.srv.Conns(), InFlight: o.srv.InFlight(),
 		}
 		stats := o.health.Statuses()
 		si.Status = string(stats[""])

@@ -146,7 +146,7 @@ func (st *Stack) ServeNotify(ctx context.Context, name string, register func(*co
 		}
 	}
 	st.serveStarting(srv) // health NOT_SERVING until registered; admin listener up
-	ln, err := srv.Listen(ctx, cfg.Listen, st.countConns(srv, b.transport))
+	ln, err := srv.Listen(ctx, cfg.Listen, b.transport)
 	if err != nil {
 		_ = srv.Close()
 		at := cfg.DeclRange
