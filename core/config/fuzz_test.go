@@ -53,6 +53,11 @@ client "c" { target = ["a:1"]  method "A.B" { retry { codes = ["Aborted"] } } }`
 			if c.Retry.MaxAttempts < 1 || c.Pool.ConnsPerEndpoint < 1 || (len(c.Target) == 0) == (c.Registry == "") {
 				t.Fatalf("client %q breaks an invariant: %+v", c.Name, c)
 			}
+			if b := c.Breaker; b.Window <= 0 || b.BaseEjection <= 0 || b.MaxEjection < b.BaseEjection ||
+				b.MaxEjectionPercent < 1 || b.MaxEjectionPercent > 100 || b.FailureRatio < 0 || b.FailureRatio > 1 ||
+				b.ConsecutiveFailures < 0 || b.MinRequests < 1 || b.HalfOpenProbes < 1 {
+				t.Fatalf("client %q breaker breaks an invariant: %+v", c.Name, b)
+			}
 		}
 	})
 }
