@@ -55,7 +55,7 @@ type opsServer struct {
 	cfg    *config.ServerConfig
 	srv    *core.Server
 	health *health.Service
-	served atomic.Bool  // Serve ran it (as opposed to Server, for the caller to serve)
+	served atomic.Bool // Serve ran it (as opposed to Server, for the caller to serve)
 
 	mu    sync.Mutex
 	state string
