@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -36,8 +40,22 @@ func run(args []string) int {
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	verbose := fs.Bool("v", false, "log client and server events to stderr")
 	strict := fs.Bool("strict", false, "also fail when goroutines or RSS drift more than 10% from the mark to the end")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060) to profile the run")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *pprofAddr != "" {
+		// Heap profiles fine enough to find a slow leak (the default
+		// samples one allocation per 512 KiB).
+		runtime.MemProfileRate = 4 << 10
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kite-soak: -pprof:", err)
+			return 2
+		}
+		defer ln.Close()
+		fmt.Fprintf(os.Stderr, "kite-soak: pprof on http://%s/debug/pprof/\n", ln.Addr())
+		go func() { _ = http.Serve(ln, nil) }()
 	}
 	cfg.Out = os.Stdout
 	if *verbose {

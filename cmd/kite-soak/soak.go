@@ -790,7 +790,9 @@ func goroutineOrigins() map[string]int {
 			if j := strings.IndexAny(line, " \n"); j >= 0 {
 				line = line[:j]
 			}
-			origin = line
+			// A copy: a substring would keep the whole dump alive in
+			// every sample the report holds.
+			origin = strings.Clone(line)
 		}
 		out[origin]++
 	}
