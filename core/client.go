@@ -636,13 +636,14 @@ func (ep *endpoint) dialFailedLocked(err error) {
 	ep.retryAt = time.Now().Add(resilience.Backoff{Min: ep.c.opts.ReconnectBackoffMin, Max: ep.c.opts.ReconnectBackoffMax}.Duration(ep.failures))
 }
 
-// installLocked puts a new connection in slot i. The one it replaces is
+// installLocked puts a new connection in slot i. The backoff is not
+// reset here but when the connection reads its first frame (connProven):
+// a listener that accepts and hangs up must not look like a recovery. The
+// one it replaces is
 // either dead or draining after GOAWAY: a draining one keeps its calls
 // and closes after the last (maybeRetire runs as each ends); it is kept
 // in draining so that heartbeats and Close still reach it.
 func (ep *endpoint) installLocked(i int, nc net.Conn) *clientConn {
-	ep.failures = 0
-	ep.lastErr = nil
 	fresh := newClientConn(ep.c, ep, nc)
 	if old := ep.slots[i]; old != nil && !old.dead.Load() {
 		ep.draining = append(ep.draining, old)
@@ -656,11 +657,24 @@ func broken(cc *clientConn) bool {
 	return cc != nil && !cc.usable() && !cc.idleClosed.Load()
 }
 
+// connProven is called when a connection reads its first frame: the
+// endpoint answers, so the reconnect backoff starts over.
+func (ep *endpoint) connProven() {
+	ep.mu.Lock()
+	ep.failures = 0
+	ep.lastErr = nil
+	ep.mu.Unlock()
+}
+
 // connLost is called when one of the endpoint's connections closed or
-// received GOAWAY: heal the pool in the background.
-func (ep *endpoint) connLost() {
+// received GOAWAY: heal the pool in the background. A connection that
+// closed before reading a single frame (early) counts as a failed dial.
+func (ep *endpoint) connLost(early bool, reason error) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	if early {
+		ep.dialFailedLocked(reason)
+	}
 	if ep.retired || ep.healing || ep.c.ctx.Err() != nil {
 		return
 	}

@@ -39,6 +39,7 @@ type clientConn struct {
 	goaway     atomic.Bool
 	dead       atomic.Bool
 	idleClosed atomic.Bool // closed by the idle timeout: not redialed
+	proven     atomic.Bool // a frame was read: the peer speaks Kite
 
 	mu      sync.Mutex
 	pending map[uint32]*pendingCall
@@ -158,6 +159,10 @@ func (cc *clientConn) readLoop() {
 			return
 		}
 		cc.lastRead.Store(time.Now().UnixNano())
+		if !cc.proven.Load() {
+			cc.proven.Store(true)
+			cc.ep.connProven()
+		}
 		switch f.Type {
 		case protocol.TypeResponse:
 			cc.mu.Lock()
@@ -220,7 +225,7 @@ func (cc *clientConn) readLoop() {
 			f.Release()
 			cc.c.log.Debug("server sent GOAWAY", "addr", cc.addr, "reason", reason)
 			cc.goaway.Store(true)
-			cc.ep.connLost()
+			cc.ep.connLost(false, nil)
 			cc.maybeRetire()
 		default:
 			f.Release()
@@ -248,7 +253,7 @@ func (cc *clientConn) close(reason error) {
 		}
 		cc.w.close(reason)
 		if !cc.idleClosed.Load() {
-			cc.ep.connLost()
+			cc.ep.connLost(!cc.proven.Load(), reason)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,4 +113,42 @@ func TestRedialBacksOffAndStopsOnClose(t *testing.T) {
 	err := c.Call(context.Background(), "Echo.Echo", &EchoReq{ID: 2}, &EchoResp{})
 	require.ErrorIs(t, err, spi.ErrUnavailable)
 	require.NoError(t, c.Close())
+}
+
+// A listener that accepts and closes at once (a proxy refusing, a server
+// at its connection limit) must not turn heal into a reconnect storm: a
+// connection that dies before reading a single frame counts as a failed
+// dial for the backoff.
+func TestEarlyDeathsBackOff(t *testing.T) {
+	f := startServer(t, ServerOptions{}, "")
+	c := newClient(t, ClientOptions{Targets: []string{f.addr}, HeartbeatInterval: -1,
+		ReconnectBackoffMin: 20 * time.Millisecond, ReconnectBackoffMax: 40 * time.Millisecond})
+	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{ID: 1}, &EchoResp{}))
+	require.NoError(t, f.srv.Close())
+
+	// The same port now accepts and hangs up.
+	ln, err := net.Listen("tcp", f.addr)
+	require.NoError(t, err)
+	var accepted atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conn.Close()
+		}
+	}()
+	// A measurement window, not synchronisation: at a 20-40 ms backoff
+	// about 10-25 connections fit in 500 ms; a storm makes thousands.
+	time.Sleep(500 * time.Millisecond)
+	n := accepted.Load()
+	require.NoError(t, c.Close())
+	ln.Close()
+	<-done
+	require.Positive(t, n, "heal keeps trying")
+	require.LessOrEqual(t, n, int64(40), "reconnects back off")
 }
