@@ -36,6 +36,7 @@ func run(args []string) int {
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", 30*time.Second, "period of progress lines")
 	fs.DurationVar(&cfg.Mark, "mark", 0, "the reference point for flatness (default 2m, or duration/5 if shorter)")
 	fs.DurationVar(&cfg.Window, "window", 0, "span averaged at the mark and at the end (default 1m, or duration/10 if shorter)")
+	fs.IntVar(&cfg.MaxEjectionPercent, "max-ejection-percent", 0, "cap on the share of servers the client's breakers eject at once (0: the default, 50)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the fault schedule")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	verbose := fs.Bool("v", false, "log client and server events to stderr")

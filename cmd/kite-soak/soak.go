@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/internal/faultproxy"
 	"github.com/kiterpc/kite/spi"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	// is the mean of the samples in (Mark-Window, Mark], the end that of
 	// the last Window (default: 1 minute, or a tenth of Duration).
 	Window time.Duration
+	// MaxEjectionPercent is the client breakers' cap (0: the default).
+	MaxEjectionPercent int
 	// Seed drives the fault schedule's choices.
 	Seed uint64
 	// Out receives progress lines; nil = none.
@@ -328,6 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		ReconnectBackoffMin: 20 * time.Millisecond,
 		ReconnectBackoffMax: time.Second,
 		Methods:             map[string]core.MethodOptions{"Echo.Echo": {Idempotent: true}},
+		Breaker:             &resilience.BreakerConfig{MaxEjectionPercent: cfg.MaxEjectionPercent},
 		Logger:              cfg.Logger,
 	})
 	if err != nil {
