@@ -47,7 +47,7 @@ var breakerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 }}
 
 var clientTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "ca"}, {Name: "cert"}, {Name: "key"}, {Name: "server_name"}, {Name: "insecure_skip_verify"},
+	{Name: "ca"}, {Name: "cert"}, {Name: "key"}, {Name: "server_name"}, {Name: "insecure_skip_verify"}, {Name: "min_version"},
 }}
 
 var methodSchema = &hcl.BodySchema{
@@ -282,6 +282,7 @@ func (p *parser) decodeClientTLS(blk *hcl.Block, set attrSet, ranges map[string]
 		p.warnf(tb.rng("insecure_skip_verify"), "Server certificate not verified",
 			"insecure_skip_verify = true accepts any server certificate: anyone on the path can read and change calls. Use it for local testing only.")
 	}
+	t.MinVersion = decodeTLSVersion(tb)
 	return t
 }
 

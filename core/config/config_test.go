@@ -163,9 +163,10 @@ server "user" {
     threshold = "2KiB"
   }
   tls {
-    cert = "certs/server.pem"
-    key  = "/abs/server.key"
-    ca   = "certs/ca.pem"
+    cert        = "certs/server.pem"
+    key         = "/abs/server.key"
+    ca          = "certs/ca.pem"
+    min_version = "1.2"
   }
 }
 client "user" {
@@ -218,6 +219,7 @@ client "user" {
 		Key:        "/abs/server.key",
 		CA:         filepath.Join(dir, "certs/ca.pem"),
 		ClientAuth: tls.RequireAndVerifyClientCert,
+		MinVersion: "1.2",
 	}, s.TLS, "relative paths resolve against the file's directory; a CA asks for mTLS")
 	_, ok := f.Component(spi.KindRegistry, s.Registry)
 	assert.False(t, ok)

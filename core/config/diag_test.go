@@ -447,6 +447,27 @@ registry "static" "main" {}`,
 		pos: "3:15", summary: "TLS needs the tls transport",
 	},
 	{
+		name: "tls min_version not offered",
+		src: `server "user" {
+  listen = "127.0.0.1:9443"
+  tls {
+    cert        = "server.pem"
+    key         = "server.key"
+    min_version = "1.1"
+  }
+}`,
+		pos: "6:19", summary: "Invalid min_version",
+		detail: []string{`"1.1" is not a TLS version Kite offers`},
+	},
+	{
+		name: "client tls min_version misspelled",
+		src: `client "user" {
+  target = ["127.0.0.1:9443"]
+  tls { min_version = "TLS1.3" }
+}`,
+		pos: "3:23", summary: "Invalid min_version",
+	},
+	{
 		name: "client_auth without a CA",
 		src: `server "user" {
   listen = "127.0.0.1:9443"

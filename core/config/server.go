@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -39,7 +40,7 @@ var compressionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 }}
 
 var serverTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "cert", Required: true}, {Name: "key", Required: true}, {Name: "ca"}, {Name: "client_auth"},
+	{Name: "cert", Required: true}, {Name: "key", Required: true}, {Name: "ca"}, {Name: "client_auth"}, {Name: "min_version"},
 }}
 
 // clientAuthModes maps client_auth values to crypto/tls's modes.
@@ -182,7 +183,22 @@ func (p *parser) decodeServerTLS(blk *hcl.Block, set attrSet, ranges map[string]
 			tb.errorf(tb.rng("client_auth"), "Missing ca", "client_auth = %q verifies client certificates, which needs ca = \"<CA bundle file>\".", mode)
 		}
 	}
+	t.MinVersion = decodeTLSVersion(tb)
 	return t
+}
+
+// tlsVersions are the min_version values: TLS below 1.2 is not offered.
+var tlsVersions = []string{"1.2", "1.3"}
+
+// decodeTLSVersion reads a tls block's min_version ("" when absent: the
+// transport's default, 1.3).
+func decodeTLSVersion(tb *block) string {
+	var v string
+	if tb.str("min_version", &v) && !slices.Contains(tlsVersions, v) {
+		tb.errorf(tb.rng("min_version"), "Invalid min_version",
+			"%q is not a TLS version Kite offers: use \"1.2\" or \"1.3\" (the default; 1.0 and 1.1 are broken). %s", v, didYouMean(v, tlsVersions))
+	}
+	return v
 }
 
 // checkTransport checks a transport name against the catalog; transports

@@ -157,6 +157,8 @@ type ServerTLS struct {
 	// CA verifies client certificates (mTLS) when set.
 	CA         string
 	ClientAuth tls.ClientAuthType
+	// MinVersion is "1.2" or "1.3"; "" takes the transport's default (1.3).
+	MinVersion string
 }
 
 // ClientTLS configures the client side of the tls transport.
@@ -167,6 +169,8 @@ type ClientTLS struct {
 	Cert, Key          string
 	ServerName         string
 	InsecureSkipVerify bool
+	// MinVersion is "1.2" or "1.3"; "" takes the transport's default (1.3).
+	MinVersion string
 }
 
 // ClientConfig is a `client "<name>"` block.

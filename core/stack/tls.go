@@ -34,8 +34,7 @@ func (st *Stack) transport(name string, stls *config.ServerTLS, ctls *config.Cli
 }
 
 // tlsConfig is a server's (stls) or client's (ctls) tls block as the
-// tls transport's configuration. kite.hcl has no min_version, so both
-// sides take core.TLS's default.
+// tls transport's configuration.
 func tlsConfig(stls *config.ServerTLS, ctls *config.ClientTLS) core.TLSConfig {
 	if stls != nil {
 		// config has already turned client_auth into a
@@ -45,6 +44,7 @@ func tlsConfig(stls *config.ServerTLS, ctls *config.ClientTLS) core.TLSConfig {
 			KeyFile:    stls.Key,
 			CAFile:     stls.CA,
 			ClientAuth: core.TLSClientAuth(stls.ClientAuth),
+			MinVersion: stls.MinVersion,
 		}
 	}
 	return core.TLSConfig{
@@ -53,5 +53,6 @@ func tlsConfig(stls *config.ServerTLS, ctls *config.ClientTLS) core.TLSConfig {
 		KeyFile:            ctls.Key,
 		ServerName:         ctls.ServerName,
 		InsecureSkipVerify: ctls.InsecureSkipVerify,
+		MinVersion:         ctls.MinVersion,
 	}
 }

@@ -435,3 +435,99 @@ func hasInstances(t *testing.T, c *core.Client) {
 	require.Eventually(t, func() bool { return len(c.Instances()) > 0 }, 5*time.Second, time.Millisecond,
 		"client never saw the server's instance")
 }
+
+// min_version from kite.hcl reaches both sides: a server left at the
+// default (1.3) refuses a TLS 1.2-only client and one set to "1.2" lets it
+// in; a client left at the default refuses a TLS 1.2-only server and one
+// set to "1.2" completes the handshake with it.
+func TestTLSMinVersion(t *testing.T) {
+	ca := newPKI(t, "kite-test")
+	srvCert, srvKey := ca.leaf("server", true)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	kp, err := tls.LoadX509KeyPair(srvCert, srvKey)
+	require.NoError(t, err)
+
+	// A TLS 1.2-only server that reports each handshake's outcome.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	handshakes := make(chan error, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{kp}, MaxVersion: tls.VersionTLS12})
+			handshakes <- tc.Handshake()
+			tc.Close()
+		}
+	}()
+
+	for _, v := range []string{"", "1.2"} {
+		name := v
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			minv := ""
+			if v != "" {
+				minv = fmt.Sprintf("min_version = %q", v)
+			}
+			path := writeHCL(t, t.TempDir(), "kite.hcl", fmt.Sprintf(`
+registry "mem" "m" {}
+server "echo" {
+  listen   = "127.0.0.1:0"
+  registry = "m"
+  tls {
+    cert = %q
+    key  = %q
+    %s
+  }
+}
+client "old-server" {
+  target  = [%q]
+  timeout = "2s"
+  retry { max_attempts = 1 }
+  tls {
+    ca = %q
+    %[3]s
+  }
+}
+`, srvCert, srvKey, minv, ln.Addr().String(), ca.ca))
+			st, err := stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+			require.NoError(t, err)
+			defer st.Close()
+			in, _ := serving(t, st, "echo", &echo{name: "tls"})
+			for len(handshakes) > 0 { // an earlier case's redials
+				<-handshakes
+			}
+
+			// Server side: a client that speaks at most TLS 1.2.
+			d := tls.Dialer{Config: &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}}
+			conn, err := d.DialContext(context.Background(), "tcp", in.Addr)
+			if v == "" {
+				require.Error(t, err, "the default 1.3 minimum refuses TLS 1.2")
+			} else {
+				require.NoError(t, err, "min_version = 1.2 accepts TLS 1.2")
+				conn.Close()
+			}
+
+			// Client side: the TLS 1.2-only server above.
+			c, err := st.Client("old-server")
+			require.NoError(t, err)
+			_ = c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &EchoResp{}) // not Kite: fails either way
+			select {
+			case herr := <-handshakes:
+				if v == "" {
+					require.Error(t, herr, "the client's default 1.3 minimum refuses a 1.2 server")
+				} else {
+					require.NoError(t, herr, "the client's min_version = 1.2 completes the handshake")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the client never dialed the TLS 1.2 server")
+			}
+		})
+	}
+}
