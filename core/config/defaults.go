@@ -18,6 +18,8 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 
 	DefaultMaxConcurrency  = 10000
+	DefaultMaxConnConc     = 1000
+	DefaultHandshake       = 10 * time.Second
 	DefaultMaxFrame        = 4 << 20
 	DefaultMaxMetadata     = 64 << 10
 	DefaultMaxConns        = 0
@@ -102,6 +104,12 @@ func (s *ServerConfig) applyDefaults(set attrSet) {
 	}
 	if !set.has("limits.max_concurrency") {
 		s.Limits.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if !set.has("limits.max_conn_concurrency") {
+		s.Limits.MaxConnConcurrency = DefaultMaxConnConc
+	}
+	if !set.has("limits.handshake_timeout") {
+		s.Limits.HandshakeTimeout = DefaultHandshake
 	}
 	if !set.has("limits.max_frame") {
 		s.Limits.MaxFrame = DefaultMaxFrame

@@ -447,6 +447,15 @@ registry "static" "main" {}`,
 		pos: "3:15", summary: "TLS needs the tls transport",
 	},
 	{
+		name: "handshake_timeout zero",
+		src: `server "user" {
+  listen = "127.0.0.1:9443"
+  limits { handshake_timeout = "0s" }
+}`,
+		pos: "3:32", summary: "Invalid duration",
+		detail: []string{`"handshake_timeout" must be longer than zero`},
+	},
+	{
 		name: "tls min_version not offered",
 		src: `server "user" {
   listen = "127.0.0.1:9443"

@@ -32,7 +32,8 @@ var serverSchema = &hcl.BodySchema{
 }
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "max_concurrency"}, {Name: "max_frame"}, {Name: "max_metadata"}, {Name: "max_conns"}, {Name: "idle_timeout"},
+	{Name: "max_concurrency"}, {Name: "max_conn_concurrency"}, {Name: "max_frame"}, {Name: "max_metadata"}, {Name: "max_conns"},
+	{Name: "idle_timeout"}, {Name: "handshake_timeout"},
 }}
 
 var compressionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -86,6 +87,7 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 			p.diags = append(p.diags, d...)
 			lb := p.block(lc.Attributes, "limits.", set, s.Ranges)
 			lb.integer("max_concurrency", &s.Limits.MaxConcurrency, 0, 1<<31-1)
+			lb.integer("max_conn_concurrency", &s.Limits.MaxConnConcurrency, 0, 1<<31-1)
 			if lb.size("max_frame", &s.Limits.MaxFrame) && (s.Limits.MaxFrame < 1024 || s.Limits.MaxFrame > maxFrameLimit) {
 				lb.errorf(lb.rng("max_frame"), "Value out of range", `"max_frame" must be between 1KiB and 2GiB-1 bytes (the frame length is 32 bits).`)
 			}
@@ -94,6 +96,9 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 			}
 			lb.integer("max_conns", &s.Limits.MaxConns, 0, 1<<31-1)
 			lb.duration("idle_timeout", &s.Limits.IdleTimeout)
+			// No "never": a client that connects and stays silent must
+			// not hold a socket and a goroutine for good.
+			lb.positiveDuration("handshake_timeout", &s.Limits.HandshakeTimeout)
 		case "compression":
 			s.Compression = p.decodeCompression(sub, set, s.Ranges)
 		case "tls":

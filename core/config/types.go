@@ -134,6 +134,11 @@ type ServerConfig struct {
 type Limits struct {
 	// MaxConcurrency caps in-flight requests across all connections; 0 = unlimited.
 	MaxConcurrency int
+	// MaxConnConcurrency caps in-flight requests on one connection; 0 = unlimited.
+	MaxConnConcurrency int
+	// HandshakeTimeout closes a connection whose first frame has not
+	// arrived in time (a silent client holds no socket for long).
+	HandshakeTimeout time.Duration
 	// MaxFrame caps one frame's size in bytes, checked before allocating.
 	MaxFrame int64
 	// MaxMetadata caps a frame's metadata section in bytes.

@@ -50,14 +50,16 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 		return nil, err
 	}
 	opts := core.ServerOptions{
-		Catalog:        st.cat,
-		Codecs:         []spi.Codec{codec},
-		MaxConcurrency: cfg.Limits.MaxConcurrency,
-		MaxConns:       cfg.Limits.MaxConns,
-		MaxFrame:       int(cfg.Limits.MaxFrame),
-		MaxMetadata:    int(cfg.Limits.MaxMetadata),
-		IdleTimeout:    cfg.Limits.IdleTimeout,
-		Logger:         st.log.Named(name),
+		Catalog:            st.cat,
+		Codecs:             []spi.Codec{codec},
+		MaxConcurrency:     cfg.Limits.MaxConcurrency,
+		MaxConnConcurrency: cfg.Limits.MaxConnConcurrency,
+		MaxConns:           cfg.Limits.MaxConns,
+		MaxFrame:           int(cfg.Limits.MaxFrame),
+		MaxMetadata:        int(cfg.Limits.MaxMetadata),
+		IdleTimeout:        cfg.Limits.IdleTimeout,
+		HandshakeTimeout:   cfg.Limits.HandshakeTimeout,
+		Logger:             st.log.Named(name),
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = -1 // kite.hcl: 0 = never; core: negative disables
@@ -65,6 +67,9 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 	if opts.MaxConcurrency == 0 {
 		// kite.hcl: 0 = unlimited; core treats 0 as "default".
 		opts.MaxConcurrency = int(^uint(0) >> 2)
+	}
+	if opts.MaxConnConcurrency == 0 {
+		opts.MaxConnConcurrency = int(^uint(0) >> 2) // likewise
 	}
 	if cfg.Compression != nil {
 		comp, err := st.compressor(f, cfg.Compression.Name, at("compression.name"))
