@@ -620,12 +620,16 @@ func (sc *serverConn) readLoop() {
 				sc.s.log.Warn("peer speaks another protocol version", "peer", sc.peer, "version", ve.Got)
 				sc.writeError(ve.ID, spi.Errorf(spi.Unimplemented, "unsupported protocol version %d; this server speaks version %d", ve.Got, protocol.Version))
 				sc.w.drain()
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			} else if protocolError(err) {
 				sc.s.log.Warn("closing connection after a bad frame", "peer", sc.peer, "error", err)
 				if errors.Is(err, protocol.ErrFrameTooBig) || errors.Is(err, protocol.ErrMetaTooBig) {
 					_ = sc.w.write(goAwayFrame(spi.Errorf(spi.ResourceExhausted, "%v", err)))
 					sc.w.drain()
 				}
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				// The peer went away mid-frame or reset the connection:
+				// routine for clients that exit, not a protocol fault.
+				sc.s.log.Debug("connection ended", "peer", sc.peer, "error", err)
 			}
 			sc.close(err)
 			sc.w.close(err)
@@ -634,6 +638,17 @@ func (sc *serverConn) readLoop() {
 		sc.lastRead.Store(time.Now().UnixNano())
 		sc.dispatch(f)
 	}
+}
+
+// protocolError reports whether a read error is the peer breaking the
+// protocol (as opposed to the connection ending).
+func protocolError(err error) bool {
+	for _, e := range []error{protocol.ErrBadMagic, protocol.ErrFrameTooBig, protocol.ErrMetaTooBig, protocol.ErrBadType, protocol.ErrBadMetadata} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (sc *serverConn) dispatch(f protocol.Frame) {
