@@ -172,6 +172,10 @@ type Client struct {
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	watchMu   sync.Mutex    // serialises SetDiscovery
+	stopWatch func()        // ends the current registry watch; nil: none
+	watchDone chan struct{} // closed when that watch has ended
 }
 
 type pickerBox struct{ p spi.Picker }
@@ -205,18 +209,88 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	c.invoke = spi.Chain(c.retrying, opts.Filters...)
 	if opts.Registry == nil {
-		ins := make([]spi.Instance, 0, len(opts.Targets))
-		for _, a := range opts.Targets {
-			ins = append(ins, spi.Instance{Service: opts.Service, Addr: a})
-		}
-		c.setInstances(ins)
+		c.setInstances(targetInstances(opts.Service, opts.Targets))
 	} else {
 		c.wg.Add(1)
-		go c.watchLoop()
+		c.startWatch(opts.Registry, opts.Service)
 	}
 	c.wg.Add(1)
 	go c.janitorLoop()
 	return c, nil
+}
+
+func targetInstances(service string, targets []string) []spi.Instance {
+	ins := make([]spi.Instance, 0, len(targets))
+	for _, a := range targets {
+		ins = append(ins, spi.Instance{Service: service, Addr: a})
+	}
+	return ins
+}
+
+// Discovery is where a client finds its instances: a Registry watched for
+// Service, or fixed Targets when Registry is nil.
+type Discovery struct {
+	Service  string
+	Registry spi.Registry
+	Targets  []string
+}
+
+// SetDiscovery switches where the client finds its instances, in a
+// running client (kite.hcl's SIGHUP reload uses it to move a client from
+// static targets to a registry, or from one registry to another). Calls
+// go on meanwhile: with new Targets the instance list is replaced at once;
+// with a Registry the current instances stay in use until the new
+// registry's first snapshot replaces them, so a switch leaves no gap. The
+// old registry's watch is stopped; the registry itself is the caller's.
+func (c *Client) SetDiscovery(d Discovery) error {
+	if d.Registry == nil && len(d.Targets) == 0 {
+		return errors.New("kite: discovery needs Targets or a Registry")
+	}
+	if d.Registry != nil && d.Service == "" {
+		return errors.New("kite: a Registry needs a Service name")
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	c.endWatch()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return spi.Errorf(spi.Unavailable, "client closed")
+	}
+	c.opts.Service, c.opts.Registry, c.opts.Targets = d.Service, d.Registry, slices.Clone(d.Targets)
+	if d.Registry != nil {
+		// Under c.mu with closed false: Close has not begun to Wait.
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if d.Registry == nil {
+		c.setInstances(targetInstances(d.Service, d.Targets))
+		return nil
+	}
+	c.startWatch(d.Registry, d.Service)
+	return nil
+}
+
+// startWatch runs a watch of reg for service until endWatch or Close;
+// the caller has counted it in c.wg.
+func (c *Client) startWatch(reg spi.Registry, service string) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	done := make(chan struct{})
+	c.stopWatch, c.watchDone = cancel, done
+	go func() {
+		defer close(done)
+		c.watchLoop(ctx, reg, service)
+	}()
+}
+
+// endWatch stops the current watch, if any, and waits for it to end.
+func (c *Client) endWatch() {
+	if c.stopWatch == nil {
+		return
+	}
+	c.stopWatch()
+	<-c.watchDone
+	c.stopWatch, c.watchDone = nil, nil
 }
 
 // Call invokes method ("Service.Method") with req and decodes the answer
@@ -337,7 +411,7 @@ func (c *Client) conn(ctx context.Context, call *spi.Call, at *attempt) (*client
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, spi.WrapError(spi.CodeOf(ctx.Err()), ctx.Err(), "waiting for instances of %q", c.opts.Service)
+			return nil, spi.WrapError(spi.CodeOf(ctx.Err()), ctx.Err(), "waiting for instances of %q", c.service())
 		}
 		pb = c.picker.Load()
 	}
@@ -426,33 +500,38 @@ func (c *Client) setInstances(ins []spi.Instance) {
 
 // watchLoop follows the registry. When the registry fails, the last known
 // instances stay in use and the watch is re-established with backoff.
-func (c *Client) watchLoop() {
+func (c *Client) watchLoop(ctx context.Context, reg spi.Registry, service string) {
 	defer c.wg.Done()
 	attempt := 0
-	for c.ctx.Err() == nil {
-		w, err := c.opts.Registry.Watch(c.ctx, c.opts.Service)
+	for ctx.Err() == nil {
+		w, err := reg.Watch(ctx, service)
 		if err == nil {
 			for {
 				var ins []spi.Instance
-				ins, err = w.Next(c.ctx)
+				ins, err = w.Next(ctx)
 				if err != nil {
 					break
+				}
+				if ctx.Err() != nil {
+					break // superseded by SetDiscovery: do not apply
 				}
 				attempt = 0
 				c.setInstances(ins)
 			}
 			w.Stop()
 		}
-		if c.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		attempt++
 		d := resilience.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}.Duration(attempt)
-		c.log.Warn("registry watch failed; keeping the last known instances", "service", c.opts.Service, "error", err, "retry_in", d)
+		c.log.Warn("registry watch failed; keeping the last known instances", "service", service, "error", err, "retry_in", d)
+		t := time.NewTimer(d)
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(d):
+		case <-t.C:
 		}
 	}
 }
@@ -832,8 +911,16 @@ func excludedFrom(ctx context.Context) []string {
 
 // String describes the client for logs.
 func (c *Client) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.opts.Registry != nil {
 		return fmt.Sprintf("kite client for %q via registry", c.opts.Service)
 	}
 	return fmt.Sprintf("kite client for %v", c.opts.Targets)
+}
+
+func (c *Client) service() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts.Service
 }
