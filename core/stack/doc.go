@@ -35,8 +35,13 @@
 //     snapshot, not by core.ClientOptions.Timeout, so Reload can change
 //     them under load. The balancer is swapped with
 //     core.Client.SetBalancer: calls in flight finish on the old picker.
-//     Other client changes (registry, codec, filters, pool, breaker…) are
-//     reported as needing a restart, never half-applied.
+//     Discovery (service, target, registry) is switched with
+//     core.Client.SetDiscovery: the old watch stops, the current
+//     instances serve until the new source's first snapshot. Other client
+//     changes (codec, filters, pool, breaker…) are reported as needing a
+//     restart, never half-applied. A registry block whose label was
+//     already built keeps the instance built first (one session or lease
+//     per process); a new label is built on reload.
 //   - The retry block and method blocks map onto core's retry layer
 //     (core.ClientOptions.Retry, RetryCodes, Methods); kite.hcl's
 //     budget = 0 means "no retries" and becomes max_attempts = 1.
@@ -45,6 +50,5 @@
 //     the negative value with which the resilience package turns a
 //     trigger off, since there 0 means "default".
 //   - The "tls" transport is built from the server's or client's own tls
-//     block (the catalog's "tls" entry when linked, else TCP with
-//     crypto/tls assembled here).
+//     block, handed to the catalog's "tls" transport (core.TLS).
 package stack

@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sort"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/core/config"
 	"github.com/kiterpc/kite/spi"
 )
@@ -78,6 +80,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		bal  spi.Balancer
 		comp *config.Component
 		ncfg *config.ClientConfig
+		disc *core.Discovery // nil: discovery unchanged
 	}
 	var swaps []swap
 	for _, mc := range clients {
@@ -95,6 +98,19 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 			return nil, err
 		}
 		s := swap{mc: mc, ncfg: ncfg, comp: comp}
+		if discoveryChanged(mc.cfg, ncfg) {
+			d := core.Discovery{Service: ncfg.Service, Targets: ncfg.Target}
+			if len(ncfg.Target) == 0 {
+				rat := ncfg.DeclRange
+				if r, ok := ncfg.Ranges["registry"]; ok {
+					rat = r
+				}
+				if d.Registry, err = st.registry(nf, ncfg.Registry, rat); err != nil {
+					return nil, err
+				}
+			}
+			s.disc = &d
+		}
 		if !sameComponent(mc.balancer, comp) {
 			v, err := st.build(comp, where)
 			if err != nil {
@@ -113,6 +129,13 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 			st.mu.Lock() // the admin status page reads these
 			mc.balancer = s.comp
 			st.mu.Unlock()
+		}
+		if s.disc != nil {
+			if err := mc.client.SetDiscovery(*s.disc); err != nil {
+				rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("client %q: discovery not switched: %v", mc.name, err))
+			} else {
+				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: discovery %s → %s", mc.name, describeDiscovery(mc.cfg), describeDiscovery(s.ncfg)))
+			}
 		}
 		nt := timeoutsOf(s.ncfg)
 		if !mc.timeouts.fixed && !mc.timeouts.cur.Load().equal(nt) {
@@ -144,6 +167,19 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		st.log.Warn("reload: needs a restart to take effect", "change", n)
 	}
 	return rep, nil
+}
+
+// discoveryChanged reports whether a client's service, targets or
+// registry differ: those a reload switches in place (SetDiscovery).
+func discoveryChanged(a, b *config.ClientConfig) bool {
+	return a.Service != b.Service || !slices.Equal(a.Target, b.Target) || (len(b.Target) == 0 && a.Registry != b.Registry)
+}
+
+func describeDiscovery(c *config.ClientConfig) string {
+	if len(c.Target) > 0 {
+		return fmt.Sprintf("targets %v", c.Target)
+	}
+	return fmt.Sprintf("registry %s for %q", c.Registry, c.Service)
 }
 
 func describe(c *config.Component) string {
@@ -182,9 +218,6 @@ func clientRestartDiffs(a, b *config.ClientConfig) []string {
 			out = append(out, name)
 		}
 	}
-	cmp("service", a.Service, b.Service)
-	cmp("target", a.Target, b.Target)
-	cmp("registry", a.Registry, b.Registry)
 	cmp("codec", a.Codec, b.Codec)
 	cmp("transport", a.Transport, b.Transport)
 	cmp("connect_timeout", a.ConnectTimeout, b.ConnectTimeout)

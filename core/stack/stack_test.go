@@ -372,15 +372,14 @@ func TestReloadTimeoutsAndRefusals(t *testing.T) {
 	err = c.Call(context.Background(), "Echo.Echo", &EchoReq{Sleep: "300ms"}, &resp)
 	require.Equal(t, spi.DeadlineExceeded, spi.CodeOf(err))
 
-	// A longer timeout applies to the running client; a registry change
-	// is reported, not applied.
-	src := strings.Replace(fmt.Sprintf(reloadStack, "v1", "5s"), "registry \"mem\" \"m\" {}", "registry \"mem\" \"m\" {}\nregistry \"mem\" \"other\" {}", 1)
-	src = strings.Replace(src, "registry = \"m\"\n  balancer", "registry = \"other\"\n  balancer", 1)
+	// A longer timeout applies to the running client; a codec change is
+	// reported, not applied.
+	src := strings.Replace(fmt.Sprintf(reloadStack, "v1", "5s"), "balancer = \"pick\"", "balancer = \"pick\"\n  codec = \"raw\"", 1)
 	writeHCL(t, dir, "kite.hcl", src)
 	rep, err := st.ReloadReport(path)
 	require.NoError(t, err)
 	assert.Equal(t, []string{`client "echo": timeouts 50ms → 5s`}, rep.Applied)
-	assert.Equal(t, []string{`client "echo": registry changed`}, rep.NeedRestart)
+	assert.Equal(t, []string{`client "echo": codec changed`}, rep.NeedRestart)
 	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{Sleep: "300ms"}, &resp))
 }
 
