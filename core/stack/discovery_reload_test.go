@@ -75,9 +75,9 @@ func TestReloadSwitchesDiscovery(t *testing.T) {
 		}()
 	}
 	for _, step := range []struct{ discovery, want, applied string }{
-		{`registry = "green"`, "green", `client "echo": discovery registry blue for "echo" → registry green for "echo"`},
-		{fmt.Sprintf(`target = [%q]`, blue.Addr), "blue", `client "echo": discovery registry green for "echo" → targets [` + blue.Addr + `]`},
-		{`registry = "green"`, "green", `client "echo": discovery targets [` + blue.Addr + `] → registry green for "echo"`},
+		{`registry = "green"`, "green", `client "echo": discovery registry blue (mem) for "echo" → registry green (mem) for "echo"`},
+		{fmt.Sprintf(`target = [%q]`, blue.Addr), "blue", `client "echo": discovery registry green (mem) for "echo" → targets [` + blue.Addr + `]`},
+		{`registry = "green"`, "green", `client "echo": discovery targets [` + blue.Addr + `] → registry green (mem) for "echo"`},
 	} {
 		writeHCL(t, dir, "kite.hcl", fmt.Sprintf(discoveryStack, step.discovery))
 		rep, err := st.ReloadReport(path)
@@ -93,4 +93,92 @@ func TestReloadSwitchesDiscovery(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d calls during 3 discovery switches, %d failed", calls.Load(), failed.Load())
 	require.Zero(t, failed.Load(), "first error: %v", firstErr.Load())
+}
+
+// Editing the registry block itself — same label, another implementation —
+// moves the clients that use it to a new instance of the new registry on
+// reload (the mission's "swap registries by editing the file"), under
+// load and without a failed call. A server registered through the old
+// block is reported as needing a restart.
+func TestReloadSwapsARegistryBlock(t *testing.T) {
+	shared := t.TempDir() // the local registry both stacks end up using
+
+	// Another process's view: a "green" server registered in the local
+	// registry directory.
+	other := writeHCL(t, t.TempDir(), "kite.hcl", fmt.Sprintf(`
+registry "local" "main" { dir = %q }
+server "green" {
+  listen       = "127.0.0.1:0"
+  registry     = "main"
+  service_name = "echo"
+}
+`, shared))
+	st2, err := stack.Load(other, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer st2.Close()
+	serving(t, st2, "green", &echo{name: "green"})
+
+	const mine = `
+%s
+server "blue" {
+  listen       = "127.0.0.1:0"
+  registry     = "main"
+  service_name = "echo"
+}
+client "echo" {
+  registry = "main"
+  timeout  = "2s"
+}
+`
+	dir := t.TempDir()
+	path := writeHCL(t, dir, "kite.hcl", fmt.Sprintf(mine, `registry "mem" "main" {}`))
+	st, err := stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer st.Close()
+	serving(t, st, "blue", &echo{name: "blue"})
+	c, err := st.Client("echo")
+	require.NoError(t, err)
+	hasInstances(t, c)
+	var resp EchoResp
+	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp))
+	require.Equal(t, "blue", resp.Server)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var calls, failed atomic.Int64
+	var last atomic.Value
+	last.Store("")
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				var resp EchoResp
+				err := c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp)
+				calls.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				last.Store(resp.Server)
+			}
+		}()
+	}
+	writeHCL(t, dir, "kite.hcl", fmt.Sprintf(mine, fmt.Sprintf(`registry "local" "main" { dir = %q }`, shared)))
+	rep, err := st.ReloadReport(path)
+	require.NoError(t, err)
+	assert.Equal(t, []string{`client "echo": discovery registry main (mem) for "echo" → registry main (local) for "echo"`}, rep.Applied)
+	assert.Equal(t, []string{`server "blue": registry "main" changed; the server stays registered through the old one until a restart`}, rep.NeedRestart)
+	mark := calls.Load() + 200
+	require.Eventually(t, func() bool { return calls.Load() > mark && last.Load() == "green" }, 5*time.Second, time.Millisecond)
+	cancel()
+	wg.Wait()
+	require.Zero(t, failed.Load())
+
+	// The new instance is the stack's registry "main" from now on.
+	reg, err := st.Registry("main")
+	require.NoError(t, err)
+	ins, err := reg.Resolve(context.Background(), "echo")
+	require.NoError(t, err)
+	require.Len(t, ins, 1, "the local directory lists green only")
 }

@@ -24,9 +24,10 @@ type ReloadReport struct {
 	// `client "echo": balancer round_robin → weighted`.
 	Applied []string
 	// NeedRestart lists changes found in the file that running clients
-	// and servers cannot take in place (registry, service, targets,
-	// codec, filters, pool, breaker, server blocks…); they apply to clients and
-	// servers built after the reload, and to this process after a restart.
+	// and servers cannot take in place (codec, filters, pool, breaker,
+	// server blocks, a registry block a server registers through…); they
+	// apply to clients and servers built after the reload, and to this
+	// process after a restart.
 	NeedRestart []string
 }
 
@@ -83,6 +84,16 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		disc *core.Discovery // nil: discovery unchanged
 	}
 	var swaps []swap
+	// Registry blocks whose configuration changed get a new instance for
+	// the clients that use them; installed only once every client's new
+	// settings were built, closed again when the reload fails.
+	fresh := map[string]spi.Registry{}
+	failed := func(err error) (*ReloadReport, error) {
+		for _, r := range fresh {
+			_ = r.Close()
+		}
+		return nil, err
+	}
 	for _, mc := range clients {
 		ncfg, ok := nf.Client(mc.name)
 		if !ok {
@@ -95,18 +106,18 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		}
 		comp, where, err := st.component(nf, spi.KindBalancer, ncfg.Balancer, at)
 		if err != nil {
-			return nil, err
+			return failed(err)
 		}
 		s := swap{mc: mc, ncfg: ncfg, comp: comp}
-		if discoveryChanged(mc.cfg, ncfg) {
+		if discoveryChanged(mc.cfg, ncfg) || registryChanged(old, nf, ncfg) {
 			d := core.Discovery{Service: ncfg.Service, Targets: ncfg.Target}
 			if len(ncfg.Target) == 0 {
 				rat := ncfg.DeclRange
 				if r, ok := ncfg.Ranges["registry"]; ok {
 					rat = r
 				}
-				if d.Registry, err = st.registry(nf, ncfg.Registry, rat); err != nil {
-					return nil, err
+				if d.Registry, err = st.reloadRegistry(old, nf, ncfg.Registry, rat, fresh); err != nil {
+					return failed(err)
 				}
 			}
 			s.disc = &d
@@ -114,13 +125,14 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		if !sameComponent(mc.balancer, comp) {
 			v, err := st.build(comp, where)
 			if err != nil {
-				return nil, err
+				return failed(err)
 			}
 			st.keep(v)
 			s.bal = v.(spi.Balancer)
 		}
 		swaps = append(swaps, s)
 	}
+	st.installRegistries(nf, fresh, rep)
 	for _, s := range swaps {
 		mc := s.mc
 		if s.bal != nil {
@@ -134,7 +146,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 			if err := mc.client.SetDiscovery(*s.disc); err != nil {
 				rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("client %q: discovery not switched: %v", mc.name, err))
 			} else {
-				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: discovery %s → %s", mc.name, describeDiscovery(mc.cfg), describeDiscovery(s.ncfg)))
+				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: discovery %s → %s", mc.name, describeDiscovery(old, mc.cfg), describeDiscovery(nf, s.ncfg)))
 			}
 		}
 		nt := timeoutsOf(s.ncfg)
@@ -175,11 +187,80 @@ func discoveryChanged(a, b *config.ClientConfig) bool {
 	return a.Service != b.Service || !slices.Equal(a.Target, b.Target) || (len(b.Target) == 0 && a.Registry != b.Registry)
 }
 
-func describeDiscovery(c *config.ClientConfig) string {
+// registryChanged reports whether the registry block a registry-based
+// client refers to is configured differently in nf than in old.
+func registryChanged(old, nf *config.File, c *config.ClientConfig) bool {
+	if len(c.Target) > 0 {
+		return false
+	}
+	oc, ok1 := old.Component(spi.KindRegistry, c.Registry)
+	nc, ok2 := nf.Component(spi.KindRegistry, c.Registry)
+	return ok1 && ok2 && !sameComponent(oc, nc)
+}
+
+// reloadRegistry returns the registry ref names in nf: the running
+// instance when its block is unchanged since old, else a new one (kept in
+// fresh until installRegistries).
+func (st *Stack) reloadRegistry(old, nf *config.File, ref string, at hcl.Range, fresh map[string]spi.Registry) (spi.Registry, error) {
+	nc, where, err := st.component(nf, spi.KindRegistry, ref, at)
+	if err != nil {
+		return nil, err
+	}
+	if r := fresh[nc.Label]; r != nil {
+		return r, nil
+	}
+	st.mu.Lock()
+	running := st.registries[nc.Label]
+	st.mu.Unlock()
+	if oc, ok := old.Component(spi.KindRegistry, ref); running == nil || (ok && sameComponent(oc, nc)) {
+		return st.registry(nf, ref, at) // unchanged, or never built: the shared instance
+	}
+	v, err := st.build(nc, where)
+	if err != nil {
+		return nil, err
+	}
+	fresh[nc.Label] = v.(spi.Registry)
+	return fresh[nc.Label], nil
+}
+
+// installRegistries makes the new registry instances the stack's own. The
+// instances they replace stay open (closed with the stack): servers
+// registered through them keep their registration until a restart.
+func (st *Stack) installRegistries(nf *config.File, fresh map[string]spi.Registry, rep *ReloadReport) {
+	if len(fresh) == 0 {
+		return
+	}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		for _, r := range fresh {
+			_ = r.Close()
+		}
+		return
+	}
+	for label, r := range fresh {
+		if prev := st.registries[label]; prev != nil {
+			st.closers = append(st.closers, prev)
+		}
+		st.registries[label] = r
+	}
+	st.mu.Unlock()
+	for _, srv := range nf.Servers {
+		if c, ok := nf.Component(spi.KindRegistry, srv.Registry); ok && fresh[c.Label] != nil {
+			rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("server %q: registry %q changed; the server stays registered through the old one until a restart", srv.Name, c.Label))
+		}
+	}
+}
+
+func describeDiscovery(f *config.File, c *config.ClientConfig) string {
 	if len(c.Target) > 0 {
 		return fmt.Sprintf("targets %v", c.Target)
 	}
-	return fmt.Sprintf("registry %s for %q", c.Registry, c.Service)
+	impl := ""
+	if comp, ok := f.Component(spi.KindRegistry, c.Registry); ok && comp.Impl != c.Registry {
+		impl = " (" + comp.Impl + ")"
+	}
+	return fmt.Sprintf("registry %s%s for %q", c.Registry, impl, c.Service)
 }
 
 func describe(c *config.Component) string {
