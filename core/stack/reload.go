@@ -162,8 +162,9 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		st.mu.Unlock()
 	}
 	st.reloadLog(old, nf, rep)
+	built := st.builtServers()
 	for _, s := range nf.Servers {
-		if prev, ok := old.Server(s.Name); ok && !reflect.DeepEqual(serverShape(prev), serverShape(s)) {
+		if prev, ok := old.Server(s.Name); ok && built[s.Name] && !reflect.DeepEqual(serverShape(prev), serverShape(s)) {
 			rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("server %q changed", s.Name))
 		}
 	}
@@ -185,6 +186,18 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 // registry differ: those a reload switches in place (SetDiscovery).
 func discoveryChanged(a, b *config.ClientConfig) bool {
 	return a.Service != b.Service || !slices.Equal(a.Target, b.Target) || (len(b.Target) == 0 && a.Registry != b.Registry)
+}
+
+// builtServers names the servers this stack built: a server block the
+// process does not run needs no restart.
+func (st *Stack) builtServers() map[string]bool {
+	st.ops.mu.Lock()
+	defer st.ops.mu.Unlock()
+	out := make(map[string]bool, len(st.ops.servers))
+	for _, o := range st.ops.servers {
+		out[o.name] = true
+	}
+	return out
 }
 
 // registryChanged reports whether the registry block a registry-based
@@ -245,8 +258,9 @@ func (st *Stack) installRegistries(nf *config.File, fresh map[string]spi.Registr
 		st.registries[label] = r
 	}
 	st.mu.Unlock()
+	built := st.builtServers()
 	for _, srv := range nf.Servers {
-		if c, ok := nf.Component(spi.KindRegistry, srv.Registry); ok && fresh[c.Label] != nil {
+		if c, ok := nf.Component(spi.KindRegistry, srv.Registry); ok && fresh[c.Label] != nil && built[srv.Name] {
 			rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("server %q: registry %q changed; the server stays registered through the old one until a restart", srv.Name, c.Label))
 		}
 	}
