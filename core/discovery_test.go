@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,4 +87,39 @@ func TestSetDiscovery(t *testing.T) {
 	require.Error(t, c.SetDiscovery(Discovery{Registry: reg}), "a registry needs a service")
 	require.NoError(t, c.Close())
 	require.ErrorIs(t, c.SetDiscovery(Discovery{Targets: []string{a.addr}}), spi.ErrUnavailable)
+}
+
+// A running client moved from one fixed target to a registry, as a
+// kite.hcl reload does when the client's discovery changes: the calls go
+// where the new source points, with no new client.
+func ExampleClient_SetDiscovery() {
+	start := func(name string) (*Server, string) {
+		srv, _ := NewServer(ServerOptions{Catalog: testCatalog(), Logger: quiet})
+		_ = srv.Register("Flaky", &flaky{name: name})
+		ln, _ := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+		return srv, ln.Addr().String()
+	}
+	blue, blueAddr := start("blue")
+	defer blue.Close()
+	green, greenAddr := start("green")
+	defer green.Close()
+
+	c, _ := NewClient(ClientOptions{Targets: []string{blueAddr}, Catalog: testCatalog(), Logger: quiet})
+	defer c.Close()
+	call := func() {
+		var resp EchoResp
+		err := c.Call(context.Background(), "Flaky.Do", &EchoReq{}, &resp)
+		fmt.Println(resp.Text, err)
+	}
+	call()
+
+	reg := &oneShotRegistry{ins: []spi.Instance{{Service: "flaky", Addr: greenAddr}}}
+	_ = c.SetDiscovery(Discovery{Service: "flaky", Registry: reg})
+	for len(c.Instances()) != 1 || c.Instances()[0].Addr != greenAddr {
+		time.Sleep(time.Millisecond) // the new registry's first snapshot
+	}
+	call()
+	// Output:
+	// blue <nil>
+	// green <nil>
 }
