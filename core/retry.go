@@ -89,7 +89,9 @@ type resilienceState struct {
 	def      *callPolicy
 	methods  map[string]*callPolicy // read-only after construction
 	budget   *resilience.RetryBudget
-	breakers *resilience.Breakers
+	// breakers is swapped whole by SetBreaker; a call holds the set it
+	// picked with until it reports.
+	breakers atomic.Pointer[resilience.Breakers]
 
 	// open counts breakers in the Open state. It is recounted on every
 	// transition (rare) so that the hot path can skip asking the breakers
@@ -142,7 +144,7 @@ func newResilience(o *ClientOptions, log hclog.Logger) (*resilienceState, error)
 	if o.Breaker != nil {
 		bc = *o.Breaker
 	}
-	r.breakers = resilience.NewBreakers(bc, r.onStateChange)
+	r.breakers.Store(resilience.NewBreakers(bc, r.onStateChange))
 	return r, nil
 }
 
@@ -290,7 +292,7 @@ func (a *attempt) finish(di spi.DoneInfo) {
 func (r *resilienceState) pick(ctx context.Context, p spi.Picker, call *spi.Call, at *attempt) error {
 	info := spi.PickInfo{Method: call.Method, Key: spi.AffinityKey(ctx), Exclude: excludedFrom(ctx)}
 	if r.open.Load() > 0 {
-		info.Exclude = r.breakers.AppendEjected(slices.Clip(info.Exclude))
+		info.Exclude = r.breakers.Load().AppendEjected(slices.Clip(info.Exclude))
 	}
 	for try := 0; ; try++ {
 		res, err := p.Pick(ctx, info)
@@ -298,7 +300,7 @@ func (r *resilienceState) pick(ctx context.Context, p spi.Picker, call *spi.Call
 			return spi.AsError(err)
 		}
 		addr := res.Instance.Addr
-		health, ok := r.breakers.Get(addr).Allow()
+		health, ok := r.breakers.Load().Get(addr).Allow()
 		if ok || try > 0 || slices.Contains(info.Exclude, addr) {
 			at.addr, at.done, at.health = addr, res.Done, health
 			return nil
@@ -328,7 +330,7 @@ func (r *resilienceState) recount() {
 	r.countMu.Lock()
 	defer r.countMu.Unlock()
 	n := 0
-	for _, s := range r.breakers.Stats() {
+	for _, s := range r.breakers.Load().Stats() {
 		if s.State == resilience.Open {
 			n++
 		}
@@ -342,8 +344,26 @@ func (r *resilienceState) retain(ins []spi.Instance) {
 	for i, in := range ins {
 		addrs[i] = in.Addr
 	}
-	r.breakers.Retain(addrs)
+	r.breakers.Load().Retain(addrs)
 	r.recount()
+}
+
+// SetBreaker replaces the client's circuit breakers with a fresh set
+// configured by cfg (kite.hcl's reload uses it). Every endpoint starts
+// closed again: ejections and their doubling times belong to the old
+// thresholds. Calls in flight report to the breakers they were picked
+// with.
+func (c *Client) SetBreaker(cfg resilience.BreakerConfig) {
+	nb := resilience.NewBreakers(cfg, c.res.onStateChange)
+	c.mu.Lock() // ordered with setInstances' retain
+	addrs := make([]string, len(c.instances))
+	for i, in := range c.instances {
+		addrs[i] = in.Addr
+	}
+	nb.Retain(addrs) // the base of MaxEjectionPercent
+	c.res.breakers.Store(nb)
+	c.mu.Unlock()
+	c.res.recount()
 }
 
 // Stats returns a snapshot of the client's retry and breaker counters.
@@ -357,9 +377,9 @@ func (c *Client) Stats() ClientStats {
 		Ejections:       r.ejections.Load(),
 		Restorations:    r.restorations.Load(),
 		BudgetTokens:    r.budget.Tokens(),
-		Breakers:        r.breakers.Stats(),
+		Breakers:        r.breakers.Load().Stats(),
 	}
-	s.Ejected = r.breakers.AppendEjected(nil)
+	s.Ejected = r.breakers.Load().AppendEjected(nil)
 	slices.Sort(s.Ejected)
 	return s
 }

@@ -120,9 +120,9 @@ server "down" {
 	assert.Equal(t, resilience.Closed, st.Breakers[in.Addr].State)
 }
 
-// A breaker change cannot be applied to a running client: Reload says it
-// needs a restart and the running breaker keeps its settings.
-func TestReloadReportsBreakerNeedsRestart(t *testing.T) {
+// A breaker change applies to the running client on reload: the new
+// threshold counts from then on.
+func TestReloadAppliesBreaker(t *testing.T) {
 	dir := t.TempDir()
 	cat := testCatalog(t)
 	spath := writeHCL(t, dir, "server.hcl", `
@@ -152,9 +152,11 @@ server "down" {
 		"consecutive_failures = 2", "consecutive_failures = 4", 1))
 	rep, err = cst.ReloadReport(cpath)
 	require.NoError(t, err)
-	assert.Empty(t, rep.Applied)
-	assert.Equal(t, []string{`client "tight": breaker changed`}, rep.NeedRestart)
+	assert.Equal(t, []string{`client "tight": breaker settings replaced (every endpoint back in rotation)`}, rep.Applied)
+	assert.Empty(t, rep.NeedRestart)
 
-	failCalls(t, tight, 2)
-	assert.Equal(t, uint64(1), tight.Stats().Ejections, "the running client keeps consecutive_failures = 2")
+	failCalls(t, tight, 3)
+	assert.Zero(t, tight.Stats().Ejections, "consecutive_failures = 4 now: 3 failures do not eject")
+	failCalls(t, tight, 1)
+	assert.Equal(t, uint64(1), tight.Stats().Ejections, "the 4th does")
 }

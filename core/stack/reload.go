@@ -149,6 +149,11 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: discovery %s → %s", mc.name, describeDiscovery(old, mc.cfg), describeDiscovery(nf, s.ncfg)))
 			}
 		}
+		if !reflect.DeepEqual(mc.cfg.Breaker, s.ncfg.Breaker) {
+			// A fresh set: ejection state belongs to the old thresholds.
+			mc.client.SetBreaker(*breakerConfig(s.ncfg.Breaker))
+			rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: breaker settings replaced (every endpoint back in rotation)", mc.name))
+		}
 		nt := timeoutsOf(s.ncfg)
 		if !mc.timeouts.fixed && !mc.timeouts.cur.Load().equal(nt) {
 			mc.timeouts.cur.Store(nt)
@@ -320,10 +325,6 @@ func clientRestartDiffs(a, b *config.ClientConfig) []string {
 	cmp("retry", a.Retry, b.Retry)
 	cmp("pool", a.Pool, b.Pool)
 	cmp("heartbeat", a.Heartbeat, b.Heartbeat)
-	// The breakers hold per-endpoint state (ejections, their doubling
-	// times) that a new config could not carry over meaningfully, and
-	// core.Client has no way to swap them; a restart applies a change.
-	cmp("breaker", a.Breaker, b.Breaker)
 	cmp("compression", a.Compression, b.Compression)
 	cmp("tls", a.TLS, b.TLS)
 	return out
