@@ -85,10 +85,10 @@ type callPolicy struct {
 
 // resilienceState is a client's retry and breaker state.
 type resilienceState struct {
-	log      hclog.Logger
-	def      *callPolicy
-	methods  map[string]*callPolicy // read-only after construction
-	budget   *resilience.RetryBudget
+	log     hclog.Logger
+	def     *callPolicy
+	methods map[string]*callPolicy // read-only after construction
+	budget  *resilience.RetryBudget
 	// breakers is swapped whole by SetBreaker; a call holds the set it
 	// picked with until it reports.
 	breakers atomic.Pointer[resilience.Breakers]
