@@ -302,7 +302,7 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 
 // Invoke runs a prepared call through the filters.
 func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
-	if d := c.res.policy(call.Method).timeout; d > 0 && !call.OneWay {
+	if d := c.res.pol.Load().policy(call.Method).timeout; d > 0 && !call.OneWay {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, d)

@@ -85,10 +85,9 @@ type callPolicy struct {
 
 // resilienceState is a client's retry and breaker state.
 type resilienceState struct {
-	log     hclog.Logger
-	def     *callPolicy
-	methods map[string]*callPolicy // read-only after construction
-	budget  *resilience.RetryBudget
+	log hclog.Logger
+	// pol holds the retry settings, swapped whole by SetRetry.
+	pol atomic.Pointer[policySet]
 	// breakers is swapped whole by SetBreaker; a call holds the set it
 	// picked with until it reports.
 	breakers atomic.Pointer[resilience.Breakers]
@@ -107,23 +106,39 @@ type resilienceState struct {
 // endpoint's breaker refused.
 var errEjected = spi.Errorf(spi.Unavailable, "endpoint ejected by its circuit breaker")
 
-func newResilience(o *ClientOptions, log hclog.Logger) (*resilienceState, error) {
+// policySet is a client's retry settings: the default policy, the
+// per-method ones, and the budget they all draw on. Read-only once built.
+type policySet struct {
+	def     *callPolicy
+	methods map[string]*callPolicy
+	budget  *resilience.RetryBudget
+}
+
+// RetrySettings are the parts of ClientOptions that SetRetry replaces.
+type RetrySettings struct {
+	Timeout    time.Duration
+	Retry      *resilience.Policy
+	RetryCodes []spi.Code
+	Methods    map[string]MethodOptions
+}
+
+func buildPolicies(s RetrySettings) (*policySet, error) {
 	pol := resilience.Policy{}
-	if o.Retry != nil {
-		pol = *o.Retry
+	if s.Retry != nil {
+		pol = *s.Retry
 	}
-	def, err := newCallPolicy(pol, o.Timeout, false, o.RetryCodes)
+	def, err := newCallPolicy(pol, s.Timeout, false, s.RetryCodes)
 	if err != nil {
 		return nil, fmt.Errorf("kite: client %w", err)
 	}
-	r := &resilienceState{
-		log: log, def: def,
-		methods: make(map[string]*callPolicy, len(o.Methods)),
+	ps := &policySet{
+		def:     def,
+		methods: make(map[string]*callPolicy, len(s.Methods)),
 		// The client's retrier owns the budget every method draws on.
 		budget: def.retrier.Budget(),
 	}
-	for name, m := range o.Methods {
-		p, codes := pol, o.RetryCodes
+	for name, m := range s.Methods {
+		p, codes := pol, s.RetryCodes
 		if m.Retry != nil {
 			p = *m.Retry
 		}
@@ -132,14 +147,37 @@ func newResilience(o *ClientOptions, log hclog.Logger) (*resilienceState, error)
 		}
 		timeout := m.Timeout
 		if timeout <= 0 {
-			timeout = o.Timeout
+			timeout = s.Timeout
 		}
 		mp, err := newCallPolicy(p, timeout, m.Idempotent, codes)
 		if err != nil {
 			return nil, fmt.Errorf("kite: method %s: %w", name, err)
 		}
-		r.methods[name] = mp
+		ps.methods[name] = mp
 	}
+	return ps, nil
+}
+
+// SetRetry replaces the client's timeouts, retry policies, retryable
+// codes and per-method settings (idempotency included) in a running
+// client (kite.hcl's reload uses it). Calls in flight finish under the
+// settings they started with; the retry budget starts full.
+func (c *Client) SetRetry(s RetrySettings) error {
+	ps, err := buildPolicies(s)
+	if err != nil {
+		return err
+	}
+	c.res.pol.Store(ps)
+	return nil
+}
+
+func newResilience(o *ClientOptions, log hclog.Logger) (*resilienceState, error) {
+	ps, err := buildPolicies(RetrySettings{Timeout: o.Timeout, Retry: o.Retry, RetryCodes: o.RetryCodes, Methods: o.Methods})
+	if err != nil {
+		return nil, err
+	}
+	r := &resilienceState{log: log}
+	r.pol.Store(ps)
 	bc := resilience.BreakerConfig{}
 	if o.Breaker != nil {
 		bc = *o.Breaker
@@ -161,20 +199,20 @@ func newCallPolicy(p resilience.Policy, timeout time.Duration, idempotent bool, 
 }
 
 // policy returns the settings of method.
-func (r *resilienceState) policy(method string) *callPolicy {
-	if len(r.methods) != 0 {
-		if p := r.methods[method]; p != nil {
+func (ps *policySet) policy(method string) *callPolicy {
+	if len(ps.methods) != 0 {
+		if p := ps.methods[method]; p != nil {
 			return p
 		}
 	}
-	return r.def
+	return ps.def
 }
 
 // isIdempotent reports whether call may run twice: the method is declared
 // idempotent, matches the policy's idempotent list, or the call carries
 // kite-idempotent = "1" (or "true").
-func (r *resilienceState) isIdempotent(p *callPolicy, call *spi.Call) bool {
-	if p.idempotent || p.retrier.IsIdempotent(call.Method) || r.def.retrier.IsIdempotent(call.Method) {
+func (ps *policySet) isIdempotent(p *callPolicy, call *spi.Call) bool {
+	if p.idempotent || p.retrier.IsIdempotent(call.Method) || ps.def.retrier.IsIdempotent(call.Method) {
 		return true
 	}
 	v := call.Meta.Get(spi.MetaIdempotent)
@@ -184,7 +222,7 @@ func (r *resilienceState) isIdempotent(p *callPolicy, call *spi.Call) bool {
 // next decides whether attempt (1-based) of call, which failed with err,
 // gets another one and how long to wait first. The budget is asked last
 // because asking spends a token.
-func (r *resilienceState) next(ctx context.Context, p *callPolicy, call *spi.Call, attempt int, err error, sent bool) (time.Duration, bool) {
+func (r *resilienceState) next(ctx context.Context, ps *policySet, p *callPolicy, call *spi.Call, attempt int, err error, sent bool) (time.Duration, bool) {
 	if attempt >= p.maxAttempts {
 		return 0, false
 	}
@@ -192,7 +230,7 @@ func (r *resilienceState) next(ctx context.Context, p *callPolicy, call *spi.Cal
 	if len(p.codes) != 0 && !slices.Contains(p.codes, code) {
 		return 0, false
 	}
-	if !resilience.ShouldRetry(code, sent, sent && r.isIdempotent(p, call)) {
+	if !resilience.ShouldRetry(code, sent, sent && ps.isIdempotent(p, call)) {
 		return 0, false
 	}
 	if ctx.Err() != nil {
@@ -202,7 +240,7 @@ func (r *resilienceState) next(ctx context.Context, p *callPolicy, call *spi.Cal
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 		return 0, false
 	}
-	if !r.budget.CanRetry() {
+	if !ps.budget.CanRetry() {
 		r.budgetExhausted.Add(1)
 		return 0, false
 	}
@@ -215,9 +253,10 @@ func (r *resilienceState) next(ctx context.Context, p *callPolicy, call *spi.Cal
 // the balancer has anywhere else to go.
 func (c *Client) retrying(ctx context.Context, call *spi.Call) error {
 	r := c.res
-	p := r.policy(call.Method)
+	ps := r.pol.Load()
+	p := ps.policy(call.Method)
 	r.calls.Add(1)
-	r.budget.OnCall()
+	ps.budget.OnCall()
 	var at attempt
 	err := c.send(ctx, call, &at)
 	r.attempts.Add(1)
@@ -227,7 +266,7 @@ func (c *Client) retrying(ctx context.Context, call *spi.Call) error {
 	base := excludedFrom(ctx)
 	var tried []string
 	for n := 1; ; n++ {
-		wait, ok := r.next(ctx, p, call, n, err, at.sent)
+		wait, ok := r.next(ctx, ps, p, call, n, err, at.sent)
 		if !ok {
 			return err
 		}
@@ -376,7 +415,7 @@ func (c *Client) Stats() ClientStats {
 		BudgetExhausted: r.budgetExhausted.Load(),
 		Ejections:       r.ejections.Load(),
 		Restorations:    r.restorations.Load(),
-		BudgetTokens:    r.budget.Tokens(),
+		BudgetTokens:    r.pol.Load().budget.Tokens(),
 		Breakers:        r.breakers.Load().Stats(),
 	}
 	s.Ejected = r.breakers.Load().AppendEjected(nil)

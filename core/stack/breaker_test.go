@@ -160,3 +160,63 @@ server "down" {
 	failCalls(t, tight, 1)
 	assert.Equal(t, uint64(1), tight.Stats().Ejections, "the 4th does")
 }
+
+// up answers what down refuses.
+type up struct{}
+
+func (up) Call(context.Context, *EchoReq) (*EchoResp, error) { return &EchoResp{Server: "up"}, nil }
+
+// A reload that changes the retry block or a method's idempotency applies
+// to the running client: calls that failed without retries succeed once
+// the method is idempotent and retried on the other instance.
+func TestReloadAppliesRetryAndMethods(t *testing.T) {
+	dir := t.TempDir()
+	cat := testCatalog(t)
+	spath := writeHCL(t, dir, "server.hcl", `
+server "down" {
+  listen   = "127.0.0.1:0"
+  registry = "none"
+}
+server "up" {
+  listen   = "127.0.0.1:0"
+  registry = "none"
+}
+`)
+	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer sst.Close()
+	bad, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", &down{}) })
+	good, _ := servingWith(t, sst, "up", func(s *core.Server) error { return s.Register("Down", up{}) })
+
+	const client = `
+client "c" {
+  target   = [%q, %q]
+  balancer = "round_robin"
+  breaker { enabled = false }
+  %s
+}
+`
+	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(client, good.Addr, bad.Addr, `retry { max_attempts = 1 }`))
+	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer cst.Close()
+	c, err := cst.Client("c")
+	require.NoError(t, err)
+	failures := func() (n int) {
+		for range 10 {
+			if c.Call(context.Background(), "Down.Call", &EchoReq{}, &EchoResp{}) != nil {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 5, failures())
+
+	writeHCL(t, dir, "client.hcl", fmt.Sprintf(client, good.Addr, bad.Addr, `retry { max_attempts = 3 }
+  method "Down.Call" { idempotent = true }`))
+	rep, err := cst.ReloadReport(cpath)
+	require.NoError(t, err)
+	assert.Contains(t, rep.Applied, `client "c": retry and method settings replaced`)
+	assert.Empty(t, rep.NeedRestart)
+	require.Zero(t, failures(), "retried on the other instance")
+}

@@ -161,20 +161,30 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 // kite.hcl's budget = 0 means "no retries", where the retry layer would
 // read a zero budget as its default, so it becomes max_attempts = 1.
 func applyResilience(co *core.ClientOptions, cfg *config.ClientConfig) {
-	co.Retry = retryPolicy(cfg.Retry)
-	co.RetryCodes = append([]spi.Code(nil), cfg.Retry.Codes...)
+	rs := retrySettings(cfg)
+	co.Retry, co.RetryCodes, co.Methods = rs.Retry, rs.RetryCodes, rs.Methods
 	co.Breaker = breakerConfig(cfg.Breaker)
-	if len(cfg.Methods) == 0 {
-		return
+}
+
+// retrySettings is the client's retry block and method blocks as core's
+// retry settings (timeouts are the stack's timeout filter's, not core's).
+func retrySettings(cfg *config.ClientConfig) core.RetrySettings {
+	rs := core.RetrySettings{
+		Retry:      retryPolicy(cfg.Retry),
+		RetryCodes: append([]spi.Code(nil), cfg.Retry.Codes...),
 	}
-	co.Methods = make(map[string]core.MethodOptions, len(cfg.Methods))
+	if len(cfg.Methods) == 0 {
+		return rs
+	}
+	rs.Methods = make(map[string]core.MethodOptions, len(cfg.Methods))
 	for _, m := range cfg.Methods {
-		co.Methods[m.Name] = core.MethodOptions{
+		rs.Methods[m.Name] = core.MethodOptions{
 			Idempotent: m.Idempotent,
 			Retry:      retryPolicy(m.Retry),
 			RetryCodes: append([]spi.Code(nil), m.Retry.Codes...),
 		}
 	}
+	return rs
 }
 
 // breakerConfig maps a breaker block onto the resilience package's

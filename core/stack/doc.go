@@ -40,7 +40,8 @@
 //     instances serve until the new source's first snapshot. Other client
 //     changes (codec, filters, pool…) are reported as needing a restart,
 //     never half-applied; a changed breaker block gives the client a fresh
-//     set of breakers (core.Client.SetBreaker). A registry block whose label was
+//     set of breakers (core.Client.SetBreaker), changed retry and method
+//     blocks fresh retry settings (core.Client.SetRetry). A registry block whose label was
 //     already built keeps the instance built first (one session or lease
 //     per process); a new label is built on reload.
 //   - The retry block and method blocks map onto core's retry layer

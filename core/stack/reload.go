@@ -149,6 +149,13 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: discovery %s → %s", mc.name, describeDiscovery(old, mc.cfg), describeDiscovery(nf, s.ncfg)))
 			}
 		}
+		if ors, nrs := retrySettings(mc.cfg), retrySettings(s.ncfg); !reflect.DeepEqual(ors, nrs) {
+			if err := mc.client.SetRetry(nrs); err != nil {
+				rep.NeedRestart = append(rep.NeedRestart, fmt.Sprintf("client %q: retry settings not applied: %v", mc.name, err))
+			} else {
+				rep.Applied = append(rep.Applied, fmt.Sprintf("client %q: retry and method settings replaced", mc.name))
+			}
+		}
 		if !reflect.DeepEqual(mc.cfg.Breaker, s.ncfg.Breaker) {
 			// A fresh set: ejection state belongs to the old thresholds.
 			mc.client.SetBreaker(*breakerConfig(s.ncfg.Breaker))
@@ -322,7 +329,6 @@ func clientRestartDiffs(a, b *config.ClientConfig) []string {
 	cmp("transport", a.Transport, b.Transport)
 	cmp("connect_timeout", a.ConnectTimeout, b.ConnectTimeout)
 	cmp("filters", a.Filters, b.Filters)
-	cmp("retry", a.Retry, b.Retry)
 	cmp("pool", a.Pool, b.Pool)
 	cmp("heartbeat", a.Heartbeat, b.Heartbeat)
 	cmp("compression", a.Compression, b.Compression)
