@@ -3,10 +3,7 @@ package stack_test
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,28 +49,7 @@ func TestReloadSwitchesDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	hasInstances(t, c)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var calls, failed atomic.Int64
-	var last, firstErr atomic.Value
-	last.Store("")
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				var resp EchoResp
-				err := c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp)
-				calls.Add(1)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				last.Store(resp.Server)
-			}
-		}()
-	}
+	load := startLoad(c, 4, func(r *EchoResp) string { return r.Server })
 	for _, step := range []struct{ discovery, want, applied string }{
 		{`registry = "green"`, "green", `client "echo": discovery registry blue (mem) for "echo" → registry green (mem) for "echo"`},
 		{fmt.Sprintf(`target = [%q]`, blue.Addr), "blue", `client "echo": discovery registry green (mem) for "echo" → targets [` + blue.Addr + `]`},
@@ -84,15 +60,9 @@ func TestReloadSwitchesDiscovery(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{step.applied}, rep.Applied)
 		assert.Empty(t, rep.NeedRestart)
-		mark := calls.Load() + 200
-		require.Eventually(t, func() bool {
-			return calls.Load() > mark && last.Load() == step.want
-		}, 5*time.Second, time.Millisecond, "calls move to %s", step.want)
+		load.moved(t, step.want, "calls move to %s", step.want)
 	}
-	cancel()
-	wg.Wait()
-	t.Logf("%d calls during 3 discovery switches, %d failed", calls.Load(), failed.Load())
-	require.Zero(t, failed.Load(), "first error: %v", firstErr.Load())
+	load.stop(t)
 }
 
 // Editing the registry block itself — same label, another implementation —
@@ -143,37 +113,14 @@ client "echo" {
 	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp))
 	require.Equal(t, "blue", resp.Server)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var calls, failed atomic.Int64
-	var last atomic.Value
-	last.Store("")
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				var resp EchoResp
-				err := c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp)
-				calls.Add(1)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				last.Store(resp.Server)
-			}
-		}()
-	}
+	load := startLoad(c, 4, func(r *EchoResp) string { return r.Server })
 	writeHCL(t, dir, "kite.hcl", fmt.Sprintf(mine, fmt.Sprintf(`registry "local" "main" { dir = %q }`, shared)))
 	rep, err := st.ReloadReport(path)
 	require.NoError(t, err)
 	assert.Equal(t, []string{`client "echo": discovery registry main (mem) for "echo" → registry main (local) for "echo"`}, rep.Applied)
 	assert.Equal(t, []string{`server "blue": registry "main" changed; the server stays registered through the old one until a restart`}, rep.NeedRestart)
-	mark := calls.Load() + 200
-	require.Eventually(t, func() bool { return calls.Load() > mark && last.Load() == "green" }, 5*time.Second, time.Millisecond)
-	cancel()
-	wg.Wait()
-	require.Zero(t, failed.Load())
+	load.moved(t, "green")
+	load.stop(t)
 
 	// The new instance is the stack's registry "main" from now on.
 	reg, err := st.Registry("main")

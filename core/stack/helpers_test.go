@@ -307,3 +307,56 @@ func servingWith(t *testing.T, st *stack.Stack, name string, register func(*core
 	}
 	return spi.Instance{}, nil
 }
+
+// callLoad keeps callers calling Echo.Echo on a client until stop, so a
+// test can change things under load and check that no call failed.
+type callLoad struct {
+	calls, failed atomic.Int64
+	last          atomic.Value // what of() said of the latest answer
+	firstErr      atomic.Value
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+// startLoad starts n callers; of picks what to remember of each answer
+// (its server, its version…).
+func startLoad(c *core.Client, n int, of func(*EchoResp) string) *callLoad {
+	l := &callLoad{}
+	l.last.Store("")
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				var resp EchoResp
+				err := c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp)
+				l.calls.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				l.last.Store(of(&resp))
+			}
+		}()
+	}
+	return l
+}
+
+// moved waits until calls placed from now on answer with want.
+func (l *callLoad) moved(t *testing.T, want string, msg ...any) {
+	t.Helper()
+	mark := l.calls.Load() + 400
+	require.Eventually(t, func() bool { return l.calls.Load() > mark && l.last.Load() == want }, 5*time.Second, time.Millisecond, msg...)
+}
+
+// stop ends the callers and fails the test if any call failed.
+func (l *callLoad) stop(t *testing.T) {
+	t.Helper()
+	l.cancel()
+	l.wg.Wait()
+	t.Logf("%d calls, %d failed", l.calls.Load(), l.failed.Load())
+	require.Zero(t, l.failed.Load(), "first error: %v", l.firstErr.Load())
+}

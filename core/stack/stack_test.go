@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -306,30 +304,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(c.Instances()) == 2 }, 5*time.Second, time.Millisecond)
 
-	var (
-		calls, failed atomic.Int64
-		last          atomic.Value // version of the latest answer
-		firstErr      atomic.Value
-		wg            sync.WaitGroup
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				var resp EchoResp
-				err := c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "x"}, &resp)
-				calls.Add(1)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				last.Store(resp.Version)
-			}
-		}()
-	}
+	load := startLoad(c, 8, func(r *EchoResp) string { return r.Version })
 	want := []string{"v2", "v1", "v2", "v1", "v2", "v1"}
 	for i, v := range want {
 		writeHCL(t, dir, "kite.hcl", fmt.Sprintf(reloadStack, v, fmt.Sprintf("%ds", 2+i)))
@@ -339,16 +314,10 @@ func TestReloadUnderLoad(t *testing.T) {
 		assert.Contains(t, rep.Applied[0], "balancer")
 		// Calls after the swap land on the new version: wait for answers
 		// from calls placed after the reload.
-		mark := calls.Load() + 400
-		require.Eventually(t, func() bool {
-			return calls.Load() > mark && last.Load() == v
-		}, 5*time.Second, time.Millisecond, "reload %d to %s", i, v)
+		load.moved(t, v, "reload %d to %s", i, v)
 	}
-	cancel()
-	wg.Wait()
-	t.Logf("%d calls during %d reloads, %d failed", calls.Load(), len(want), failed.Load())
-	require.Zero(t, failed.Load(), "first error: %v", firstErr.Load())
-	require.Greater(t, calls.Load(), int64(100))
+	load.stop(t)
+	require.Greater(t, load.calls.Load(), int64(100))
 }
 
 func TestReloadTimeoutsAndRefusals(t *testing.T) {
