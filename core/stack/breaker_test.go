@@ -52,6 +52,25 @@ client "off" {
 `
 
 // failCalls makes n calls that each fail with Unavailable from the server.
+// serveDown serves each impl as the service "Down" on a loopback server
+// of its own (all in one stack, closed with the test) and returns their
+// instances in order.
+func serveDown(t *testing.T, cat *spi.Catalog, impls ...any) []spi.Instance {
+	t.Helper()
+	var src strings.Builder
+	for i := range impls {
+		fmt.Fprintf(&src, "server \"s%d\" {\n  listen   = \"127.0.0.1:0\"\n  registry = \"none\"\n}\n", i)
+	}
+	st, err := stack.Load(writeHCL(t, t.TempDir(), "server.hcl", src.String()), stack.WithCatalog(cat), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	out := make([]spi.Instance, len(impls))
+	for i, impl := range impls {
+		out[i], _ = servingWith(t, st, fmt.Sprintf("s%d", i), func(s *core.Server) error { return s.Register("Down", impl) })
+	}
+	return out
+}
+
 func failCalls(t *testing.T, c *core.Client, n int) {
 	t.Helper()
 	var resp EchoResp
@@ -69,17 +88,8 @@ func failCalls(t *testing.T, c *core.Client, n int) {
 func TestBreakerSettingsReachTheClient(t *testing.T) {
 	dir := t.TempDir()
 	cat := testCatalog(t)
-	spath := writeHCL(t, dir, "server.hcl", `
-server "down" {
-  listen   = "127.0.0.1:0"
-  registry = "none"
-}
-`)
-	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
-	require.NoError(t, err)
-	defer sst.Close()
 	svc := &down{}
-	in, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", svc) })
+	in := serveDown(t, cat, svc)[0]
 
 	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(breakerClients, in.Addr))
 	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
@@ -125,16 +135,7 @@ server "down" {
 func TestReloadAppliesBreaker(t *testing.T) {
 	dir := t.TempDir()
 	cat := testCatalog(t)
-	spath := writeHCL(t, dir, "server.hcl", `
-server "down" {
-  listen   = "127.0.0.1:0"
-  registry = "none"
-}
-`)
-	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
-	require.NoError(t, err)
-	defer sst.Close()
-	in, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", &down{}) })
+	in := serveDown(t, cat, &down{})[0]
 
 	cpath := writeHCL(t, dir, "client.hcl", fmt.Sprintf(breakerClients, in.Addr))
 	cst, err := stack.Load(cpath, stack.WithCatalog(cat), stack.WithLogger(quiet))
@@ -172,21 +173,8 @@ func (up) Call(context.Context, *EchoReq) (*EchoResp, error) { return &EchoResp{
 func TestReloadAppliesRetryAndMethods(t *testing.T) {
 	dir := t.TempDir()
 	cat := testCatalog(t)
-	spath := writeHCL(t, dir, "server.hcl", `
-server "down" {
-  listen   = "127.0.0.1:0"
-  registry = "none"
-}
-server "up" {
-  listen   = "127.0.0.1:0"
-  registry = "none"
-}
-`)
-	sst, err := stack.Load(spath, stack.WithCatalog(cat), stack.WithLogger(quiet))
-	require.NoError(t, err)
-	defer sst.Close()
-	bad, _ := servingWith(t, sst, "down", func(s *core.Server) error { return s.Register("Down", &down{}) })
-	good, _ := servingWith(t, sst, "up", func(s *core.Server) error { return s.Register("Down", up{}) })
+	ins := serveDown(t, cat, &down{}, up{})
+	bad, good := ins[0], ins[1]
 
 	const client = `
 client "c" {
