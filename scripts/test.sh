@@ -14,6 +14,8 @@ fi
 
 # The admin status page test renders in headless Chromium.
 bash scripts/ensure-chromium.sh
+# The Python plugin SDK's tests (tests/polyglot) need Debian's python3-grpcio.
+bash scripts/ensure-python.sh
 export KITE_ARTIFACTS="${KITE_ARTIFACTS:-$PWD/.kite/artifacts}"
 mkdir -p "$KITE_ARTIFACTS"
 
