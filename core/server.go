@@ -119,6 +119,8 @@ type Server struct {
 	stopWorkers chan struct{}
 	stopOnce    sync.Once
 	idleWorkers atomic.Int32
+
+	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
 }
 
 // workerIdle is how long a handler goroutine waits for another call
@@ -358,7 +360,7 @@ func (s *Server) serve(ln net.Listener) error {
 		s.conns[sc] = struct{}{}
 		s.connWG.Add(1)
 		s.mu.Unlock()
-		go sc.readLoop()
+		go sc.start() // sniffs gRPC when enabled (grpc.go), else readLoop
 	}
 }
 
@@ -533,6 +535,8 @@ type serverConn struct {
 	closed  bool
 
 	closeOnce sync.Once
+
+	h2 atomic.Pointer[h2conn] // set when the peer speaks gRPC (grpc.go)
 }
 
 // inbound is a call or stream in progress, findable by id for cancel
@@ -576,6 +580,10 @@ func (sc *serverConn) endStream(id uint32) {
 
 func (sc *serverConn) goAway(reason *spi.Error) {
 	if sc.goaway.Swap(true) {
+		return
+	}
+	if h := sc.h2.Load(); h != nil {
+		h.goAway() // an HTTP/2 GOAWAY instead (grpc.go)
 		return
 	}
 	_ = sc.w.write(goAwayFrame(reason))

@@ -1,0 +1,1245 @@
+package core
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kiterpc/kite/core/protocol"
+	"github.com/kiterpc/kite/spi"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2conn serves gRPC on one accepted connection: a reader goroutine (the
+// connection's own) that parses HTTP/2 frames with x/net/http2's Framer
+// and HPACK decoder, and one writer goroutine that owns the HPACK
+// encoder, the peer's flow-control windows and a buffered socket writer,
+// flushed when its queue runs dry (so answers to concurrent calls share
+// writes, as Kite's batching writer does).
+type h2conn struct {
+	g  *grpcServer
+	s  *Server
+	sc *serverConn
+	fr *http2.Framer
+
+	mu        sync.Mutex
+	streams   map[uint32]*h2stream
+	lastID    uint32
+	goingAway bool
+	closed    bool
+
+	connUnreturned int // bytes received and not yet returned (reader only)
+
+	wmu    sync.Mutex
+	wq     []h2item
+	wspare []h2item
+	wstop  bool
+	wdead  bool
+	wsig   chan struct{}
+	wdone  chan struct{}
+	w      h2writer // writer goroutine only
+}
+
+// h2writer is the writer goroutine's state.
+type h2writer struct {
+	bw       *bufio.Writer
+	fr       *http2.Framer
+	hbuf     bytes.Buffer
+	henc     *hpack.Encoder
+	connWin  int64
+	initWin  int64
+	maxFrame int
+	outs     map[uint32]*h2out
+	blocked  []uint32
+	done     []func()
+}
+
+// h2out is a stream's send side: its window and what waits for it.
+type h2out struct {
+	win int64
+	q   []h2item
+}
+
+type itemKind uint8
+
+const (
+	kStream     itemKind = iota // response headers / data / trailers of a stream
+	kOpen                       // a stream opened: create its send window
+	kGone                       // the peer reset a stream: drop what is queued
+	kSettings                   // the peer's settings: apply, then ACK
+	kPing                       // answer a ping
+	kWindow                     // our WINDOW_UPDATE to the peer
+	kPeerWindow                 // the peer's WINDOW_UPDATE
+	kRST                        // RST_STREAM
+	kGoAway                     // GOAWAY
+	kRaw                        // frames already encoded (the first SETTINGS)
+)
+
+type h2item struct {
+	kind     itemKind
+	id       uint32
+	val      uint32
+	ping     [8]byte
+	settings []http2.Setting
+	hdrs     []hpack.HeaderField // response headers, before data
+	data     []byte              // gRPC-framed message bytes
+	buf      *[]byte             // pooled storage behind data
+	trl      []hpack.HeaderField // trailers, with END_STREAM
+	rst      bool                // then RST_STREAM(val)
+	st       *h2stream           // send quota to return as data is written
+	done     func()              // after the item is written and flushed (or dropped)
+}
+
+// drop discards an item that will never be written.
+func (it *h2item) drop(w *h2writer) {
+	if it.buf != nil {
+		protocol.PutBuffer(it.buf)
+		it.buf = nil
+	}
+	if it.st != nil && len(it.data) > 0 {
+		it.st.sent(len(it.data))
+	}
+	it.data = nil
+	if it.done != nil {
+		if w != nil {
+			w.done = append(w.done, it.done)
+		} else {
+			it.done()
+		}
+		it.done = nil
+	}
+}
+
+// Response headers shared by every call of the default content type.
+var (
+	grpcRespHeaders = []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
+	grpcOKTrailers  = []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}
+)
+
+func respHeaders(ct string) []hpack.HeaderField {
+	if ct == "application/grpc" {
+		return grpcRespHeaders
+	}
+	return []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: ct}}
+}
+
+// statusFields is the trailer of a finished call: grpc-status, message,
+// Kite's error details and the handler's trailer metadata.
+func statusFields(dst []hpack.HeaderField, err error, md *spi.Metadata) []hpack.HeaderField {
+	if err == nil && md.Len() == 0 {
+		if dst == nil {
+			return grpcOKTrailers
+		}
+		return append(dst, grpcOKTrailers...)
+	}
+	if err == nil {
+		dst = append(dst, grpcOKTrailers...)
+	} else {
+		e := spi.AsError(err)
+		dst = append(dst, hpack.HeaderField{Name: "grpc-status", Value: strconv.Itoa(int(e.Code))})
+		if e.Message != "" {
+			dst = append(dst, hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage(e.Message)})
+		}
+		if len(e.Details) > 0 {
+			var d spi.Metadata
+			d.Add("kite-error-details-bin", string(e.Details))
+			dst = mdToHeaders(dst, &d)
+		}
+	}
+	return mdToHeaders(dst, md)
+}
+
+func (sc *serverConn) serveGRPC(g *grpcServer) {
+	h := &h2conn{
+		g: g, s: sc.s, sc: sc,
+		streams: make(map[uint32]*h2stream),
+		wsig:    make(chan struct{}, 1),
+		wdone:   make(chan struct{}),
+	}
+	h.w = h2writer{initWin: 65535, connWin: 65535, maxFrame: 16384, outs: make(map[uint32]*h2out)}
+	h.w.bw = bufio.NewWriterSize(sc.conn, 32<<10)
+	h.w.fr = http2.NewFramer(h.w.bw, nil)
+	h.w.henc = hpack.NewEncoder(&h.w.hbuf)
+	h.fr = http2.NewFramer(io.Discard, sc.r.Buffered())
+	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	h.fr.MaxHeaderListSize = uint32(sc.s.opts.MaxMetadata)
+	h.fr.SetReuseFrames()
+	sc.h2.Store(h)
+	go h.writeLoop()
+
+	err := h.run()
+	h.shutdown(err)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			sc.s.log.Warn("closing gRPC connection after a protocol error", "peer", sc.peer, "error", err)
+		} else {
+			sc.s.log.Debug("gRPC connection ended", "peer", sc.peer, "error", err)
+		}
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	sc.closeRaw(err)
+}
+
+// run reads frames until the connection ends.
+func (h *h2conn) run() error {
+	var pre [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(h.sc.r.Buffered(), pre[:]); err != nil {
+		return err
+	}
+	h.sc.lastRead.Store(time.Now().UnixNano())
+	g := h.g
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(h.s.opts.MaxConnConcurrency)},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(g.opts.StreamWindow)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(h.s.opts.MaxMetadata)},
+	)
+	if g.opts.ConnWindow > 65535 {
+		_ = fr.WriteWindowUpdate(0, uint32(g.opts.ConnWindow-65535))
+	}
+	h.enqueue(h2item{kind: kRaw, data: b.Bytes()})
+	if h.sc.goaway.Load() { // Shutdown began before this connection was known as gRPC
+		h.goAway()
+	}
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				h.resetStream(se.StreamID, se.Code, spi.Errorf(spi.Internal, "HTTP/2 stream error: %v", se))
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				detail := ce.Error()
+				if d := h.fr.ErrorDetail(); d != nil {
+					detail = d.Error()
+				}
+				h.enqueue(h2item{kind: kGoAway, val: uint32(ce), data: []byte(detail)})
+				h.stopWriter()
+				return err
+			}
+			return err
+		}
+		h.sc.lastRead.Store(time.Now().UnixNano())
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			h.onHeaders(f)
+		case *http2.DataFrame:
+			if err := h.onData(f); err != nil {
+				return err
+			}
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				continue
+			}
+			var set []http2.Setting
+			_ = f.ForeachSetting(func(s http2.Setting) error {
+				if err := s.Valid(); err != nil {
+					return err
+				}
+				set = append(set, s)
+				return nil
+			})
+			h.enqueue(h2item{kind: kSettings, settings: set})
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				h.enqueue(h2item{kind: kPing, ping: f.Data})
+			}
+		case *http2.WindowUpdateFrame:
+			h.enqueue(h2item{kind: kPeerWindow, id: f.StreamID, val: f.Increment})
+		case *http2.RSTStreamFrame:
+			h.onReset(f.StreamID)
+		case *http2.GoAwayFrame:
+			// The client stops opening streams; those in progress finish.
+		default:
+			// PRIORITY, unknown extension frames: ignored as RFC 9113 allows.
+		}
+	}
+}
+
+// onHeaders opens a stream, or ends one with the client's trailers.
+func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
+	id := f.StreamID
+	h.mu.Lock()
+	if st := h.streams[id]; st != nil {
+		h.mu.Unlock()
+		if f.StreamEnded() {
+			st.onEnd()
+		}
+		return
+	}
+	if id <= h.lastID || id%2 == 0 {
+		h.mu.Unlock()
+		h.enqueue(h2item{kind: kRST, id: id, val: uint32(http2.ErrCodeStreamClosed)})
+		return
+	}
+	h.lastID = id
+	away := h.goingAway || h.closed
+	h.mu.Unlock()
+	if away {
+		h.enqueue(h2item{kind: kRST, id: id, val: uint32(http2.ErrCodeRefusedStream)})
+		return
+	}
+	ct := "application/grpc"
+	refuse := func(err error) {
+		h.answerEarly(id, ct, !f.StreamEnded(), err)
+	}
+	if f.Truncated {
+		refuse(spi.Errorf(spi.ResourceExhausted, "request headers exceed max_metadata (%d bytes)", h.s.opts.MaxMetadata))
+		return
+	}
+	if f.PseudoValue("method") != "POST" {
+		h.answerHTTP(id, "405", "gRPC requires POST")
+		return
+	}
+	var codec spi.Codec
+	var known bool
+	for _, hf := range f.RegularFields() {
+		if hf.Name == "content-type" {
+			ct = hf.Value
+		}
+	}
+	codec, known = codecForContentType(h.s.table, ct)
+	if !known {
+		h.answerHTTP(id, "415", "content-type "+ct+" is not gRPC")
+		return
+	}
+	if codec == nil {
+		refuse(spi.Errorf(spi.Unimplemented, "content-type %s: codec not linked into this binary", ct))
+		return
+	}
+	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded(), quotaSig: make(chan struct{}, 1)}
+	path := f.PseudoValue("path")
+	for _, hf := range f.RegularFields() {
+		switch hf.Name {
+		case "grpc-timeout":
+			d, err := parseGRPCTimeout(hf.Value)
+			if err != nil {
+				refuse(spi.Errorf(spi.InvalidArgument, "%v", err))
+				return
+			}
+			st.timeout, st.hasTimeout = d, true
+		case "grpc-encoding":
+			if hf.Value != "identity" {
+				st.comp = compressorByName(h.s.table, hf.Value)
+				if st.comp == nil {
+					refuse(spi.Errorf(spi.Unimplemented, "grpc-encoding %q is not supported (linked: identity and Kite's compressors)", hf.Value))
+					return
+				}
+			}
+		default:
+			if reservedHeader(hf.Name) {
+				continue
+			}
+			if err := headerToMD(&st.md, hf.Name, hf.Value); err != nil {
+				refuse(spi.Errorf(spi.InvalidArgument, "%v", err))
+				return
+			}
+		}
+	}
+	m := h.g.lookup(path)
+	if m == nil {
+		name, _ := GRPCMethodName(path)
+		refuse(spi.Errorf(spi.Unimplemented, "unknown method %q (gRPC path %q)", name, path))
+		return
+	}
+	st.m = m
+	if st.hasTimeout && st.timeout <= 0 {
+		refuse(spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started"))
+		return
+	}
+	s := h.s
+	if n := s.inflight.Add(1); n > int64(s.opts.MaxConcurrency) {
+		s.release()
+		refuse(spi.Errorf(spi.ResourceExhausted, "server at max_concurrency (%d)", s.opts.MaxConcurrency))
+		return
+	}
+	if n := h.sc.active.Add(1); n > int32(s.opts.MaxConnConcurrency) {
+		h.sc.active.Add(-1)
+		s.release()
+		refuse(spi.Errorf(spi.ResourceExhausted, "connection at max_conn_concurrency (%d)", s.opts.MaxConnConcurrency))
+		return
+	}
+	if st.hasTimeout {
+		st.ctx, st.cancel = context.WithTimeout(context.Background(), st.timeout)
+	} else {
+		st.ctx, st.cancel = context.WithCancel(context.Background())
+	}
+	st.recvWin = int64(h.g.opts.StreamWindow)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		st.finish()
+		return
+	}
+	h.streams[id] = st
+	h.mu.Unlock()
+	h.enqueue(h2item{kind: kOpen, id: id})
+	if m.stream != nil {
+		st.kst = newStream(st.ctx, st.cancel, spi.ServerSide, id, m.full, st, codec, nil, 0, s.opts.StreamWindow)
+		go st.runStream()
+		if st.recvEnded {
+			st.mu.Lock()
+			st.deliverLocked()
+			st.mu.Unlock()
+		}
+		return
+	}
+	if st.recvEnded {
+		st.dispatch()
+	}
+}
+
+// answerEarly ends a stream that was never admitted with a gRPC status
+// (a Trailers-Only response), and resets it if the client is still
+// sending.
+func (h *h2conn) answerEarly(id uint32, ct string, open bool, err error) {
+	trl := statusFields(append([]hpack.HeaderField(nil), respHeaders(ct)...), err, nil)
+	h.enqueue(h2item{kind: kOpen, id: id})
+	h.enqueue(h2item{kind: kStream, id: id, trl: trl, rst: open, val: uint32(http2.ErrCodeNo)})
+}
+
+// answerHTTP ends a stream with a plain HTTP status: the request is not
+// gRPC at all (wrong method or content type).
+func (h *h2conn) answerHTTP(id uint32, status, msg string) {
+	h.enqueue(h2item{kind: kOpen, id: id})
+	h.enqueue(h2item{kind: kStream, id: id, trl: []hpack.HeaderField{
+		{Name: ":status", Value: status}, {Name: "content-type", Value: "text/plain"},
+		{Name: "grpc-status", Value: strconv.Itoa(int(spi.Internal))}, {Name: "grpc-message", Value: encodeGRPCMessage(msg)},
+	}, rst: true, val: uint32(http2.ErrCodeNo)})
+}
+
+// onData feeds a DATA frame to its stream.
+func (h *h2conn) onData(f *http2.DataFrame) error {
+	n := int(f.Length)
+	h.connUnreturned += n
+	if h.connUnreturned >= h.g.opts.ConnWindow/16 {
+		h.enqueue(h2item{kind: kWindow, id: 0, val: uint32(h.connUnreturned)})
+		h.connUnreturned = 0
+	}
+	h.mu.Lock()
+	st := h.streams[f.StreamID]
+	h.mu.Unlock()
+	if st == nil {
+		return nil // a stream already answered or reset: late data
+	}
+	st.onData(f.Data(), n, f.StreamEnded())
+	return nil
+}
+
+// onReset handles the client's RST_STREAM: the call is cancelled and
+// nothing more is sent for it.
+func (h *h2conn) onReset(id uint32) {
+	h.mu.Lock()
+	st := h.streams[id]
+	h.mu.Unlock()
+	h.enqueue(h2item{kind: kGone, id: id})
+	if st != nil {
+		st.abort(spi.Errorf(spi.Canceled, "canceled by the caller (RST_STREAM)"))
+	}
+}
+
+// resetStream answers a stream-level protocol error.
+func (h *h2conn) resetStream(id uint32, code http2.ErrCode, err error) {
+	h.mu.Lock()
+	st := h.streams[id]
+	h.mu.Unlock()
+	h.enqueue(h2item{kind: kGone, id: id})
+	h.enqueue(h2item{kind: kRST, id: id, val: uint32(code)})
+	if st != nil {
+		st.abort(err)
+	}
+}
+
+// goAway starts a graceful shutdown of the connection: streams the
+// client opened so far finish, later ones are refused.
+func (h *h2conn) goAway() {
+	h.mu.Lock()
+	if h.goingAway || h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.goingAway = true
+	last := h.lastID
+	h.mu.Unlock()
+	h.enqueue(h2item{kind: kGoAway, id: last, val: uint32(http2.ErrCodeNo), data: []byte("server shutting down")})
+}
+
+// shutdown ends every stream of a connection that stopped reading and
+// stops the writer once it has written what was queued.
+func (h *h2conn) shutdown(reason error) {
+	h.mu.Lock()
+	h.closed = true
+	streams := h.streams
+	h.streams = map[uint32]*h2stream{}
+	h.mu.Unlock()
+	for _, st := range streams {
+		st.abort(spi.Errorf(spi.Unavailable, "connection closed: %v", reason))
+	}
+	h.stopWriter()
+	// Close the socket so a writer blocked on a peer that stopped reading
+	// returns; then wait for it, so every queued item's done has run.
+	h.sc.close(reason)
+	<-h.wdone
+}
+
+func (h *h2conn) stopWriter() {
+	h.wmu.Lock()
+	h.wstop = true
+	h.wmu.Unlock()
+	select {
+	case h.wsig <- struct{}{}:
+	default:
+	}
+}
+
+func (h *h2conn) enqueue(it h2item) {
+	h.wmu.Lock()
+	if h.wdead {
+		h.wmu.Unlock()
+		it.drop(nil)
+		return
+	}
+	h.wq = append(h.wq, it)
+	h.wmu.Unlock()
+	select {
+	case h.wsig <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes queued items, flushing when the queue runs dry.
+func (h *h2conn) writeLoop() {
+	defer close(h.wdone)
+	w := &h.w
+	var err error
+	for {
+		<-h.wsig
+		for err == nil {
+			h.wmu.Lock()
+			items := h.wq
+			if len(items) > 0 {
+				h.wq = h.wspare[:0]
+				h.wspare = nil
+			}
+			stop := h.wstop
+			h.wmu.Unlock()
+			if len(items) == 0 {
+				if err = w.bw.Flush(); err == nil {
+					w.runDone()
+				}
+				if stop || err != nil {
+					break
+				}
+				// Another item may have come between the swap and flush.
+				h.wmu.Lock()
+				more := len(h.wq) > 0
+				h.wmu.Unlock()
+				if !more {
+					break
+				}
+				continue
+			}
+			for i := range items {
+				if err == nil {
+					err = w.handle(&items[i])
+				} else {
+					items[i].drop(w)
+				}
+			}
+			clear(items)
+			h.wmu.Lock()
+			h.wspare = items[:0]
+			h.wmu.Unlock()
+		}
+		h.wmu.Lock()
+		stop := h.wstop
+		if err != nil || stop {
+			h.wdead = true
+			rest := h.wq
+			h.wq = nil
+			h.wmu.Unlock()
+			for i := range rest {
+				rest[i].drop(w)
+			}
+			for _, o := range w.outs {
+				for i := range o.q {
+					o.q[i].drop(w)
+				}
+			}
+			w.outs = nil
+			w.runDone()
+			if err != nil {
+				h.sc.close(err)
+			}
+			return
+		}
+		h.wmu.Unlock()
+	}
+}
+
+func (w *h2writer) runDone() {
+	for i, f := range w.done {
+		f()
+		w.done[i] = nil
+	}
+	w.done = w.done[:0]
+}
+
+func (w *h2writer) handle(it *h2item) error {
+	switch it.kind {
+	case kRaw:
+		_, err := w.bw.Write(it.data)
+		return err
+	case kOpen:
+		w.outs[it.id] = &h2out{win: w.initWin}
+	case kGone:
+		if o := w.outs[it.id]; o != nil {
+			for i := range o.q {
+				o.q[i].drop(w)
+			}
+			delete(w.outs, it.id)
+		}
+	case kSettings:
+		for _, s := range it.settings {
+			switch s.ID {
+			case http2.SettingInitialWindowSize:
+				delta := int64(s.Val) - w.initWin
+				w.initWin = int64(s.Val)
+				for _, o := range w.outs {
+					o.win += delta
+				}
+			case http2.SettingMaxFrameSize:
+				w.maxFrame = int(s.Val)
+			case http2.SettingHeaderTableSize:
+				w.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			}
+		}
+		if err := w.fr.WriteSettingsAck(); err != nil {
+			return err
+		}
+		return w.unblock()
+	case kPing:
+		return w.fr.WritePing(true, it.ping)
+	case kWindow:
+		return w.fr.WriteWindowUpdate(it.id, it.val)
+	case kPeerWindow:
+		if it.id == 0 {
+			w.connWin += int64(it.val)
+		} else if o := w.outs[it.id]; o != nil {
+			o.win += int64(it.val)
+		}
+		return w.unblock()
+	case kRST:
+		return w.fr.WriteRSTStream(it.id, http2.ErrCode(it.val))
+	case kGoAway:
+		return w.fr.WriteGoAway(it.id, http2.ErrCode(it.val), it.data)
+	case kStream:
+		o := w.outs[it.id]
+		if o == nil { // reset by the peer meanwhile
+			it.drop(w)
+			return nil
+		}
+		if len(o.q) > 0 {
+			o.q = append(o.q, *it)
+			return nil
+		}
+		blocked, err := w.write(it.id, o, it)
+		if err != nil || !blocked {
+			return err
+		}
+		o.q = append(o.q, *it)
+		w.blocked = append(w.blocked, it.id)
+	}
+	return nil
+}
+
+// write sends as much of a stream item as the windows allow; blocked
+// reports data left over (it is trimmed to what is left).
+func (w *h2writer) write(id uint32, o *h2out, it *h2item) (blocked bool, err error) {
+	if it.hdrs != nil {
+		if err := w.headers(id, it.hdrs, false); err != nil {
+			return false, err
+		}
+		it.hdrs = nil
+	}
+	for len(it.data) > 0 {
+		n := int64(min(len(it.data), w.maxFrame))
+		n = min(n, w.connWin, o.win)
+		if n <= 0 {
+			return true, nil
+		}
+		if err := w.fr.WriteData(id, false, it.data[:n]); err != nil {
+			return false, err
+		}
+		it.data = it.data[n:]
+		w.connWin -= n
+		o.win -= n
+		if it.st != nil {
+			it.st.sent(int(n))
+		}
+	}
+	if it.buf != nil {
+		protocol.PutBuffer(it.buf)
+		it.buf = nil
+	}
+	if it.trl != nil {
+		if err := w.headers(id, it.trl, true); err != nil {
+			return false, err
+		}
+		delete(w.outs, id)
+	}
+	if it.rst {
+		if err := w.fr.WriteRSTStream(id, http2.ErrCode(it.val)); err != nil {
+			return false, err
+		}
+		delete(w.outs, id)
+	}
+	if it.done != nil {
+		w.done = append(w.done, it.done)
+		it.done = nil
+	}
+	return false, nil
+}
+
+// unblock writes what waited for window, in the order streams blocked.
+func (w *h2writer) unblock() error {
+	if len(w.blocked) == 0 || w.connWin <= 0 {
+		return nil
+	}
+	keep := w.blocked[:0]
+	for _, id := range w.blocked {
+		o := w.outs[id]
+		if o == nil {
+			continue
+		}
+		for len(o.q) > 0 {
+			blocked, err := w.write(id, o, &o.q[0])
+			if err != nil {
+				return err
+			}
+			if blocked {
+				break
+			}
+			o.q[0] = h2item{}
+			o.q = o.q[1:]
+		}
+		if len(o.q) > 0 {
+			keep = append(keep, id)
+		}
+	}
+	clear(w.blocked[len(keep):])
+	w.blocked = keep
+	return nil
+}
+
+// headers writes a header block, split into CONTINUATION frames beyond
+// the peer's max frame size.
+func (w *h2writer) headers(id uint32, fields []hpack.HeaderField, end bool) error {
+	w.hbuf.Reset()
+	for _, f := range fields {
+		if err := w.henc.WriteField(f); err != nil {
+			return err
+		}
+	}
+	blk := w.hbuf.Bytes()
+	first := true
+	for first || len(blk) > 0 {
+		n := min(len(blk), w.maxFrame)
+		frag := blk[:n]
+		blk = blk[n:]
+		var err error
+		if first {
+			err = w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(blk) == 0})
+			first = false
+		} else {
+			err = w.fr.WriteContinuation(id, len(blk) == 0, frag)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// h2stream is one gRPC call on a connection. It also stands in for the
+// connection of a Kite *Stream (frameSender), translating the Kite
+// stream's frames to HTTP/2.
+type h2stream struct {
+	c          *h2conn
+	id         uint32
+	m          *method
+	codec      spi.Codec
+	comp       spi.Compressor
+	ct         string
+	md         spi.Metadata
+	timeout    time.Duration
+	hasTimeout bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	call spi.Call
+	hctx handlerCtx
+
+	finished atomic.Bool
+	hdrSent  atomic.Bool
+	queued   atomic.Int64 // bytes handed to the writer, not yet written
+	quotaSig chan struct{}
+
+	mu         sync.Mutex
+	recvEnded  bool
+	endSent    bool // the Kite stream got its end marker
+	dispatched bool
+	aborted    bool
+	recvErr    error
+	recvWin    int64 // what the peer may still send on this stream
+	unreturned int   // bytes received and not yet returned to the peer
+	held       int   // bytes of complete messages not yet consumed
+	// message assembly
+	pre    [5]byte
+	preN   int
+	cur    []byte
+	curN   int
+	curLen int
+	// complete messages: unary keeps its one request here; a stream
+	// queues what the Kite stream's window cannot take yet
+	msgs        []grpcMsg
+	outstanding int   // delivered to the Kite stream, not consumed
+	sizes       []int // wire bytes of delivered messages, in order
+	kst         *Stream
+}
+
+type grpcMsg struct {
+	b    []byte
+	flag byte
+	wire int
+}
+
+// onData parses gRPC length-prefixed messages out of a DATA payload.
+func (st *h2stream) onData(p []byte, frameLen int, end bool) {
+	c := st.c
+	maxMsg := c.g.opts.MaxMessage
+	st.mu.Lock()
+	if st.aborted || st.recvEnded || st.recvErr != nil {
+		st.mu.Unlock()
+		return
+	}
+	st.recvWin -= int64(frameLen)
+	if st.recvWin < 0 {
+		st.mu.Unlock()
+		c.resetStream(st.id, http2.ErrCodeFlowControl, spi.Errorf(spi.Internal, "peer exceeded the stream's flow-control window"))
+		return
+	}
+	st.unreturned += frameLen
+	var fail error
+	for len(p) > 0 && fail == nil {
+		if st.cur == nil {
+			k := copy(st.pre[st.preN:], p)
+			st.preN += k
+			p = p[k:]
+			if st.preN < 5 {
+				break
+			}
+			flag := st.pre[0]
+			n := binary.BigEndian.Uint32(st.pre[1:])
+			if flag > 1 {
+				fail = spi.Errorf(spi.Internal, "grpc: invalid compressed-flag %d in message prefix", flag)
+				break
+			}
+			if flag == 1 && st.comp == nil {
+				fail = spi.Errorf(spi.Internal, "grpc: compressed message without grpc-encoding")
+				break
+			}
+			if int64(n) > int64(maxMsg) {
+				// Refused on the prefix alone: nothing is allocated.
+				fail = spi.Errorf(spi.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, maxMsg)
+				break
+			}
+			if st.m.stream == nil && len(st.msgs) > 0 {
+				fail = spi.Errorf(spi.Internal, "grpc: more than one request message for unary method %s", st.m.full)
+				break
+			}
+			st.cur = make([]byte, n)
+			st.curN, st.curLen = 0, int(n)
+		}
+		k := copy(st.cur[st.curN:], p)
+		st.curN += k
+		p = p[k:]
+		if st.curN == st.curLen {
+			st.msgs = append(st.msgs, grpcMsg{b: st.cur, flag: st.pre[0], wire: 5 + st.curLen})
+			if st.m.stream != nil {
+				st.held += 5 + st.curLen
+			}
+			st.cur, st.preN = nil, 0
+		}
+	}
+	if fail != nil {
+		st.mu.Unlock()
+		st.fail(fail)
+		return
+	}
+	if end {
+		st.recvEnded = true
+		if st.preN != 0 || st.cur != nil {
+			st.mu.Unlock()
+			st.fail(spi.Errorf(spi.Internal, "grpc: stream ended inside a message"))
+			return
+		}
+	}
+	st.returnLocked()
+	if st.m.stream != nil {
+		st.deliverLocked()
+		st.mu.Unlock()
+		return
+	}
+	st.mu.Unlock()
+	if end {
+		st.dispatch()
+	}
+}
+
+// returnLocked gives window back to the peer: everything received, as
+// long as complete messages waiting for the handler stay under one
+// window (a handler that stops reading stops its sender).
+func (st *h2stream) returnLocked() {
+	w := st.c.g.opts.StreamWindow
+	if st.recvEnded || st.recvErr != nil || st.held >= w || st.unreturned < w/4 {
+		return
+	}
+	st.recvWin += int64(st.unreturned)
+	st.c.enqueue(h2item{kind: kWindow, id: st.id, val: uint32(st.unreturned)})
+	st.unreturned = 0
+}
+
+// deliverLocked hands queued messages to the Kite stream within its
+// window, then the end marker once the client has half-closed.
+func (st *h2stream) deliverLocked() {
+	k := st.kst
+	for st.outstanding < k.window && len(st.msgs) > 0 {
+		m := st.msgs[0]
+		st.msgs[0] = grpcMsg{}
+		st.msgs = st.msgs[1:]
+		f := protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamData, Codec: st.codec.ID(), ID: st.id}, Body: m.b}
+		if m.flag == 1 {
+			f.Compress = st.comp.ID()
+		}
+		st.outstanding++
+		st.sizes = append(st.sizes, m.wire)
+		k.deliver(f)
+	}
+	if st.recvEnded && len(st.msgs) == 0 && !st.endSent {
+		st.endSent = true
+		k.deliver(protocol.Frame{Header: protocol.Header{Type: protocol.TypeStreamEnd, ID: st.id}})
+	}
+}
+
+func (st *h2stream) onEnd() {
+	st.mu.Lock()
+	if st.aborted || st.recvEnded {
+		st.mu.Unlock()
+		return
+	}
+	st.recvEnded = true
+	if st.preN != 0 || st.cur != nil {
+		st.mu.Unlock()
+		st.fail(spi.Errorf(spi.Internal, "grpc: stream ended inside a message"))
+		return
+	}
+	if st.m.stream != nil {
+		st.deliverLocked()
+		st.mu.Unlock()
+		return
+	}
+	st.mu.Unlock()
+	st.dispatch()
+}
+
+// fail ends a stream whose request broke the rules (oversized or
+// malformed message): a unary call not yet running is answered here; a
+// running stream handler sees the error from Recv and its end carries it.
+func (st *h2stream) fail(err error) {
+	st.mu.Lock()
+	if st.aborted {
+		st.mu.Unlock()
+		return
+	}
+	st.recvErr = err
+	st.msgs = nil
+	dispatched := st.dispatched
+	st.dispatched = true
+	st.mu.Unlock()
+	if st.m.stream != nil {
+		st.kst.finish(err)
+		return
+	}
+	if !dispatched {
+		st.c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(append([]hpack.HeaderField(nil), respHeaders(st.ct)...), err, nil), rst: true, val: uint32(http2.ErrCodeNo), done: st.finish})
+	}
+}
+
+// abort ends a stream the peer reset or whose connection closed: the
+// handler's context is cancelled and nothing more is sent.
+func (st *h2stream) abort(err error) {
+	st.mu.Lock()
+	if st.aborted {
+		st.mu.Unlock()
+		return
+	}
+	st.aborted = true
+	dispatched := st.dispatched
+	st.dispatched = true
+	st.mu.Unlock()
+	if st.kst != nil {
+		st.kst.finish(err)
+		return
+	}
+	st.cancel()
+	if !dispatched {
+		st.finish()
+	}
+}
+
+// dispatch hands a complete unary request to a worker.
+func (st *h2stream) dispatch() {
+	st.mu.Lock()
+	if st.dispatched {
+		st.mu.Unlock()
+		return
+	}
+	st.dispatched = true
+	st.mu.Unlock()
+	g := st.c.g
+	select {
+	case g.tasks <- st:
+	default:
+		go g.worker(st)
+	}
+}
+
+func (g *grpcServer) worker(st *h2stream) {
+	st.runUnary()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		idle.Reset(workerIdle)
+		select {
+		case st = <-g.tasks:
+			st.runUnary()
+		case <-idle.C:
+			return
+		case <-g.s.stopWorkers:
+			return
+		}
+	}
+}
+
+// finish releases the call's admission: once, after its last frame was
+// flushed (so a draining Shutdown never closes the socket under an
+// answer) or when it is abandoned.
+func (st *h2stream) finish() {
+	if st.finished.Swap(true) {
+		return
+	}
+	c := st.c
+	c.mu.Lock()
+	if c.streams[st.id] == st {
+		delete(c.streams, st.id)
+	}
+	c.mu.Unlock()
+	st.cancel()
+	c.sc.active.Add(-1)
+	c.s.release()
+}
+
+func (st *h2stream) runUnary() {
+	c, s, m := st.c, st.c.s, st.m
+	call := &st.call
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Meta: &st.md}
+	var err error
+	if len(st.msgs) != 1 {
+		err = spi.Errorf(spi.Internal, "grpc: unary method %s called with %d request messages", m.full, len(st.msgs))
+	} else {
+		msg := st.msgs[0]
+		st.msgs = nil
+		req := m.newReq()
+		f := protocol.Frame{Header: protocol.Header{Codec: st.codec.ID()}, Body: msg.b}
+		if msg.flag == 1 {
+			f.Compress = st.comp.ID()
+		}
+		if err = decodeBody(s.table, &f, req, st.c.g.opts.MaxMessage); err == nil {
+			call.Request = req
+			st.hctx = handlerCtx{Context: st.ctx, m: m, call: call}
+			err = c.sc.invokeSafely(&st.hctx, call)
+			if err == nil && st.ctx.Err() == context.DeadlineExceeded {
+				err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
+			}
+		}
+	}
+	it := h2item{kind: kStream, id: st.id, done: st.finish}
+	if err == nil {
+		var fb protocol.Builder
+		fb.Begin(protocol.TypeResponse, 0, 0, 0, 0)
+		fb.EndMeta()
+		var merr error
+		fb.B, merr = st.codec.Marshal(fb.B, call.Response)
+		n := len(fb.B) - protocol.HeaderSize
+		switch {
+		case merr != nil:
+			err = spi.WrapError(spi.Internal, merr, "encoding %s response", st.codec.Name())
+			fb.Release()
+		case n > st.c.g.opts.MaxMessage:
+			err = spi.Errorf(spi.ResourceExhausted, "response of %d bytes exceeds the max message size (%d)", n, st.c.g.opts.MaxMessage)
+			fb.Release()
+		default:
+			frame, buf := fb.Detach()
+			frame[protocol.HeaderSize-5] = 0
+			binary.BigEndian.PutUint32(frame[protocol.HeaderSize-4:], uint32(n))
+			it.data, it.buf = frame[protocol.HeaderSize-5:], buf
+			it.hdrs = respHeaders(st.ct)
+			it.trl = statusFields(nil, nil, call.Trailer)
+		}
+	}
+	if err != nil {
+		it.trl = statusFields(append([]hpack.HeaderField(nil), respHeaders(st.ct)...), err, call.Trailer)
+	}
+	st.mu.Lock()
+	it.rst = !st.recvEnded
+	st.mu.Unlock()
+	st.hctx = handlerCtx{}
+	c.enqueue(it)
+}
+
+func (st *h2stream) runStream() {
+	c, s, m, k := st.c, st.c.s, st.m, st.kst
+	call := &st.call
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Stream: true, Meta: &st.md}
+	k.Header = &st.md
+	hctx := &handlerCtx{Context: k.ctx, m: m, call: call}
+	inner := func(ctx context.Context, _ *spi.Call) error { return m.stream(ctx, m.srv, k) }
+	invoke := spi.Chain(inner, s.opts.Filters...)
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in stream handler", "method", m.full, "panic", r)
+				err = spi.Errorf(spi.Internal, "panic in handler %s: %v", m.full, r)
+			}
+		}()
+		return invoke(hctx, call)
+	}()
+	st.mu.Lock()
+	aborted, rerr, open := st.aborted, st.recvErr, !st.recvEnded
+	st.mu.Unlock()
+	if rerr != nil {
+		err = rerr
+	}
+	if err == nil && k.ctx.Err() == context.DeadlineExceeded {
+		err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
+	}
+	k.finish(nil)
+	k.drainRecv()
+	if aborted {
+		st.finish()
+		return
+	}
+	var trl []hpack.HeaderField
+	if !st.hdrSent.Swap(true) {
+		trl = append(trl, respHeaders(st.ct)...)
+	}
+	c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(trl, err, call.Trailer), rst: open, val: uint32(http2.ErrCodeNo), done: st.finish})
+}
+
+// sent returns send quota as the writer puts data on the wire.
+func (st *h2stream) sent(n int) {
+	if st.queued.Add(-int64(n)) < grpcSendQuota {
+		select {
+		case st.quotaSig <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// grpcSendQuota bounds the bytes a stream handler may have queued for
+// the writer beyond what the peer's window lets out.
+const grpcSendQuota = 256 << 10
+
+// frameSender, for the Kite stream a streaming handler uses.
+
+func (st *h2stream) sendBuilt(fb *protocol.Builder) error {
+	frame, buf := fb.Detach()
+	n := len(frame) - protocol.HeaderSize
+	if n > st.c.g.opts.MaxMessage {
+		protocol.PutBuffer(buf)
+		return spi.Errorf(spi.ResourceExhausted, "message of %d bytes exceeds the max message size (%d)", n, st.c.g.opts.MaxMessage)
+	}
+	frame[protocol.HeaderSize-5] = 0
+	binary.BigEndian.PutUint32(frame[protocol.HeaderSize-4:], uint32(n))
+	it := h2item{kind: kStream, id: st.id, data: frame[protocol.HeaderSize-5:], buf: buf, st: st}
+	if !st.hdrSent.Swap(true) {
+		it.hdrs = respHeaders(st.ct)
+	}
+	st.queued.Add(int64(len(it.data)))
+	st.c.enqueue(it)
+	// The Kite stream counts messages; HTTP/2 counts bytes in the writer.
+	// Give the message credit back at once and hold the sender here while
+	// too much waits for the peer's window.
+	st.kst.deliver(protocol.Frame{Header: protocol.Header{Type: protocol.TypeWindowUpdate, ID: st.id}, Body: []byte{0, 0, 0, 1}})
+	for st.queued.Load() >= grpcSendQuota {
+		select {
+		case <-st.quotaSig:
+		case <-st.kst.done:
+			return st.kst.terminalErr()
+		case <-st.ctx.Done():
+			return ctxErr(st.ctx)
+		}
+	}
+	return nil
+}
+
+func (st *h2stream) sendFrame(b []byte) error {
+	if len(b) == protocol.HeaderSize+4 && protocol.Type(b[3]) == protocol.TypeWindowUpdate {
+		st.consumed(int(binary.BigEndian.Uint32(b[protocol.HeaderSize:])))
+	}
+	return nil // a server-side CloseSend has no HTTP/2 meaning: trailers end the stream
+}
+
+// consumed is the Kite stream reporting n messages read by the handler:
+// their bytes go back to the peer's window and more messages move in.
+func (st *h2stream) consumed(n int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n = min(n, len(st.sizes))
+	for _, b := range st.sizes[:n] {
+		st.held -= b
+	}
+	st.sizes = st.sizes[n:]
+	st.outstanding -= n
+	if st.aborted {
+		return
+	}
+	st.deliverLocked()
+	st.returnLocked()
+}
+
+func (st *h2stream) endStream(uint32)    {}
+func (st *h2stream) codecs() *codecTable { return st.c.s.table }
+func (st *h2stream) maxFrame() int       { return st.c.g.opts.MaxMessage }
+
+var _ frameSender = (*h2stream)(nil)
+
+// String names the stream in logs.
+func (st *h2stream) String() string { return fmt.Sprintf("grpc stream %d %s", st.id, st.m.full) }

@@ -1,0 +1,13 @@
+package protocol
+
+import "io"
+
+// Peek returns the next n bytes without consuming them, blocking until
+// they arrive (or fewer with the read error). The server uses it to tell
+// a Kite peer from an HTTP/2 (gRPC) client by the first bytes before it
+// reads any frame.
+func (r *Reader) Peek(n int) ([]byte, error) { return r.r.Peek(n) }
+
+// Buffered returns the reader's buffered source, so a connection handed
+// to another protocol after Peek loses none of the bytes already read.
+func (r *Reader) Buffered() io.Reader { return r.r }
