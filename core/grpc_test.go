@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/examples/proto-greeter/greeterpb"
 	"github.com/kiterpc/kite/spi"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -379,4 +382,105 @@ func rawExchange(t *testing.T, addr string, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestGRPCBadInputServerStaysHealthy(t *testing.T) {
+	_, addr, _ := startGRPCServer(t, core.ServerOptions{})
+	cc := dialGRPC(t, addr)
+	check := func(when string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out := &greeterpb.HelloReply{}
+		if err := cc.Invoke(ctx, greeterPath+"SayHello", &greeterpb.HelloRequest{Name: "ok"}, out); err != nil || out.GetMessage() != "Hello, ok!" {
+			t.Fatalf("after %s: %v %v", when, out, err)
+		}
+	}
+	check("start")
+
+	// HTTP/1.1 gets a readable HTTP answer and the connection closes.
+	got := rawExchange(t, addr, []byte("GET / HTTP/1.1\r\nHost: kite\r\n\r\n"))
+	if !strings.HasPrefix(string(got), "HTTP/1.1 505 ") || !strings.Contains(string(got), "gRPC (HTTP/2") {
+		t.Fatalf("HTTP/1.1 request answered %q", got)
+	}
+	check("an HTTP/1.1 request")
+
+	// A malformed preface gets SETTINGS + GOAWAY PROTOCOL_ERROR.
+	got = rawExchange(t, addr, []byte("PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n"))
+	fr := http2.NewFramer(nil, bytes.NewReader(got))
+	var goaway *http2.GoAwayFrame
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goaway = g
+			break
+		}
+	}
+	if goaway == nil || goaway.ErrCode != http2.ErrCodeProtocol || !strings.Contains(string(goaway.DebugData()), "preface") {
+		t.Fatalf("malformed preface answered %q", got)
+	}
+	check("a malformed preface")
+
+	// An oversized message through grpc-go: refused with ResourceExhausted.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := cc.Invoke(ctx, greeterPath+"SayHello", &greeterpb.HelloRequest{Name: strings.Repeat("x", 100<<10)}, &greeterpb.HelloReply{})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "larger than max") {
+		t.Fatalf("oversized message: %v", err)
+	}
+	check("an oversized message")
+}
+
+// TestGRPCOversizedPrefixRefusedBeforeBody: a message prefix announcing
+// 1 GiB is answered ResourceExhausted at once, with none of the body
+// sent: the server neither waits for it nor allocates for it.
+func TestGRPCOversizedPrefixRefusedBeforeBody(t *testing.T) {
+	_, addr, _ := startGRPCServer(t, core.ServerOptions{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	_ = fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: greeterPath + "SayHello"},
+		{Name: ":authority", Value: "kite"}, {Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"}} {
+		_ = enc.WriteField(f)
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	_ = fr.WriteData(1, false, []byte{0, 0x40, 0, 0, 0, 'x'}) // 1 GiB announced, 1 byte sent
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer to the oversized prefix: %v", err)
+		}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+			var st, msg string
+			for _, hf := range h.Fields {
+				switch hf.Name {
+				case "grpc-status":
+					st = hf.Value
+				case "grpc-message":
+					msg = hf.Value
+				}
+			}
+			if st == "" {
+				continue // response headers; the status follows
+			}
+			if st != "8" || !strings.Contains(msg, "1073741824") {
+				t.Fatalf("status %s %q, want 8 (ResourceExhausted) naming the size", st, msg)
+			}
+			return
+		}
+	}
 }
