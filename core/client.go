@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/core/defaults"
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 )
 
-// ClientOptions configures a Client. Zero values take the documented
-// defaults (docs/CONFIG.md).
+// ClientOptions configures a Client. Zero values take the defaults of
+// the core/defaults table, the same ones kite.hcl's client block has
+// (docs/CONFIG.md); Client.Options reports the effective values.
 type ClientOptions struct {
 	// Service is the logical service name resolved through Registry.
 	Service string
@@ -26,7 +28,9 @@ type ClientOptions struct {
 	Targets []string
 	// Registry, when set, is watched for Service's instances.
 	Registry spi.Registry
-	// Balancer picks an instance per call; default round robin.
+	// Balancer picks an instance per call; default the catalog's
+	// "weighted" (smooth weighted round-robin on registered weights), or
+	// core's round-robin when that balancer is not linked.
 	Balancer spi.Balancer
 	// Transport dials endpoints; default TCP ("unix:" addresses use Unix).
 	Transport spi.Transport
@@ -44,7 +48,7 @@ type ClientOptions struct {
 	// Timeout bounds each call, retries included, when the caller's
 	// context has no earlier deadline; 0 = none. Methods may override it.
 	Timeout time.Duration
-	// ConnectTimeout bounds dialing one endpoint. Default 3 s.
+	// ConnectTimeout bounds dialing one endpoint. Default 2 s.
 	ConnectTimeout time.Duration
 	// ConnsPerEndpoint is the pool size per endpoint. Default 1: one
 	// multiplexed connection carries thousands of concurrent calls.
@@ -62,10 +66,10 @@ type ClientOptions struct {
 	// redialing an endpoint that failed. Defaults 50 ms and 5 s.
 	ReconnectBackoffMin time.Duration
 	ReconnectBackoffMax time.Duration
-	// MaxFrame and MaxMetadata bound incoming frames.
+	// MaxFrame and MaxMetadata bound incoming frames. Defaults 4 MiB, 64 KiB.
 	MaxFrame    int
 	MaxMetadata int
-	// StreamWindow is the per-stream receive window in messages.
+	// StreamWindow is the per-stream receive window in messages. Default 64.
 	StreamWindow int
 
 	// Retry is the retry policy (kite.hcl's retry block); nil takes the
@@ -74,7 +78,9 @@ type ClientOptions struct {
 	// turns retries off. Only safe failures are retried: before the
 	// request was sent, or of idempotent methods (resilience.ShouldRetry).
 	Retry *resilience.Policy
-	// RetryCodes, when not empty, limits retries to these codes.
+	// RetryCodes, when not empty, limits retries to these codes; empty
+	// retries every code the retry rule allows (Unavailable,
+	// DeadlineExceeded, ResourceExhausted, each only where safe).
 	RetryCodes []spi.Code
 	// Methods holds per-method timeout, idempotency and retry settings,
 	// keyed by "Service.Method".
@@ -90,53 +96,86 @@ type ClientOptions struct {
 	Logger hclog.Logger
 }
 
+// defaults fills every zero field from the core/defaults table, the one
+// kite.hcl's client block reads too (core/stack's TestDefaultsAgree
+// compares the two field by field).
 func (o *ClientOptions) defaults() error {
 	if o.Catalog == nil {
 		o.Catalog = spi.Default
 	}
 	if o.Codec == nil {
-		if c, err := o.Catalog.BuildCodec("json", nil); err == nil {
+		if c, err := o.Catalog.BuildCodec(defaults.Codec, nil); err == nil {
 			o.Codec = c
 		} else {
 			o.Codec = RawCodec{}
 		}
 	}
+	if o.Transport == nil {
+		o.Transport = TCP{} // "unix:" addresses still dial Unix (transportFor)
+	}
 	if o.CompressThreshold <= 0 {
-		o.CompressThreshold = 1 << 10
+		o.CompressThreshold = defaults.CompressThreshold
+	}
+	if o.Timeout == 0 {
+		o.Timeout = defaults.Timeout
 	}
 	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 3 * time.Second
+		o.ConnectTimeout = defaults.ConnectTimeout
 	}
 	if o.ConnsPerEndpoint <= 0 {
-		o.ConnsPerEndpoint = 1
+		o.ConnsPerEndpoint = defaults.ConnsPerEndpoint
 	}
 	if o.IdleTimeout == 0 {
-		o.IdleTimeout = 5 * time.Minute
+		o.IdleTimeout = defaults.PoolIdleTimeout
 	}
 	if o.HeartbeatInterval == 0 {
-		o.HeartbeatInterval = 10 * time.Second
+		o.HeartbeatInterval = defaults.HeartbeatInterval
 	}
 	if o.HeartbeatTimeout <= 0 {
-		o.HeartbeatTimeout = 3 * time.Second
+		o.HeartbeatTimeout = defaults.HeartbeatTimeout
 	}
 	if o.ReconnectBackoffMin <= 0 {
-		o.ReconnectBackoffMin = 50 * time.Millisecond
+		o.ReconnectBackoffMin = defaults.ReconnectBackoffMin
 	}
 	if o.ReconnectBackoffMax <= 0 {
-		o.ReconnectBackoffMax = 5 * time.Second
+		o.ReconnectBackoffMax = defaults.ReconnectBackoffMax
 	}
 	if o.MaxFrame <= 0 {
-		o.MaxFrame = protocol.DefaultMaxFrame
+		o.MaxFrame = defaults.MaxFrame
 	}
 	if o.MaxMetadata <= 0 {
-		o.MaxMetadata = protocol.DefaultMaxMetadata
+		o.MaxMetadata = defaults.MaxMetadata
 	}
 	if o.StreamWindow <= 0 {
-		o.StreamWindow = DefaultStreamWindow
+		o.StreamWindow = defaults.StreamWindow
 	}
 	if o.Balancer == nil {
-		o.Balancer = roundRobin{}
+		// The catalog's "weighted" when linked (the kite package links
+		// it), else core's round-robin: the same order with equal weights.
+		if b, err := o.Catalog.BuildBalancer(defaults.Balancer, nil); err == nil {
+			o.Balancer = b
+		} else {
+			o.Balancer = roundRobin{}
+		}
 	}
+	if o.RetryCodes == nil {
+		o.RetryCodes = defaults.RetryCodes
+	}
+	// The retry policy and breaker config are resolved here (not left nil
+	// for the resilience package to default) so Options reports what the
+	// client really runs with.
+	pol := resilience.Policy{}
+	if o.Retry != nil {
+		pol = *o.Retry
+	}
+	pol = pol.Resolved()
+	o.Retry = &pol
+	bc := resilience.BreakerConfig{}
+	if o.Breaker != nil {
+		bc = *o.Breaker
+	}
+	bc = bc.Resolved()
+	o.Breaker = &bc
 	if o.Logger == nil {
 		o.Logger = hclog.Default()
 	}

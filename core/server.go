@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/kiterpc/kite/core/defaults"
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/spi"
 )
 
-// ServerOptions configures a Server. Zero values take the documented
-// defaults (docs/CONFIG.md).
+// ServerOptions configures a Server. Zero values take the defaults of the
+// core/defaults table, the same ones kite.hcl's server block has
+// (docs/CONFIG.md); Server.Options reports the effective values.
 type ServerOptions struct {
 	// Catalog supplies codecs and compressors by wire id; nil means
 	// spi.Default.
@@ -54,33 +56,38 @@ type ServerOptions struct {
 	Logger hclog.Logger
 }
 
+// defaults fills every zero field from the core/defaults table, the one
+// kite.hcl's server block reads too.
 func (o *ServerOptions) defaults() {
 	if o.Catalog == nil {
 		o.Catalog = spi.Default
 	}
 	if o.CompressThreshold <= 0 {
-		o.CompressThreshold = 1 << 10
+		o.CompressThreshold = defaults.CompressThreshold
 	}
 	if o.MaxConcurrency <= 0 {
-		o.MaxConcurrency = 10000
+		o.MaxConcurrency = defaults.MaxConcurrency
 	}
 	if o.MaxConnConcurrency <= 0 {
-		o.MaxConnConcurrency = 1000
+		o.MaxConnConcurrency = defaults.MaxConnConcurrency
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = defaults.MaxConns
 	}
 	if o.MaxFrame <= 0 {
-		o.MaxFrame = protocol.DefaultMaxFrame
+		o.MaxFrame = defaults.MaxFrame
 	}
 	if o.MaxMetadata <= 0 {
-		o.MaxMetadata = protocol.DefaultMaxMetadata
+		o.MaxMetadata = defaults.MaxMetadata
 	}
 	if o.IdleTimeout == 0 {
-		o.IdleTimeout = 5 * time.Minute
+		o.IdleTimeout = defaults.ServerIdleTimeout
 	}
 	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 10 * time.Second
+		o.HandshakeTimeout = defaults.HandshakeTimeout
 	}
 	if o.StreamWindow <= 0 {
-		o.StreamWindow = DefaultStreamWindow
+		o.StreamWindow = defaults.StreamWindow
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.Default()

@@ -51,7 +51,7 @@ func TestRepoKiteHCL(t *testing.T) {
 	assert.Equal(t, "weighted", c.Balancer)
 	assert.Equal(t, 500*time.Millisecond, c.Timeout)
 	assert.Equal(t, Retry{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: time.Second,
-		Budget: 0.1, Codes: []spi.Code{spi.Unavailable}}, c.Retry)
+		Budget: 0.1}, c.Retry)
 	assert.Equal(t, Pool{ConnsPerEndpoint: 2, IdleTimeout: time.Minute}, c.Pool)
 	m := c.Method("Echo.Echo")
 	assert.True(t, m.Idempotent)
@@ -90,17 +90,18 @@ client "user" {}
 	assert.Equal(t, "user", c.Service)
 	assert.Equal(t, "local", c.Registry)
 	assert.Equal(t, "weighted", c.Balancer)
-	assert.Equal(t, time.Second, c.Timeout)
+	assert.Equal(t, time.Duration(0), c.Timeout, "no default deadline: the caller's context governs")
 	assert.Equal(t, 2*time.Second, c.ConnectTimeout)
 	assert.Equal(t, Heartbeat{Interval: 10 * time.Second, Timeout: 3 * time.Second}, c.Heartbeat)
-	assert.Equal(t, Pool{ConnsPerEndpoint: 2, IdleTimeout: 60 * time.Second}, c.Pool)
+	assert.Equal(t, Pool{ConnsPerEndpoint: 1, IdleTimeout: 5 * time.Minute}, c.Pool)
 	assert.Equal(t, 3, c.Retry.MaxAttempts)
+	assert.Nil(t, c.Retry.Codes, "every code the retry rule allows")
 	assert.Equal(t, Breaker{Enabled: true, ConsecutiveFailures: 5, FailureRatio: 0.5, Window: 10 * time.Second,
 		MinRequests: 20, BaseEjection: 30 * time.Second, MaxEjection: 5 * time.Minute,
 		MaxEjectionPercent: 50, HalfOpenProbes: 1}, c.Breaker)
 
 	// A method without a block inherits the client's settings.
-	assert.Equal(t, MethodConfig{Name: "User.Get", Timeout: time.Second, Retry: c.Retry}, c.Method("User.Get"))
+	assert.Equal(t, MethodConfig{Name: "User.Get", Timeout: 0, Retry: c.Retry}, c.Method("User.Get"))
 }
 
 // Explicit zeros mean what they say; only absent attributes get defaults.

@@ -4,56 +4,65 @@ import (
 	"crypto/tls"
 	"time"
 
+	"github.com/kiterpc/kite/core/defaults"
 	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 )
 
-// Documented defaults (docs/CONFIG.md lists each beside its attribute).
+// Documented defaults: each is the core/defaults table's value (the one
+// table the Go API reads too), under the name this package has always used.
 const (
-	DefaultRegistry  = "local"
-	DefaultTransport = "tcp"
-	DefaultCodec     = "json"
-	DefaultBalancer  = "weighted"
+	DefaultRegistry  = defaults.Registry
+	DefaultTransport = defaults.Transport
+	DefaultCodec     = defaults.Codec
+	DefaultBalancer  = defaults.Balancer
 
-	DefaultShutdownTimeout = 10 * time.Second
+	DefaultShutdownTimeout = defaults.ShutdownTimeout
 
-	DefaultMaxConcurrency  = 10000
-	DefaultMaxConnConc     = 1000
-	DefaultHandshake       = 10 * time.Second
-	DefaultMaxFrame        = 4 << 20
-	DefaultMaxMetadata     = 64 << 10
-	DefaultMaxConns        = 0
-	DefaultServerIdle      = 5 * time.Minute
-	DefaultCompressMinSize = 1 << 10
+	DefaultMaxConcurrency  = defaults.MaxConcurrency
+	DefaultMaxConnConc     = defaults.MaxConnConcurrency
+	DefaultHandshake       = defaults.HandshakeTimeout
+	DefaultMaxFrame        = defaults.MaxFrame
+	DefaultMaxMetadata     = defaults.MaxMetadata
+	DefaultMaxConns        = defaults.MaxConns
+	DefaultServerIdle      = defaults.ServerIdleTimeout
+	DefaultCompressMinSize = defaults.CompressThreshold
 
-	DefaultTimeout        = 1 * time.Second
-	DefaultConnectTimeout = 2 * time.Second
+	DefaultTimeout        = defaults.Timeout
+	DefaultConnectTimeout = defaults.ConnectTimeout
 
-	DefaultMaxAttempts = 3
-	DefaultBackoffMin  = 10 * time.Millisecond
-	DefaultBackoffMax  = 1 * time.Second
-	DefaultRetryBudget = 0.1
+	DefaultMaxAttempts = defaults.RetryMaxAttempts
+	DefaultRetryBudget = defaults.RetryBudget
 
-	DefaultConnsPerEndpoint = 2
-	DefaultPoolIdle         = 60 * time.Second
+	DefaultConnsPerEndpoint = defaults.ConnsPerEndpoint
+	DefaultPoolIdle         = defaults.PoolIdleTimeout
 
-	DefaultHeartbeatInterval = 10 * time.Second
-	DefaultHeartbeatTimeout  = 3 * time.Second
+	DefaultHeartbeatInterval = defaults.HeartbeatInterval
+	DefaultHeartbeatTimeout  = defaults.HeartbeatTimeout
 
-	// The breaker defaults are the resilience package's, so a client
-	// built from kite.hcl behaves as one built in Go with no Breaker.
-	DefaultBreakerConsecutiveFailures = resilience.DefaultConsecutiveFailures
-	DefaultBreakerFailureRatio        = resilience.DefaultFailureRatio
-	DefaultBreakerWindow              = resilience.DefaultWindow
-	DefaultBreakerMinRequests         = resilience.DefaultMinRequests
-	DefaultBreakerBaseEjection        = resilience.DefaultBaseEjection
-	DefaultBreakerMaxEjection         = resilience.DefaultMaxEjection
-	DefaultBreakerMaxEjectionPercent  = resilience.DefaultMaxEjectionPercent
-	DefaultBreakerHalfOpenProbes      = resilience.DefaultHalfOpenProbes
+	DefaultBreakerEnabled             = defaults.BreakerEnabled
+	DefaultBreakerConsecutiveFailures = defaults.BreakerConsecutiveFailures
+	DefaultBreakerFailureRatio        = defaults.BreakerFailureRatio
+	DefaultBreakerWindow              = defaults.BreakerWindow
+	DefaultBreakerMinRequests         = defaults.BreakerMinRequests
+	DefaultBreakerBaseEjection        = defaults.BreakerBaseEjection
+	DefaultBreakerMaxEjection         = defaults.BreakerMaxEjection
+	DefaultBreakerMaxEjectionPercent  = defaults.BreakerMaxEjectionPercent
+	DefaultBreakerHalfOpenProbes      = defaults.BreakerHalfOpenProbes
 )
 
-// DefaultRetryCodes are the status codes retried when a retry block names none.
-var DefaultRetryCodes = []spi.Code{spi.Unavailable}
+// DefaultBackoffMin and DefaultBackoffMax are defaults.RetryBackoff's bounds.
+var DefaultBackoffMin, DefaultBackoffMax = func() (time.Duration, time.Duration) {
+	b, err := resilience.ParseBackoff(defaults.RetryBackoff)
+	if err != nil {
+		panic("config: defaults.RetryBackoff: " + err.Error())
+	}
+	return b.Min, b.Max
+}()
+
+// DefaultRetryCodes are the status codes retried when a retry block names
+// none: nil, every code the retry rule allows (see defaults.RetryCodes).
+var DefaultRetryCodes = defaults.RetryCodes
 
 // attrSet records which attributes a block set, by dotted path
 // ("timeout", "retry.budget"). Defaults apply only to what is absent, so
@@ -196,7 +205,7 @@ func (c *ClientConfig) applyDefaults(set attrSet) {
 
 func (b *Breaker) applyDefaults(set attrSet) {
 	if !set.has("breaker.enabled") {
-		b.Enabled = true
+		b.Enabled = DefaultBreakerEnabled
 	}
 	if !set.has("breaker.consecutive_failures") {
 		b.ConsecutiveFailures = DefaultBreakerConsecutiveFailures

@@ -83,6 +83,16 @@ type BreakerConfig struct {
 }
 
 func (c BreakerConfig) withDefaults() BreakerConfig {
+	c = c.Resolved()
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Resolved returns c with its zero settings set to the defaults, as a
+// Breaker runs it (the clock and callback are left as they are).
+func (c BreakerConfig) Resolved() BreakerConfig {
 	if c.ConsecutiveFailures == 0 {
 		c.ConsecutiveFailures = DefaultConsecutiveFailures
 	}
@@ -109,9 +119,6 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 		c.MaxEjectionPercent = DefaultMaxEjectionPercent
 	}
 	c.MaxEjectionPercent = min(c.MaxEjectionPercent, 100)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	return c
 }
 

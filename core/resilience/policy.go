@@ -126,11 +126,9 @@ type Retrier struct {
 	now         func() time.Time
 }
 
-// Build validates p, fills in defaults and returns its Retrier.
-func (p Policy) Build(opts Options) (*Retrier, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
+// Resolved returns p with its zero fields set to the defaults, as Build
+// runs it.
+func (p Policy) Resolved() Policy {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts
 	}
@@ -143,6 +141,15 @@ func (p Policy) Build(opts Options) (*Retrier, error) {
 	if p.MinRetriesPerSecond == 0 {
 		p.MinRetriesPerSecond = DefaultMinRetriesPerSecond
 	}
+	return p
+}
+
+// Build validates p, fills in defaults and returns its Retrier.
+func (p Policy) Build(opts Options) (*Retrier, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.Resolved()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
