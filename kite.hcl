@@ -1,6 +1,8 @@
 # Kite demo stack: an echo server and its client on the embedded local
-# registry (a file shared by every process on this machine). `make demo`
-# runs it; `kite check` validates it. docs/CONFIG.md lists every attribute.
+# registry (files in a directory shared by every process on this machine).
+# `make demo` runs examples/echo, whose server and client are built from the
+# blocks below: edit them and run it again. `kite check` validates this
+# file; docs/CONFIG.md lists every attribute.
 
 registry "local" "local" {}
 
@@ -36,7 +38,7 @@ client "echo" {
     idle_timeout       = "60s"
   }
 
-  method "Echo.Echo" {
+  method "Echo.Say" {
     idempotent = true
   }
 }

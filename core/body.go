@@ -57,12 +57,12 @@ func decodeBody(t *codecTable, f *protocol.Frame, v any, maxSize int) error {
 		*sp = out[:0]
 		protocol.PutBuffer(sp)
 		if err != nil {
-			return spi.WrapError(spi.InvalidArgument, err, "decoding %s body", codec.Name())
+			return errDecoding(codec.Name(), err)
 		}
 		return nil
 	}
 	if err := codec.Unmarshal(body, v); err != nil {
-		return spi.WrapError(spi.InvalidArgument, err, "decoding %s body", codec.Name())
+		return errDecoding(codec.Name(), err)
 	}
 	return nil
 }

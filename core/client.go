@@ -732,10 +732,14 @@ func (ep *endpoint) get(ctx context.Context) (*clientConn, error) {
 	}
 	nc, err := ep.dial(ctx)
 	if err != nil {
-		ep.dialFailedLocked(err)
 		code := spi.Unavailable
 		if ctx.Err() != nil {
+			// The caller's deadline ended the dial, not the endpoint: a
+			// call with a 1 ns deadline must not put the endpoint into
+			// reconnect backoff for the calls that have time.
 			code = spi.CodeOf(ctx.Err())
+		} else {
+			ep.dialFailedLocked(err)
 		}
 		return nil, spi.WrapError(code, err, "connecting to %s: %v", ep.addr, err)
 	}

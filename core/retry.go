@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -261,14 +262,14 @@ func (c *Client) retrying(ctx context.Context, call *spi.Call) error {
 	err := c.send(ctx, call, &at)
 	r.attempts.Add(1)
 	if err == nil || p.maxAttempts <= 1 {
-		return err
+		return unsent(ctx, err, at.sent)
 	}
 	base := excludedFrom(ctx)
 	var tried []string
 	for n := 1; ; n++ {
 		wait, ok := r.next(ctx, ps, p, call, n, err, at.sent)
 		if !ok {
-			return err
+			return unsent(ctx, err, at.sent)
 		}
 		if at.addr != "" && !slices.Contains(tried, at.addr) {
 			tried = append(tried, at.addr)
@@ -295,6 +296,25 @@ func (c *Client) retrying(ctx context.Context, call *spi.Call) error {
 		}
 		c.log.Trace("call attempt failed", "method", call.Method, "attempt", n+1, "addr", at.addr, "sent", at.sent, "error", err)
 	}
+}
+
+// unsent says so when the caller's context ended before the request left
+// this process: "DeadlineExceeded: connecting to …: i/o timeout" for a
+// 1 ns deadline reads like a network fault, when the deadline was simply
+// too short to send the call at all.
+func unsent(ctx context.Context, err error, sent bool) error {
+	if err == nil || sent || ctx.Err() == nil {
+		return err
+	}
+	var e *spi.Error
+	if !errors.As(err, &e) || (e.Code != spi.DeadlineExceeded && e.Code != spi.Canceled) {
+		return err
+	}
+	what := "the deadline expired"
+	if e.Code == spi.Canceled {
+		what = "the call was canceled"
+	}
+	return spi.WrapError(e.Code, err, "%s before the call was sent (%s)", what, e.Message)
 }
 
 // attempt is one try of a call: the instance it went to and what must be

@@ -722,7 +722,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	m := sc.s.methods[string(meta.Method)]
 	if m == nil || (f.Flags&protocol.FlagStream != 0) != (m.stream != nil) {
 		if !oneway {
-			e := errUnknownMethod(meta.Method)
+			e := errUnknownMethod(meta.Method, sc.s.methods)
 			if m != nil {
 				e = spi.Errorf(spi.Unimplemented, "method %s is %s, called as %s", m.full, kindOf(m.stream != nil), kindOf(f.Flags&protocol.FlagStream != 0))
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/kiterpc/kite/spi"
@@ -154,7 +155,38 @@ func (d *ServiceDesc) validate() error {
 	return nil
 }
 
-// errUnknownMethod is answered for methods not in the table.
-func errUnknownMethod(name []byte) *spi.Error {
-	return spi.Errorf(spi.Unimplemented, "unknown method %q", name)
+// errUnknownMethod is answered for methods not in the table. It says
+// what the caller could have called: the service's methods when the
+// service exists, else the services this server has (at most
+// maxListed names, sorted, so the message stays bounded).
+func errUnknownMethod(name []byte, methods map[string]*method) *spi.Error {
+	const maxListed = 16
+	svc, _, dotted := strings.Cut(string(name), ".")
+	var same []string
+	services := map[string]bool{}
+	for full := range methods {
+		s, m, _ := strings.Cut(full, ".")
+		services[s] = true
+		if dotted && s == svc {
+			same = append(same, m)
+		}
+	}
+	list := func(names []string) string {
+		sort.Strings(names)
+		if len(names) > maxListed {
+			return strings.Join(names[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(names)-maxListed)
+		}
+		return strings.Join(names, ", ")
+	}
+	if len(same) > 0 {
+		return spi.Errorf(spi.Unimplemented, "unknown method %q: service %s has %s", name, svc, list(same))
+	}
+	if len(services) == 0 {
+		return spi.Errorf(spi.Unimplemented, "unknown method %q: this server has no services registered", name)
+	}
+	names := make([]string, 0, len(services))
+	for s := range services {
+		names = append(names, s)
+	}
+	return spi.Errorf(spi.Unimplemented, "unknown method %q (want Service.Method): this server has services %s", name, list(names))
 }

@@ -5,9 +5,9 @@
 #
 #   up      install missing packages (apt-get), start both servers on free
 #           loopback ports (2181 / 2379 when free), wait until they answer,
-#           and write .kite/services.env:
-#               KITE_ZK_ADDR=127.0.0.1:PORT
-#               KITE_ETCD_ADDR=127.0.0.1:PORT
+#           and write .kite/services.env (source it to set them):
+#               export KITE_ZK_ADDR=127.0.0.1:PORT
+#               export KITE_ETCD_ADDR=127.0.0.1:PORT
 #           Servers this script already started and that still answer are
 #           kept, so `up` is idempotent.
 #   down    stop only the processes `up` started (pids under .kite/) and
@@ -238,7 +238,9 @@ case "$cmd" in
     start_zk
     start_etcd
     tmp=$(mktemp "$STATE/services.env.XXXXXX")
-    printf 'KITE_ZK_ADDR=127.0.0.1:%s\nKITE_ETCD_ADDR=127.0.0.1:%s\n' "$ZK_PORT" "$ETCD_PORT" >"$tmp"
+    # export lines, so `source .kite/services.env` alone sets them for
+    # the go test a user runs next.
+    printf 'export KITE_ZK_ADDR=127.0.0.1:%s\nexport KITE_ETCD_ADDR=127.0.0.1:%s\n' "$ZK_PORT" "$ETCD_PORT" >"$tmp"
     mv -f "$tmp" "$STATE/services.env"
     ;;
   down)

@@ -53,7 +53,7 @@ with the JSON request from -c concurrent callers for -d (or -n calls),
 printing a progress line on stderr every 500 ms, then the throughput,
 latency percentiles (p50, p90, p99, p99.9) and failed calls by status
 code. One warm-up call runs first; if it fails, bench stops there.
-Flags may follow the arguments: kite bench echo Echo.Echo '{}' -c 50 -d 10s
+Flags may follow the arguments: kite bench echo Echo.Say '{"text":"hi"}' -c 50 -d 10s
 
 Exit status: 0 at least one call succeeded, 1 the warm-up, every call or
 the configuration failed, 2 usage error.
@@ -70,7 +70,7 @@ Flags:`)
 		return exitUsage
 	}
 	target, ok := parseCallTarget(fs, "kite bench", pos, stderr)
-	if !ok {
+	if !ok || !timeoutValid(fs, "kite bench", *timeout, stderr) {
 		return exitUsage
 	}
 

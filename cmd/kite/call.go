@@ -57,7 +57,7 @@ Flags:`)
 		return code
 	}
 	target, ok := parseCallTarget(fs, "kite call", pos, stderr)
-	if !ok {
+	if !ok || !timeoutValid(fs, "kite call", *timeout, stderr) {
 		return exitUsage
 	}
 
@@ -155,7 +155,7 @@ func callClientOptions(timeout time.Duration) []stack.ClientOption {
 func checkMethod(m string) error {
 	svc, name, ok := strings.Cut(m, ".")
 	if !ok || svc == "" || name == "" {
-		return fmt.Errorf("method %q: want Service.Method, e.g. Echo.Echo", m)
+		return fmt.Errorf("method %q: want Service.Method, e.g. Echo.Say", m)
 	}
 	return nil
 }
@@ -226,16 +226,17 @@ func (c *commonFlags) path() string {
 }
 
 // logger is the CLI's logger: warnings and errors on stderr, everything
-// with -v. It also becomes hclog's default, which filters such as "log"
-// write to.
+// with -v. hclog's default, which compiled-in plugins and filters such as
+// "log" write to, shows only errors without -v: the CLI reports a failed
+// call itself, and a "log" filter's WARN line for the same call would say
+// it twice.
 func (c *commonFlags) logger(stderr io.Writer) hclog.Logger {
-	level := hclog.Warn
+	level, plugins := hclog.Warn, hclog.Error
 	if *c.verbose {
-		level = hclog.Debug
+		level, plugins = hclog.Debug, hclog.Debug
 	}
-	l := hclog.New(&hclog.LoggerOptions{Name: "kite", Level: level, Output: stderr})
-	hclog.SetDefault(l)
-	return l
+	hclog.SetDefault(hclog.New(&hclog.LoggerOptions{Name: "kite", Level: plugins, Output: stderr}))
+	return hclog.New(&hclog.LoggerOptions{Name: "kite", Level: level, Output: stderr})
 }
 
 // load loads the stack, printing configuration errors with their source
@@ -261,7 +262,7 @@ func printLoadError(stderr io.Writer, path string, err error) {
 }
 
 // parseArgs parses flags placed anywhere among the positional arguments
-// (kite bench echo Echo.Echo '{}' -c 50 reads naturally); after "--"
+// (kite bench echo Echo.Say '{}' -c 50 reads naturally); after "--"
 // everything is positional. ok is false when the caller should return
 // code, as with parseFlags.
 func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
@@ -336,4 +337,17 @@ func (m *metaFlag) Set(s string) error {
 	}
 	m.Add(strings.ToLower(k), v)
 	return nil
+}
+
+// timeoutValid refuses an explicit -timeout that is zero or negative:
+// such a deadline cannot be met, and quietly falling back to the client
+// block's timeout would hide the mistake. Left out, the block's applies.
+func timeoutValid(fs *flag.FlagSet, cmd string, timeout time.Duration, stderr io.Writer) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+	if set && timeout <= 0 {
+		fmt.Fprintf(stderr, "%s: -timeout %s: want a positive duration such as 500ms (leave it out to use the client block's timeout)\n", cmd, timeout)
+		return false
+	}
+	return true
 }

@@ -131,7 +131,7 @@ func runRegistry(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			failed = true
 			si.Error = err.Error()
-			fmt.Fprintf(stderr, "kite registry ls: resolving %q in registry %q: %v\n", svc, ref, err)
+			fmt.Fprint(stderr, wrapText(fmt.Sprintf("kite registry ls: resolving %q in registry %q: %v", svc, ref, err), 100, "    "))
 		}
 		sort.Slice(si.Instances, func(i, j int) bool { return si.Instances[i].Addr < si.Instances[j].Addr })
 		out.Services = append(out.Services, si)
@@ -148,7 +148,9 @@ func runRegistry(args []string, stdout, stderr io.Writer) int {
 		for _, s := range out.Services {
 			switch {
 			case s.Error != "":
-				fmt.Fprintf(tw, "%s\t(error: %s)\t\t\t\t\t\n", s.Service, s.Error)
+				// The error itself went to stderr, wrapped: in a cell it
+				// would stretch the table to the width of the message.
+				fmt.Fprintf(tw, "%s\t(error, see stderr)\t\t\t\t\t\n", s.Service)
 			case len(s.Instances) == 0:
 				fmt.Fprintf(tw, "%s\t(no instances)\t\t\t\t\t\n", s.Service)
 			}
@@ -240,4 +242,27 @@ func formatMeta(m map[string]string) string {
 		parts = append(parts, k+"="+strconv.Quote(m[k]))
 	}
 	return strings.Join(parts, ",")
+}
+
+// wrapText breaks msg into lines of at most width bytes at spaces (a word
+// longer than width stays whole), indenting continuation lines, and ends
+// it with a newline.
+func wrapText(msg string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, w := range strings.Fields(msg) {
+		switch {
+		case i == 0:
+		case line+1+len(w) > width:
+			b.WriteString("\n" + indent)
+			line = len(indent)
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }

@@ -151,6 +151,39 @@ func (b *block) duration(name string, dst *time.Duration) bool {
 	return true
 }
 
+// minCallTimeout is the shortest call timeout that can be met: below a
+// millisecond a call cannot even be sent over loopback (a round trip
+// there takes tens of microseconds, a first connection more), so every
+// call would fail with DeadlineExceeded.
+const minCallTimeout = time.Millisecond
+
+// callTimeout is duration for a call's timeout, with a warning when it is
+// too short to be met.
+func (b *block) callTimeout(name string, dst *time.Duration) bool {
+	if !b.duration(name, dst) {
+		return false
+	}
+	if *dst > 0 && *dst < minCallTimeout {
+		d := &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Timeout too short to be met",
+			Detail: fmt.Sprintf("%q = %s is under %s: too short to send a call and get its answer (a loopback round trip alone takes tens of microseconds, a first connection more), so calls would fail with DeadlineExceeded. Did you mean %s?",
+				name, *dst, minCallTimeout, suggestMillis(*dst))}
+		if r := b.rng(name); r.Filename != "" {
+			d.Subject = r.Ptr()
+		}
+		*b.diags = append(*b.diags, d)
+	}
+	return true
+}
+
+// suggestMillis turns a timeout written in the wrong unit ("500ns",
+// "20us") into the millisecond value its author likely meant.
+func suggestMillis(d time.Duration) string {
+	if d < time.Microsecond {
+		return fmt.Sprintf("\"%dms\"", int64(d))
+	}
+	return fmt.Sprintf("\"%dms\"", int64(d/time.Microsecond))
+}
+
 // positiveDuration is duration that also refuses "0s", for settings
 // where zero has no meaning (a window, an ejection time).
 func (b *block) positiveDuration(name string, dst *time.Duration) bool {

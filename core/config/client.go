@@ -82,7 +82,7 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 	b.nonEmpty("balancer", &cl.Balancer)
 	b.nonEmpty("codec", &cl.Codec)
 	b.nonEmpty("transport", &cl.Transport)
-	b.duration("timeout", &cl.Timeout)
+	b.callTimeout("timeout", &cl.Timeout)
 	b.duration("connect_timeout", &cl.ConnectTimeout)
 	filterRanges, _ := b.strList("filters", &cl.Filters, false)
 
@@ -298,7 +298,7 @@ func (p *parser) decodeMethod(blk *hcl.Block, set attrSet, ranges map[string]hcl
 	m := &MethodConfig{Name: name, DeclRange: blk.DefRange}
 	prefix := "method." + name + "."
 	mb := p.block(c.Attributes, prefix, set, ranges)
-	mb.duration("timeout", &m.Timeout)
+	mb.callTimeout("timeout", &m.Timeout)
 	mb.boolean("idempotent", &m.Idempotent)
 	for _, sub := range c.Blocks {
 		p.decodeRetry(sub, prefix+"retry.", set, ranges, &m.Retry)

@@ -2,9 +2,11 @@
 // client that find each other through the embedded `local` registry (a
 // directory of files on this machine), and exercise every call style:
 // sync, async, one-way, a server stream, and a deadline that expires.
+// Both sides are assembled from the repository's kite.hcl (its server
+// "echo" and client "echo" blocks): edit the file, not the code.
 //
-//	go run ./examples/echo server &        # registers in the local registry
-//	go run ./examples/echo client          # resolves it and calls it
+//	go run ./examples/echo server &        # serves kite.hcl's server "echo", registers it
+//	go run ./examples/echo client          # calls through kite.hcl's client "echo"
 //
 // `make demo` runs both and prints what happened.
 package main
@@ -15,18 +17,25 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kiterpc/kite"
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/stack"
 	"github.com/kiterpc/kite/spi"
 
-	localreg "github.com/kiterpc/kite/plugins/registry-local"
+	// The implementations kite.hcl names, linked in.
+	_ "github.com/kiterpc/kite/plugins/codec-json"
+	_ "github.com/kiterpc/kite/plugins/filter-log"
+	_ "github.com/kiterpc/kite/plugins/filter-recover"
+	_ "github.com/kiterpc/kite/plugins/lb-weighted"
+	_ "github.com/kiterpc/kite/plugins/registry-local"
 )
 
 // SayRequest and SayReply are the Echo service's messages.
@@ -42,7 +51,12 @@ type SayReply struct {
 
 // Echo is the service.
 type Echo struct {
-	addr string
+	addr atomic.Value // string: the address clients dial, set once serving
+}
+
+func (e *Echo) server() string {
+	a, _ := e.addr.Load().(string)
+	return a
 }
 
 // Say answers with the request's text.
@@ -50,14 +64,14 @@ func (e *Echo) Say(ctx context.Context, r *SayRequest) (*SayReply, error) {
 	if r.Text == "" {
 		return nil, kite.Errorf(kite.InvalidArgument, "text must not be empty")
 	}
-	return &SayReply{Text: r.Text, Server: e.addr}, nil
+	return &SayReply{Text: r.Text, Server: e.server()}, nil
 }
 
 // Slow takes a second, or less if the caller gives up first.
 func (e *Echo) Slow(ctx context.Context, r *SayRequest) (*SayReply, error) {
 	select {
 	case <-time.After(time.Second):
-		return &SayReply{Text: "finally: " + r.Text, Server: e.addr}, nil
+		return &SayReply{Text: "finally: " + r.Text, Server: e.server()}, nil
 	case <-ctx.Done():
 		fmt.Printf("server: Slow(%q) stopped early: %v\n", r.Text, ctx.Err())
 		return nil, ctx.Err()
@@ -77,7 +91,7 @@ func (e *Echo) Spell(ctx context.Context, st *kite.Stream) error {
 		return err
 	}
 	for _, ch := range r.Text {
-		if err := st.Send(&SayReply{Text: string(ch), Server: e.addr}); err != nil {
+		if err := st.Send(&SayReply{Text: string(ch), Server: e.server()}); err != nil {
 			return err
 		}
 	}
@@ -105,90 +119,78 @@ func main() {
 	}
 }
 
-func registry(dir string) (*localreg.Registry, error) {
-	return localreg.New(localreg.Config{Dir: dir, TTL: "3s", PollInterval: "50ms"})
+// loadStack reads the kite.hcl that describes both sides: the server
+// block "echo" (listen address, registry, filters, limits) and the
+// client block "echo" (registry, balancer, timeout, retry, pool).
+func loadStack(path string) (*stack.Stack, error) {
+	log := hclog.New(&hclog.LoggerOptions{Name: "echo", Level: hclog.Warn})
+	st, err := stack.Load(path, stack.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w (run from the repository root, or pass -config)", path, err)
+	}
+	return st, nil
 }
 
 func runServer(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
-	dir := fs.String("registry-dir", "", "local registry directory (default: the per-user one)")
+	config := fs.String("config", "kite.hcl", "kite.hcl whose server \"echo\" block to serve")
 	_ = fs.Parse(args)
 
-	log := hclog.New(&hclog.LoggerOptions{Name: "echo", Level: hclog.Warn})
-	srv, err := kite.NewServer(kite.ServerOptions{Logger: log})
+	st, err := loadStack(*config)
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", *listen)
+	echo := &Echo{}
+	// Serve listens, registers the instance only once it accepts calls,
+	// and on SIGTERM deregisters first, then drains (GOAWAY).
+	err = st.ServeNotify(ctx, "echo",
+		func(s *core.Server) error { return s.Register("Echo", echo) },
+		func(in spi.Instance) {
+			echo.addr.Store(in.Addr)
+			fmt.Printf("server: Echo serving on %s, registered as %q (%s)\n", in.Addr, in.Service, *config)
+		})
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	if err := srv.Register("Echo", &Echo{addr: addr}); err != nil {
-		return err
-	}
-	go func() { _ = srv.Serve(ln) }()
-	reg, err := registry(*dir)
-	if err != nil {
-		return err
-	}
-	defer reg.Close()
-	inst := spi.Instance{Service: "echo", Addr: addr, Weight: 100, Version: "1"}
-	// Register only once serving: a client that finds us can call at once.
-	if err := reg.Register(ctx, inst); err != nil {
-		return err
-	}
-	fmt.Printf("server: Echo serving on %s, registered in %s\n", addr, reg.Dir())
-	<-ctx.Done()
-	// Deregister first so clients stop picking us, then drain.
-	_ = reg.Deregister(context.Background(), inst)
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
 	fmt.Println("server: shut down gracefully")
-	return err
+	return nil
 }
 
 func runClient(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
-	dir := fs.String("registry-dir", "", "local registry directory (default: the per-user one)")
+	config := fs.String("config", "kite.hcl", "kite.hcl whose client \"echo\" block to call through")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for a server to appear")
 	_ = fs.Parse(args)
 
-	reg, err := registry(*dir)
+	st, err := loadStack(*config)
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
+	defer st.Close()
+	c, err := st.Client("echo")
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 
-	// Wait for the server to register (the demo starts both at once).
+	// The demo starts server and client at once: wait until the server
+	// has registered and answers.
 	deadline := time.Now().Add(*wait)
 	for {
-		ins, err := reg.Resolve(ctx, "echo")
-		if err == nil && len(ins) > 0 {
-			fmt.Printf("client: found %d instance(s) of echo: %s\n", len(ins), ins[0].Addr)
+		var r SayReply
+		err := c.Call(ctx, "Echo.Say", &SayRequest{Text: "ping"}, &r)
+		if err == nil {
+			fmt.Printf("client: found echo at %s\n", r.Server)
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no echo server registered in %s after %s", reg.Dir(), *wait)
+			return fmt.Errorf("no echo server answered within %s: %w", *wait, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-
-	c, err := kite.NewClient(kite.ClientOptions{
-		Service:  "echo",
-		Registry: reg,
-		Timeout:  2 * time.Second,
-		Logger:   hclog.New(&hclog.LoggerOptions{Name: "echo", Level: hclog.Warn}),
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 
 	// 1. Sync.
 	var r SayReply
@@ -217,18 +219,18 @@ func runClient(args []string) error {
 	fmt.Println("client: oneway Echo.Note sent")
 
 	// 4. A server stream.
-	st, err := c.Stream(ctx, "Echo.Spell")
+	spell, err := c.Stream(ctx, "Echo.Spell")
 	if err != nil {
 		return fmt.Errorf("stream: %w", err)
 	}
-	if err := st.Send(&SayRequest{Text: "kite"}); err != nil {
+	if err := spell.Send(&SayRequest{Text: "kite"}); err != nil {
 		return err
 	}
-	_ = st.CloseSend()
+	_ = spell.CloseSend()
 	var letters []string
 	for {
 		var m SayReply
-		err := st.Recv(&m)
+		err := spell.Recv(&m)
 		if errors.Is(err, io.EOF) {
 			break
 		}
