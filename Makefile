@@ -44,6 +44,7 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 lint: vet
+	@bash scripts/check-tidy.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 

@@ -9,13 +9,17 @@ if [ -f scripts/services.sh ]; then
   bash scripts/services.sh up
   trap 'bash scripts/services.sh down' EXIT
   # shellcheck disable=SC1091
-  [ -f .kite/services.env ] && source .kite/services.env && export $(cut -d= -f1 .kite/services.env)
+  [ -f .kite/services.env ] && source .kite/services.env
 fi
 
 # The admin status page test renders in headless Chromium.
 bash scripts/ensure-chromium.sh
 # The Python plugin SDK's tests (tests/polyglot) need Debian's python3-grpcio.
 bash scripts/ensure-python.sh
+# protoc and protoc-gen-go (go.mod's version, into .kite/bin) for
+# cmd/protoc-gen-kite's regeneration test.
+bash scripts/ensure-tools.sh
+export PATH="$PWD/.kite/bin:$PATH"
 export KITE_ARTIFACTS="${KITE_ARTIFACTS:-$PWD/.kite/artifacts}"
 mkdir -p "$KITE_ARTIFACTS"
 
@@ -25,13 +29,24 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted" >&2
   exit 1
 fi
+bash scripts/check-tidy.sh
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-go test -race -count=1 -timeout 20m ./...
+# go test's own lines (ok/FAIL per package, failing tests' output) stay
+# as a plain run prints them; internal/testsummary adds the summary:
+# packages, tests run, skips with their reasons, fuzz seed corpora.
+go build -o .kite/bin/testsummary ./internal/testsummary
+go test -race -count=1 -timeout 20m -json ./... | .kite/bin/testsummary -o .kite/test-summary.txt
 # bench/ is a module of its own (it pulls in gRPC and drpc to compare
 # against): vet, lint and test it too, so the baselines keep working.
 (cd bench && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... && go test -race -count=1 -timeout 10m ./...)
 # Every fuzz target briefly (make fuzz runs them longer): new inputs
 # beyond the committed corpus, so a decoder change that crashes on them
 # fails CI, not a user.
-bash scripts/fuzz.sh "${KITE_CI_FUZZTIME:-3s}"
+fuzz_rc=0
+bash scripts/fuzz.sh "${KITE_CI_FUZZTIME:-3s}" | tee .kite/fuzz.log || fuzz_rc=$?
+echo
+echo "== make test summary =="
+cat .kite/test-summary.txt
+echo "  fuzz targets fuzzed: $(grep -cE '^  (ok|FAIL) ' .kite/fuzz.log || true), ${KITE_CI_FUZZTIME:-3s} each, $(grep -cE '^  FAIL ' .kite/fuzz.log || true) failed"
+exit $fuzz_rc

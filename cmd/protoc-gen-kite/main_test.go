@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -25,13 +26,8 @@ func repoRoot(t *testing.T) string {
 // and this plugin built as a binary — on the example's .proto and checks
 // that the committed output is exactly what it produces.
 func TestRegenerateGreeter(t *testing.T) {
-	protoc, err := exec.LookPath("protoc")
-	if err != nil {
-		t.Skip("protoc not installed (Debian: apt-get install protobuf-compiler)")
-	}
-	if _, err := exec.LookPath("protoc-gen-go"); err != nil {
-		t.Skip("protoc-gen-go not on PATH (go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12)")
-	}
+	protoc := testkit.Tool(t, "protoc", "Debian: apt-get install protobuf-compiler (scripts/ensure-tools.sh; make test runs it)")
+	testkit.Tool(t, "protoc-gen-go", "scripts/ensure-tools.sh builds it at go.mod's google.golang.org/protobuf version into .kite/bin (make test runs it)")
 	tmp := t.TempDir()
 	plugin := filepath.Join(tmp, "protoc-gen-kite")
 	build := exec.Command("go", "build", "-o", plugin, ".")

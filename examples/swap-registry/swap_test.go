@@ -55,8 +55,8 @@ func TestSwapRegistry(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.TrimSuffix(tc.file, ".hcl"), func(t *testing.T) {
-			if tc.env != "" && os.Getenv(tc.env) == "" {
-				t.Skipf("%s is not set: start the registry with `bash scripts/services.sh up` and source .kite/services.env (CI always does)", tc.env)
+			if tc.env != "" {
+				testkit.Env(t, tc.env, "start the registry with `bash scripts/services.sh up` and source .kite/services.env (make test does)")
 			}
 			env := append(os.Environ(), "KITE_SWAP_SERVICE="+service, "KITE_LOCAL_DIR="+t.TempDir())
 			runSwap(t, tc.file, env)
@@ -154,9 +154,7 @@ func runSwap(t *testing.T, file string, env []string) {
 // SIGHUP; its calls move to a server registered in ZooKeeper, with no
 // failed call and no restart.
 func TestHotSwapRegistry(t *testing.T) {
-	if os.Getenv("KITE_ZK_ADDR") == "" {
-		t.Skip("KITE_ZK_ADDR is not set: start the registry with `bash scripts/services.sh up` and source .kite/services.env (CI always does)")
-	}
+	testkit.Env(t, "KITE_ZK_ADDR", "start the registry with `bash scripts/services.sh up` and source .kite/services.env (make test does)")
 	service := fmt.Sprintf("swap-hot-%d", os.Getpid())
 	env := append(os.Environ(), "KITE_SWAP_SERVICE="+service, "KITE_LOCAL_DIR="+t.TempDir())
 	local := startSwapServer(t, "kite-local.hcl", env)

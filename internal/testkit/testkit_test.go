@@ -142,10 +142,7 @@ func TestSyncBuffer(t *testing.T) {
 }
 
 func TestDeleteZKTree(t *testing.T) {
-	addr := os.Getenv("KITE_ZK_ADDR")
-	if addr == "" {
-		t.Skip("KITE_ZK_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` (CI always does)")
-	}
+	addr := Env(t, "KITE_ZK_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
 	require.NoError(t, err)
 	defer conn.Close()

@@ -3,10 +3,10 @@ package etcd
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
 	"github.com/stretchr/testify/assert"
@@ -21,11 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // when none is configured. CI always sets KITE_ETCD_ADDR (scripts/services.sh).
 func etcdAddr(t *testing.T) string {
 	t.Helper()
-	addr := os.Getenv("KITE_ETCD_ADDR")
-	if addr == "" {
-		t.Skip("KITE_ETCD_ADDR is not set: start etcd with `make services-up` (scripts/services.sh) and source .kite/services.env to run the etcd registry tests")
-	}
-	return addr
+	return testkit.Env(t, "KITE_ETCD_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 }
 
 // newTestRegistry builds a registry on the test etcd with a short lease.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/plugins/registry-nacos/nacostest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -79,11 +80,8 @@ func TestConformanceWithAuthAndNamespace(t *testing.T) {
 
 // TestRealNacos runs the conformance suite against a real Nacos server.
 func TestRealNacos(t *testing.T) {
-	addr := os.Getenv("KITE_NACOS_ADDR")
-	if addr == "" {
-		t.Skip("KITE_NACOS_ADDR is not set: no Nacos server to test against (none can be installed on the build machines); " +
-			"set it to e.g. 127.0.0.1:8848 (and KITE_NACOS_USERNAME/KITE_NACOS_PASSWORD if auth is on) to run the suite against a real Nacos")
-	}
+	addr := testkit.OptIn(t, "KITE_NACOS_ADDR", "a real Nacos server, which cannot be installed on the build machines; "+
+		"set it to e.g. 127.0.0.1:8848, and KITE_NACOS_USERNAME/KITE_NACOS_PASSWORD if auth is on")
 	old := spitest.RegistryWait
 	spitest.RegistryWait = 30 * time.Second // stock cacheMillis is 10s
 	defer func() { spitest.RegistryWait = old }()

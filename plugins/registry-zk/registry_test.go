@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/registrykit"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -27,12 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // zkAddr returns the ZooKeeper server of the test environment.
 func zkAddr(t *testing.T) string {
 	t.Helper()
-	addr := os.Getenv("KITE_ZK_ADDR")
-	if addr == "" {
-		t.Skip("KITE_ZK_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` " +
-			"(make test does this; CI always runs these tests against a real ZooKeeper)")
-	}
-	return addr
+	return testkit.Env(t, "KITE_ZK_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 }
 
 // testRoot returns a root znode unique to this test, removed afterwards,

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -50,19 +49,13 @@ func registryCases() []registryCase {
 			return fmt.Sprintf(`{"group":%q}`, unique("bridge-"))
 		}},
 		{bin: "kite-registry-zk", name: "zk", shared: true, cfg: func(t *testing.T) string {
-			addr := os.Getenv("KITE_ZK_ADDR")
-			if addr == "" {
-				t.Skip("KITE_ZK_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` (make test does this; CI always runs against a real ZooKeeper)")
-			}
+			addr := testkit.Env(t, "KITE_ZK_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 			root := "/" + unique("kite-bridge-")
 			t.Cleanup(func() { testkit.DeleteZKTree(t, addr, root) })
 			return fmt.Sprintf(`{"servers":[%q],"root":%q,"session_timeout":"10s"}`, addr, root)
 		}},
 		{bin: "kite-registry-etcd", name: "etcd", shared: true, cfg: func(t *testing.T) string {
-			addr := os.Getenv("KITE_ETCD_ADDR")
-			if addr == "" {
-				t.Skip("KITE_ETCD_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` (make test does this; CI always runs against a real etcd)")
-			}
+			addr := testkit.Env(t, "KITE_ETCD_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 			// Leases are revoked on Close; a unique prefix keeps runs apart.
 			return fmt.Sprintf(`{"endpoints":[%q],"ttl":"5s","dial_timeout":"2s","prefix":%q}`, addr, "/"+unique("kite-bridge-"))
 		}},

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -57,11 +56,7 @@ func randomSuffix() string {
 }
 
 func zkBackend(t *testing.T) backend {
-	addr := os.Getenv("KITE_ZK_ADDR")
-	if addr == "" {
-		t.Skip("KITE_ZK_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` " +
-			"(make test does this; CI always runs the end-to-end tests against a real ZooKeeper)")
-	}
+	addr := testkit.Env(t, "KITE_ZK_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 	root := "/kite-e2e-" + randomSuffix()
 	t.Cleanup(func() { testkit.DeleteZKTree(t, addr, root) })
 	return backend{
@@ -79,11 +74,7 @@ func zkBackend(t *testing.T) backend {
 }
 
 func etcdBackend(t *testing.T) backend {
-	addr := os.Getenv("KITE_ETCD_ADDR")
-	if addr == "" {
-		t.Skip("KITE_ETCD_ADDR is not set: run `bash scripts/services.sh up && source .kite/services.env` " +
-			"(make test does this; CI always runs the end-to-end tests against a real etcd)")
-	}
+	addr := testkit.Env(t, "KITE_ETCD_ADDR", "run `bash scripts/services.sh up && source .kite/services.env` (make test does)")
 	// Every key lives on a lease, so nothing is left behind to clean up.
 	prefix := "/kite-e2e-" + randomSuffix()
 	return backend{

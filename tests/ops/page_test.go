@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiterpc/kite/internal/testkit"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -61,7 +63,7 @@ func TestStatusPageHTMLListsTheStack(t *testing.T) {
 // (CI keeps it as an artifact; it is never committed).
 func TestStatusPageRendersInChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s is absent (%v): run scripts/ensure-chromium.sh to install Debian's chromium; CI runs it", chromiumPath, err)
+		testkit.Missing(t, "%s is absent (%v): run scripts/ensure-chromium.sh to install Debian's chromium (make test does)", chromiumPath, err)
 	}
 	_, url := pageStack(t)
 	shot := filepath.Join(artifactDir(t), "status.png")

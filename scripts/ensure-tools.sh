@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the tools tests need that Go's module graph does not provide:
+#   protoc         Debian's protobuf-compiler (cmd/protoc-gen-kite's
+#                  TestRegenerateGreeter runs the real toolchain; the
+#                  committed greeter.pb.go says which protoc made it)
+#   protoc-gen-go  built into .kite/bin at the google.golang.org/protobuf
+#                  version go.mod requires, so generated code matches
+# make test runs it and puts .kite/bin first on PATH; under CI a test
+# that still finds a tool missing fails (internal/testkit.Missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v protoc >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "installing protoc (Debian protobuf-compiler) for the protoc-gen-kite test..." >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+mkdir -p .kite/bin
+want=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
+have=$(.kite/bin/protoc-gen-go --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "building protoc-gen-go $want into .kite/bin..." >&2
+  go build -o .kite/bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+fi
+echo "tools: $(protoc --version), protoc-gen-go $(.kite/bin/protoc-gen-go --version | awk '{print $2}')" >&2
