@@ -135,7 +135,18 @@ func BenchmarkBalancerPick(b *testing.B) {
 			}
 		})
 	}
+	// testplugins.WRR picks under a mutex (nginx's SWRR per pick); a
+	// bridged balancer picks from its table without a lock. compiled-table
+	// is that same table walk compiled in (what plugins/lb-weighted does),
+	// the like-for-like comparison for the bridged figure.
 	b.Run("compiled", func(b *testing.B) { run(b, testplugins.WRR{}.Build(ins)) })
+	b.Run("compiled-table", func(b *testing.B) {
+		p, err := NewTablePicker(ins, spi.PickTable{Schedule: weightedSchedule(ins)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, p)
+	})
 	b.Run("bridged", func(b *testing.B) {
 		v, _ := load(b, spi.KindBalancer, `{}`)
 		run(b, v.(spi.Balancer).Build(ins))
