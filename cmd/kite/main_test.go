@@ -126,3 +126,72 @@ func TestCheckRepoKiteHCL(t *testing.T) {
 	assert.Empty(t, r.stderr)
 	assert.True(t, strings.HasPrefix(r.stdout, "kite.hcl: ok ("), r.stdout)
 }
+
+// A real plugin's schema drives the errors: required attributes, names
+// and durations are checked at their positions.
+func TestCheckAgainstRealSchema(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "kite.hcl", `registry "zk" "main" {
+  server          = ["127.0.0.1:2181"]
+  session_timeout = "10 seconds"
+}
+`)
+	r := kite(t, dir, nil, "check")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `kite.hcl:1:22: error: Missing required argument`)
+	assert.Contains(t, r.stderr, `kite.hcl:2:3: error: Unsupported argument`)
+	assert.Contains(t, r.stderr, `Did you mean "servers"?`)
+	assert.Contains(t, r.stderr, `kite.hcl:3:21: error: Invalid duration`)
+	assert.Contains(t, r.stderr, "kite.hcl: 3 errors\n")
+}
+
+func TestCheckMissingFile(t *testing.T) {
+	r := kite(t, t.TempDir(), nil, "check", "-f", "nope.hcl")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "nope.hcl")
+	assert.Contains(t, r.stderr, "no such file")
+}
+
+func TestUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{nil, 2, "", "Usage: kite <command>"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"help"}, 0, "check      validate a kite.hcl", ""},
+		{[]string{"--help"}, 0, "Usage: kite <command>", ""},
+		{[]string{"help", "check"}, 0, "Usage: kite check", ""},
+		{[]string{"help", "nope"}, 2, "", `unknown command "nope"`},
+		{[]string{"check", "--help"}, 0, "Exit status: 0 valid, 1 invalid, 2 usage error.", ""},
+		{[]string{"check", "-h"}, 0, "Usage: kite check", ""},
+		{[]string{"check", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
+		{[]string{"check", "a.hcl", "b.hcl"}, 2, "", "one file at a time"},
+		{[]string{"check", "-f", "a.hcl", "b.hcl"}, 2, "", "either with -f or as an argument"},
+	} {
+		r := kite(t, dir, nil, tc.args...)
+		assert.Equal(t, tc.code, r.code, "%v: %s%s", tc.args, r.stdout, r.stderr)
+		if tc.stdout != "" {
+			assert.Contains(t, r.stdout, tc.stdout, tc.args)
+		}
+		if tc.stderr != "" {
+			assert.Contains(t, r.stderr, tc.stderr, tc.args)
+		}
+	}
+}
+
+// TestHelpPrintedOnce: -h prints the usage on stdout only. flag would
+// also print it on the error output when it meets -h itself, which
+// parseFlags answers before parsing.
+func TestHelpPrintedOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"check", "gen", "call", "bench", "plugins"} {
+		r := kite(t, dir, nil, cmd, "-h")
+		assert.Equal(t, 0, r.code, cmd)
+		assert.Contains(t, r.stdout, "Usage: kite "+cmd, cmd)
+		assert.Empty(t, r.stderr, cmd)
+	}
+}
