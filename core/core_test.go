@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,12 +283,22 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	require.Contains(t, err.Error(), "Echo.Nope")
 }
 
+// A panic becomes a generic Internal error with an incident id; the panic
+// value (which may hold a secret) and the stack go to the server's log
+// only, under the same id (issue 20 item 5).
 func TestPanicBecomesInternalAndServerKeepsServing(t *testing.T) {
-	f := startServer(t, ServerOptions{}, "")
+	var logs syncBuffer
+	f := startServer(t, ServerOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Error})}, "")
 	c := newClient(t, ClientOptions{Targets: []string{f.addr}})
 	err := c.Call(context.Background(), "Echo.Panic", &EchoReq{}, &EchoResp{})
 	require.ErrorIs(t, err, spi.ErrInternal)
-	require.Contains(t, err.Error(), "boom")
+	require.NotContains(t, err.Error(), "boom", "the panic value must not reach the caller")
+	_, id, ok := strings.Cut(err.Error(), "incident ")
+	require.True(t, ok, "the caller gets an incident id: %v", err)
+	id = id[:16]
+	require.Contains(t, logs.String(), "incident="+id)
+	require.Contains(t, logs.String(), "panic=boom")
+	require.Contains(t, logs.String(), "goroutine ", "the stack is logged")
 	var resp EchoResp
 	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{ID: 2}, &resp))
 	require.Equal(t, 2, resp.ID)

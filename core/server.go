@@ -49,6 +49,20 @@ type ServerOptions struct {
 	HandshakeTimeout time.Duration
 	// StreamWindow is the per-stream receive window in messages. Default 64.
 	StreamWindow int
+	// StreamIdleTimeout ends a stream on which nothing moved (no frame
+	// from the peer, no message sent or received by the handler) for this
+	// long, with DeadlineExceeded, freeing its slot. Default 60 s;
+	// negative disables.
+	StreamIdleTimeout time.Duration
+	// BodyMemory is the server-wide budget, in bytes, for request bodies
+	// of calls in progress (their wire size, plus the decompressed size,
+	// charged before decompressing) and unread stream data. A call that
+	// does not fit is refused with ResourceExhausted. Default 256 MiB.
+	BodyMemory int64
+	// MaxPeerShare is the share (0-1] of MaxConcurrency and of BodyMemory
+	// that the connections from one remote address may hold together; a
+	// peer may always hold 100 calls. Default 0.5.
+	MaxPeerShare float64
 
 	// Filters run around every call, Filters[0] outermost.
 	Filters []spi.Filter
@@ -89,6 +103,15 @@ func (o *ServerOptions) defaults() {
 	if o.StreamWindow <= 0 {
 		o.StreamWindow = defaults.StreamWindow
 	}
+	if o.StreamIdleTimeout == 0 {
+		o.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	if o.BodyMemory <= 0 {
+		o.BodyMemory = DefaultBodyMemory
+	}
+	if o.MaxPeerShare <= 0 || o.MaxPeerShare > 1 {
+		o.MaxPeerShare = DefaultMaxPeerShare
+	}
 	if o.Logger == nil {
 		o.Logger = hclog.Default()
 	}
@@ -103,6 +126,14 @@ type Server struct {
 	invoke  spi.Invoker // filter chain around the handler, built once
 
 	inflight atomic.Int64
+
+	// Hostile-client bounds (admission.go): slots and body memory per
+	// peer, fair admission near the limit.
+	lim       admissionLimits
+	peersMu   sync.Mutex
+	peers     map[string]*peer
+	busyPeers atomic.Int64 // peers with calls in progress
+	mem       atomic.Int64 // body budget in use
 	// draining is set by Shutdown; the call that brings inflight to zero
 	// then signals drainSig. (A sync.WaitGroup cannot be used: calls are
 	// admitted concurrently with Shutdown's wait, which WaitGroup forbids.)
@@ -214,7 +245,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		drainSig:    make(chan struct{}, 1),
 		stopWorkers: make(chan struct{}),
 	}
-	s.invoke = spi.Chain(s.callHandler, opts.Filters...)
+	s.initAdmission()
+	s.invoke = s.buildChain(s.callHandler)
 	return s, nil
 }
 
@@ -535,6 +567,7 @@ type serverConn struct {
 
 	lastRead atomic.Int64
 	active   atomic.Int32 // calls and streams in progress
+	from     *peer        // the remote address's share (admission.go)
 	goaway   atomic.Bool
 
 	mu      sync.Mutex
@@ -561,6 +594,13 @@ type serverCall struct {
 	call spi.Call
 	md   spi.Metadata
 	hctx handlerCtx
+	// f is the request frame until its body is decoded (lazily, after
+	// the chain's metadata filters: see buildChain); charged is the body
+	// budget the call holds.
+	f       protocol.Frame
+	pending bool
+	m       *method
+	charged int64
 }
 
 func newServerConn(s *Server, c net.Conn) *serverConn {
@@ -569,6 +609,7 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 		r:       protocol.NewReader(c, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
 		inbound: make(map[uint32]*inbound),
 		opened:  time.Now().UnixNano(),
+		from:    s.peerFor(c),
 	}
 	sc.w = newBatchWriter(c, func(err error) { sc.close(err) }, func() bool { return sc.active.Load() <= 1 })
 	return sc
@@ -625,6 +666,7 @@ func (sc *serverConn) readLoop() {
 		sc.s.mu.Lock()
 		delete(sc.s.conns, sc)
 		sc.s.mu.Unlock()
+		sc.s.dropPeer(sc.from)
 	}()
 	for {
 		var f protocol.Frame
@@ -740,19 +782,20 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		return
 	}
 	s := sc.s
-	if n := s.inflight.Add(1); n > int64(s.opts.MaxConcurrency) {
-		s.release()
+	if e := sc.admit(); e != nil {
 		if !oneway {
-			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "server at max_concurrency (%d)", s.opts.MaxConcurrency))
+			sc.writeError(f.ID, e)
 		}
 		f.Release()
 		return
 	}
-	if n := sc.active.Add(1); n > int32(s.opts.MaxConnConcurrency) {
-		sc.active.Add(-1)
-		s.release()
+	// The frame's bytes stay in memory until the body is decoded, and the
+	// decoded request about as long as the call: charged until it ends.
+	wire := int64(len(f.Meta) + len(f.Body))
+	if !sc.charge(wire) {
+		sc.unadmit()
 		if !oneway {
-			sc.writeError(f.ID, spi.Errorf(spi.ResourceExhausted, "connection at max_conn_concurrency (%d)", s.opts.MaxConnConcurrency))
+			sc.writeError(f.ID, sc.budgetError("request", wire))
 		}
 		f.Release()
 		return
@@ -765,7 +808,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	scall := &serverCall{}
+	scall := &serverCall{charged: wire}
 	scall.in.cancel = cancel
 	in := &scall.in
 	if m.stream != nil {
@@ -773,6 +816,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		if st.codec == nil {
 			st.codec = RawCodec{}
 		}
+		st.limitBuffer(sc, s.lim.streamBuf)
 		in.stream = st
 	}
 	if !oneway {
@@ -783,8 +827,8 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		} else if _, dup := sc.inbound[f.ID]; dup {
 			sc.mu.Unlock()
 			cancel()
-			sc.active.Add(-1)
-			s.release()
+			sc.uncharge(wire)
+			sc.unadmit()
 			sc.writeError(f.ID, spi.Errorf(spi.InvalidArgument, "request id %d is already in use on this connection", f.ID))
 			f.Release()
 			return
@@ -795,7 +839,8 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	}
 	if in.stream != nil {
 		in.stream.grantInitialWindow()
-		go sc.runStream(f, m, in.stream)
+		in.stream.watchIdle(s.opts.StreamIdleTimeout)
+		go sc.runStream(f, m, in.stream, wire)
 		return
 	}
 	s.runUnaryTask(unaryTask{sc: sc, ctx: ctx, scall: scall, f: f, m: m, oneway: oneway})
@@ -823,7 +868,13 @@ type handlerCtx struct {
 	context.Context
 	m    *method
 	call *spi.Call
+	// sc and conn are set for a unary call whose body waits for
+	// decodeStep; nil when the request is already decoded.
+	sc   *serverCall
+	conn *serverConn
 }
+
+type pendingKey struct{}
 
 func (c *handlerCtx) Value(key any) any {
 	switch key {
@@ -831,6 +882,8 @@ func (c *handlerCtx) Value(key any) any {
 		return c.m
 	case callKey{}:
 		return c.call
+	case pendingKey{}:
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -844,42 +897,45 @@ func CallFromContext(ctx context.Context) *spi.Call {
 	return c
 }
 
-func (sc *serverConn) finishCall(id uint32, cancel context.CancelFunc, registered bool) {
+func (sc *serverConn) finishCall(id uint32, cancel context.CancelFunc, registered bool, charged int64) {
 	if registered {
 		sc.mu.Lock()
 		delete(sc.inbound, id)
 		sc.mu.Unlock()
 	}
 	cancel()
-	sc.active.Add(-1)
-	sc.s.release()
+	sc.uncharge(charged)
+	sc.unadmit()
 }
 
 func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protocol.Frame, m *method, oneway bool) {
 	s := sc.s
 	id, codecID, compID := f.ID, f.Codec, f.Compress
-	defer sc.finishCall(id, scall.in.cancel, !oneway)
+	defer func() { sc.finishCall(id, scall.in.cancel, !oneway, scall.charged) }()
 
 	call := &scall.call
 	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, OneWay: oneway, Meta: &scall.md}
 	meta := protocol.Meta{MD: &scall.md}
 	_ = protocol.DecodeMeta(f.Meta, &meta) // validated in the reader
-	req := m.newReq()
-	err := decodeBody(s.table, &f, req, s.opts.MaxFrame)
-	f.Release()
-	if err == nil {
-		if meta.HasTimeout && meta.Timeout <= 0 {
-			err = spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started")
-		} else {
-			call.Request = req
-			hctx := &scall.hctx
-			*hctx = handlerCtx{Context: ctx, m: m, call: call}
-			err = sc.invokeSafely(hctx, call)
-			if err == nil && ctx.Err() == context.DeadlineExceeded {
-				err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
-			}
+	// From here the frame belongs to scall: decodeStep releases it once
+	// decoded, or the end of this function when it never was.
+	scall.f, scall.m = f, m
+	var err error
+	if meta.HasTimeout && meta.Timeout <= 0 {
+		err = spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started")
+	} else {
+		// The body is decoded inside the chain, after its metadata
+		// filters (decodeStep), so that a call they refuse is never
+		// decompressed.
+		hctx := &scall.hctx
+		*hctx = handlerCtx{Context: ctx, m: m, call: call, sc: scall, conn: sc}
+		scall.pending = true
+		err = sc.invokeSafely(hctx, call)
+		if err == nil && ctx.Err() == context.DeadlineExceeded {
+			err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
 		}
 	}
+	scall.f.Release() // not decoded when refused before decodeStep
 	if oneway {
 		if err != nil {
 			s.log.Debug("one-way call failed", "method", m.full, "error", err)
@@ -894,8 +950,7 @@ func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protoco
 func (sc *serverConn) invokeSafely(ctx context.Context, call *spi.Call) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			sc.s.log.Error("panic in handler", "method", call.Method, "panic", r)
-			err = spi.Errorf(spi.Internal, "panic in handler %s: %v", call.Method, r)
+			err = sc.s.panicked(call.Method, sc.peer, r)
 		}
 	}()
 	return sc.s.invoke(ctx, call)
@@ -933,12 +988,12 @@ func (sc *serverConn) respond(id uint32, codecID, compID uint8, call *spi.Call, 
 	_ = sc.w.writeBuilt(&fb)
 }
 
-func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream) {
+func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream, charged int64) {
 	s := sc.s
 	defer func() {
 		st.finish(nil)
 		st.drainRecv()
-		sc.finishCall(st.id, st.cancel, true)
+		sc.finishCall(st.id, st.cancel, true, charged)
 	}()
 	call := &spi.Call{Side: spi.ServerSide, Method: m.full, Peer: sc.peer, Stream: true}
 	var md spi.Metadata
@@ -953,16 +1008,22 @@ func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream) {
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("panic in stream handler", "method", m.full, "panic", r)
-				err = spi.Errorf(spi.Internal, "panic in handler %s: %v", m.full, r)
+				err = s.panicked(m.full, sc.peer, r)
 			}
 		}()
 		return invoke(hctx, call)
 	}()
 	select {
-	case <-st.done: // cancelled by the peer or the connection died: no answer
+	case <-st.done:
+		// Cancelled by the peer or the connection died: no answer. Ended
+		// by the server (idle, window overrun): abort already told the
+		// peer why.
 		return
 	default:
+	}
+	if st.ctx.Err() == context.DeadlineExceeded && spi.CodeOf(err) != spi.DeadlineExceeded {
+		// Whatever the handler made of it, the stream ran out of time.
+		err = spi.Errorf(spi.DeadlineExceeded, "stream %s: deadline exceeded", m.full)
 	}
 	var fb protocol.Builder
 	defer fb.Release()

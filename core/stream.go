@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/spi"
@@ -54,6 +55,20 @@ type Stream struct {
 	recvq    chan protocol.Frame
 	consumed int
 
+	// Server side: unread data is bounded in bytes (bufMax) and charged
+	// to the server's body budget (mem); qclosed stops deliveries once
+	// the stream's queue has been drained for good. Guarded by qmu.
+	qmu      sync.Mutex
+	qclosed  bool
+	buffered int64
+	bufMax   int64
+	mem      budget
+
+	// progress is when a message last moved (unix ns); idle ends the
+	// stream when none has for the stream idle timeout.
+	progress atomic.Int64
+	idle     *time.Timer // guarded by errMu
+
 	credits   atomic.Int32
 	creditSig chan struct{}
 
@@ -86,6 +101,55 @@ func newStream(ctx context.Context, cancel context.CancelFunc, side spi.Side, id
 	}
 	s.credits.Store(InitialStreamCredit)
 	return s
+}
+
+// limitBuffer bounds the unread data of a server stream to max bytes and
+// charges it to b's budget.
+func (s *Stream) limitBuffer(b budget, max int64) {
+	s.mem, s.bufMax = b, max
+}
+
+func (s *Stream) touch() { s.progress.Store(time.Now().UnixNano()) }
+
+// watchIdle ends the stream with DeadlineExceeded once no message has
+// moved for d (d <= 0: never).
+func (s *Stream) watchIdle(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.touch()
+	s.errMu.Lock()
+	s.idle = time.AfterFunc(d, func() { s.checkIdle(d) })
+	s.errMu.Unlock()
+}
+
+func (s *Stream) checkIdle(d time.Duration) {
+	idle := time.Duration(time.Now().UnixNano() - s.progress.Load())
+	if idle >= d {
+		s.abort(spi.Errorf(spi.DeadlineExceeded, "stream %s idle for %v: no message either way (stream_idle_timeout)", s.method, d))
+		return
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		s.idle.Reset(d - idle)
+	}
+}
+
+// abort ends the stream with e; on the server the peer is sent a
+// StreamEnd carrying e, so it learns why.
+func (s *Stream) abort(e *spi.Error) {
+	if !s.finishFirst(e) || s.side != spi.ServerSide {
+		return
+	}
+	var fb protocol.Builder
+	fb.Begin(protocol.TypeStreamEnd, protocol.FlagError, 0, 0, s.id)
+	fb.B = protocol.AppendError(fb.B, e)
+	fb.EndMeta()
+	_ = s.conn.sendBuilt(&fb)
+	fb.Release()
 }
 
 // grantInitialWindow tells the peer about receive room beyond the
@@ -145,6 +209,7 @@ func (s *Stream) Send(v any) error {
 	if err := compressBody(&fb, s.comp, s.thresh); err != nil {
 		return err
 	}
+	s.touch()
 	return s.conn.sendBuilt(&fb)
 }
 
@@ -197,8 +262,17 @@ func (s *Stream) Recv(v any) error {
 		}
 		return io.EOF
 	}
-	err := decodeBody(s.conn.codecs(), &f, v, s.conn.maxFrame())
+	var err error
+	if s.mem != nil {
+		var n int64
+		n, err = decodeBodyIn(s.conn.codecs(), &f, v, s.conn.maxFrame(), s.mem)
+		s.mem.uncharge(n) // the decoded message is the application's now
+		s.unbuffer(f)
+	} else {
+		err = decodeBody(s.conn.codecs(), &f, v, s.conn.maxFrame())
+	}
 	f.Release()
+	s.touch()
 	s.consumed++
 	if s.consumed >= (s.window+1)/2 {
 		var inc [4]byte
@@ -226,11 +300,41 @@ func (s *Stream) CloseSend() error {
 func (s *Stream) deliver(f protocol.Frame) {
 	switch f.Type {
 	case protocol.TypeStreamData:
+		s.touch()
+		n := frameSize(f)
+		s.qmu.Lock()
+		if s.qclosed {
+			s.qmu.Unlock()
+			f.Release()
+			return
+		}
+		if s.mem != nil {
+			if s.buffered+n > s.bufMax {
+				s.qmu.Unlock()
+				f.Release()
+				s.abort(spi.Errorf(spi.ResourceExhausted, "stream %s: %d bytes of unread messages, over the per-stream buffer of %d bytes (4 x max_frame); read faster or send smaller messages",
+					s.method, s.buffered+n, s.bufMax))
+				return
+			}
+			if !s.mem.charge(n) {
+				s.qmu.Unlock()
+				f.Release()
+				s.abort(s.mem.budgetError("stream message", n))
+				return
+			}
+			s.buffered += n
+		}
 		select {
 		case s.recvq <- f:
+			s.qmu.Unlock()
 		default:
+			if s.mem != nil {
+				s.buffered -= n
+				s.mem.uncharge(n)
+			}
+			s.qmu.Unlock()
 			f.Release()
-			s.finish(spi.Errorf(spi.ResourceExhausted, "stream %s: peer exceeded the flow-control window", s.method))
+			s.abort(spi.Errorf(spi.ResourceExhausted, "stream %s: peer exceeded the flow-control window (%d messages)", s.method, s.window))
 		}
 	case protocol.TypeStreamEnd:
 		var status error
@@ -297,16 +401,25 @@ func (s *Stream) refuse(f protocol.Frame) {
 }
 
 // finish ends the stream with err (nil = clean) and cancels its context.
-func (s *Stream) finish(err error) {
+func (s *Stream) finish(err error) { s.finishFirst(err) }
+
+// finishFirst is finish, reporting whether this call ended the stream.
+func (s *Stream) finishFirst(err error) bool {
+	first := false
 	s.doneOnce.Do(func() {
+		first = true
 		s.errMu.Lock()
 		s.err = err
+		if s.idle != nil {
+			s.idle.Stop()
+		}
 		s.errMu.Unlock()
 		close(s.done)
 		if s.cancel != nil {
 			s.cancel()
 		}
 	})
+	return first
 }
 
 func (s *Stream) terminalErr() error {
@@ -321,17 +434,37 @@ func (s *Stream) terminalErr() error {
 	return io.EOF
 }
 
-// drainRecv releases buffered frames of a finished stream.
+// drainRecv releases buffered frames of a finished stream; no frame is
+// queued after it.
 func (s *Stream) drainRecv() {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	s.qclosed = true
 	for {
 		select {
 		case f := <-s.recvq:
+			if s.mem != nil && f.Type == protocol.TypeStreamData {
+				n := frameSize(f)
+				s.buffered -= n
+				s.mem.uncharge(n)
+			}
 			f.Release()
 		default:
 			return
 		}
 	}
 }
+
+// unbuffer gives back the budget of a data frame Recv took off the queue.
+func (s *Stream) unbuffer(f protocol.Frame) {
+	n := frameSize(f)
+	s.qmu.Lock()
+	s.buffered -= n
+	s.qmu.Unlock()
+	s.mem.uncharge(n)
+}
+
+func frameSize(f protocol.Frame) int64 { return int64(len(f.Meta) + len(f.Body)) }
 
 func ctxErr(ctx context.Context) error {
 	switch ctx.Err() {

@@ -29,6 +29,19 @@ type Compressor interface {
 	Decompress(dst, src []byte, maxSize int) ([]byte, error)
 }
 
+// DecodedSizer is implemented by compressors whose format states the
+// decompressed size in a header. A server charges that size to its
+// memory budget before decompressing anything, and passes it to
+// Decompress as the limit, so a header that understates the size fails
+// the call instead of overrunning the charge. A compressor without it is
+// charged the whole max frame per body.
+type DecodedSizer interface {
+	// DecodedLen returns the size src decompresses to, read from its
+	// header without decoding, or -1 when the header does not state it.
+	// A malformed header is an error.
+	DecodedLen(src []byte) (int, error)
+}
+
 // Well-known wire ids. Ids 0–63 are reserved for Kite; plugins choose
 // 64–255 and declare it in their documentation.
 const (

@@ -48,6 +48,19 @@ type Filter interface {
 	Wrap(next Invoker) Invoker
 }
 
+// MetadataFilter is implemented by filters whose server side reads only a
+// call's Method, Peer and Meta, never its Request. A server runs the
+// metadata filters at the head of its chain (those before the first
+// filter that is not one) before it decompresses and decodes the request
+// body: a call they refuse, such as one without a valid token, costs no
+// decoding, and Request is nil while they run. Their place in the chain
+// is unchanged.
+type MetadataFilter interface {
+	Filter
+	// MetadataOnly marks the filter; it is never called.
+	MetadataOnly()
+}
+
 // FilterFunc adapts a function to Filter.
 type FilterFunc func(next Invoker) Invoker
 

@@ -94,6 +94,16 @@ func (c *Compressor) Compress(dst, src []byte) ([]byte, error) {
 	return dst[:l+len(out)], nil
 }
 
+// DecodedLen implements spi.DecodedSizer: an S2 block's header states its
+// decoded length.
+func (*Compressor) DecodedLen(src []byte) (int, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return 0, spi.WrapError(spi.DataLoss, err, "s2: corrupt block header")
+	}
+	return n, nil
+}
+
 // Decompress appends the decoding of the S2 (or snappy) block src to dst.
 // The block header states the decoded length, so a body over maxSize is
 // refused before any allocation.

@@ -60,6 +60,16 @@ func (*Compressor) Compress(dst, src []byte) ([]byte, error) {
 	return dst[:l+len(out)], nil
 }
 
+// DecodedLen implements spi.DecodedSizer: a snappy block's header states
+// its decoded length.
+func (*Compressor) DecodedLen(src []byte) (int, error) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil {
+		return 0, spi.WrapError(spi.DataLoss, err, "snappy: corrupt block header")
+	}
+	return n, nil
+}
+
 // Decompress appends the decoding of the snappy block src to dst. The
 // block's header states its decoded length, so a body over maxSize is
 // refused before any allocation.

@@ -156,6 +156,25 @@ func (c *Compressor) Compress(dst, src []byte) ([]byte, error) {
 	return c.enc.EncodeAll(src, dst), nil
 }
 
+// DecodedLen implements spi.DecodedSizer: the content size in the first
+// frame's header, as Compress writes it, or -1 when that frame states
+// none (streaming encoders). A body of several frames is charged its
+// first frame's size and then fails Decompress's limit: Kite peers send
+// one frame per body.
+func (c *Compressor) DecodedLen(src []byte) (int, error) {
+	if len(src) == 0 {
+		return 0, nil
+	}
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
+		return 0, spi.WrapError(spi.DataLoss, err, "zstd: corrupt frame header")
+	}
+	if !h.HasFCS || h.Skippable || h.FrameContentSize > 1<<31 {
+		return -1, nil
+	}
+	return int(h.FrameContentSize), nil
+}
+
 // Decompress appends the decoding of the zstd frames in src to dst.
 //
 // A frame written by Compress (or any EncodeAll-style encoder) states its

@@ -174,6 +174,10 @@ func NewFilter(o Options) (*Filter, error) {
 	return f, nil
 }
 
+// MetadataOnly implements spi.MetadataFilter: it decides from the token in the metadata, so the server refuses
+// an unauthenticated call before decompressing or decoding its body.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {

@@ -56,6 +56,10 @@ func New(cfg spi.Config) (any, error) {
 	return f, nil
 }
 
+// MetadataOnly implements spi.MetadataFilter: it logs method, peer, code and latency, never the
+// request, so it does not hold back authentication before decoding.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	log := f.Logger

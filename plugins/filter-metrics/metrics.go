@@ -155,6 +155,10 @@ func checkBuckets(b []float64) error {
 	return nil
 }
 
+// MetadataOnly implements spi.MetadataFilter: it counts by method and code, never reads the request,
+// so it does not hold back authentication before decoding.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {

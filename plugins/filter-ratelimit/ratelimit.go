@@ -138,6 +138,10 @@ func NewFilter(o Options) (*Filter, error) {
 	return f, nil
 }
 
+// MetadataOnly implements spi.MetadataFilter: it limits by method and peer, so the server refuses a
+// call over the limit before decompressing or decoding its body.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {

@@ -39,6 +39,10 @@ func New(cfg spi.Config) (any, error) {
 	return f, nil
 }
 
+// MetadataOnly implements spi.MetadataFilter: it never reads the request, so it does not hold back
+// the server from authenticating before decoding.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	log := f.Logger

@@ -43,6 +43,11 @@ type Filter struct {
 	Propagator     propagation.TextMapPropagator
 }
 
+// MetadataOnly implements spi.MetadataFilter: spans come from the
+// metadata, never the request, so it does not hold back authentication
+// before decoding.
+func (*Filter) MetadataOnly() {}
+
 // Wrap implements spi.Filter. The tracer and propagator are resolved once
 // here: the global provider is a delegate that follows a later
 // otel.SetTracerProvider, so resolving early loses nothing.
