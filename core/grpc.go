@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,4 +497,42 @@ func compressorByName(t *codecTable, name string) spi.Compressor {
 		}
 	}
 	return nil
+}
+
+// MethodInfo describes one registered method for tools such as gRPC
+// server reflection.
+type MethodInfo struct {
+	Service, Method string
+	Stream          bool
+	// Request and Response are the Go types of a unary method's messages
+	// (pointer types as the handler takes them); nil when unknown.
+	Request, Response reflect.Type
+	// Impl is the value the service was registered with.
+	Impl any
+}
+
+// MethodInfos lists the Kite methods registered on s, sorted by name.
+func (s *Server) MethodInfos() []MethodInfo {
+	s.mu.Lock()
+	ms := make([]*method, 0, len(s.methods))
+	for _, m := range s.methods {
+		ms = append(ms, m)
+	}
+	s.mu.Unlock()
+	sort.Slice(ms, func(i, j int) bool { return ms[i].full < ms[j].full })
+	out := make([]MethodInfo, 0, len(ms))
+	for _, m := range ms {
+		svc, name, _ := strings.Cut(m.full, ".")
+		mi := MethodInfo{Service: svc, Method: name, Stream: m.stream != nil, Impl: m.srv}
+		if m.newReq != nil {
+			mi.Request = reflect.TypeOf(m.newReq())
+		}
+		if m.srv != nil && m.stream == nil {
+			if mv := reflect.ValueOf(m.srv).MethodByName(name); mv.IsValid() && mv.Type().NumOut() == 2 {
+				mi.Response = mv.Type().Out(0)
+			}
+		}
+		out = append(out, mi)
+	}
+	return out
 }
