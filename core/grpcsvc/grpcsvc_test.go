@@ -3,7 +3,6 @@ package grpcsvc_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +33,13 @@ func (protoCodec) ID() uint8    { return spi.CodecProto }
 func (protoCodec) Marshal(dst []byte, v any) ([]byte, error) {
 	return proto.MarshalOptions{}.MarshalAppend(dst, v.(proto.Message))
 }
-func (protoCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }
+func (protoCodec) Unmarshal(data []byte, v any) error {
+	return proto.Unmarshal(data, v.(proto.Message))
+}
 
-type greeter struct{ greeterpb.UnimplementedGreeterServer }
+type greeter struct {
+	greeterpb.UnimplementedGreeterServer
+}
 
 func (greeter) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
 	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!", Seq: 1}, nil
@@ -259,4 +262,3 @@ func TestGrpcurlListsDescribesAndCalls(t *testing.T) {
 	}
 }
 
-var _ = io.EOF
