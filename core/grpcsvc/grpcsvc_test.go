@@ -261,4 +261,3 @@ func TestGrpcurlListsDescribesAndCalls(t *testing.T) {
 		t.Fatalf("grpcurl health check:\n%s", hc)
 	}
 }
-
