@@ -17,8 +17,10 @@ import (
 )
 
 var pluginSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "path", Required: true},
+	{Name: "path"},
+	{Name: "command"},
 	{Name: "sha256", Required: true},
+	{Name: "files"},
 	{Name: "args"},
 	{Name: "env"},
 }}
@@ -50,10 +52,63 @@ func (p *parser) decodePlugin(blk *hcl.Block) *PluginDecl {
 	c, diags := content(blk.Body, pluginSchema)
 	p.diags = append(p.diags, diags...)
 	b := p.block(c.Attributes, "", attrSet{}, map[string]hcl.Range{})
+	_, hasPath := c.Attributes["path"]
+	_, hasCommand := c.Attributes["command"]
+	switch {
+	case hasPath && hasCommand:
+		b.errorf(b.rng("command"), "Both path and command",
+			"A plugin block gives either path (an executable, with args) or command (an interpreter and its arguments, e.g. [\"/usr/bin/python3\", \"plugin.py\"]), not both.")
+		ok = false
+	case !hasPath && !hasCommand:
+		p.errorf(blk.DefRange, "Missing plugin executable",
+			"A plugin block needs path (an executable) or command (an interpreter and its arguments, e.g. [\"/usr/bin/python3\", \"plugin.py\"]).")
+		ok = false
+	}
 	if b.nonEmpty("path", &d.Path) {
 		d.Path = filepath.Clean(d.Path)
 		if !filepath.IsAbs(d.Path) {
 			d.Path = filepath.Join(p.dir, d.Path)
+		}
+	}
+	if b.strMap("files", &d.Files) {
+		// Keys are paths relative to this file; the sums are checked
+		// before every start, like the executable's.
+		files := make(map[string]string, len(d.Files))
+		for f, sum := range d.Files {
+			sum = strings.ToLower(strings.TrimSpace(sum))
+			if raw, err := hex.DecodeString(sum); err != nil || len(raw) != 32 {
+				b.errorf(b.rng("files"), "Invalid sha256", "The sha256 of %q must be 64 hexadecimal characters (the output of `sha256sum %s`); got %d characters.", f, f, len(sum))
+			}
+			files[p.resolve(f)] = sum
+		}
+		d.Files = files
+	}
+	if hasCommand {
+		var cmd []string
+		if _, set := b.strList("command", &cmd, false); set {
+			if len(cmd) == 0 || strings.TrimSpace(cmd[0]) == "" {
+				b.errorf(b.rng("command"), "Empty command", "command needs at least the executable, e.g. [\"/usr/bin/python3\", \"plugin.py\"].")
+				ok = false
+			} else {
+				// The executable: a bare name is looked up on PATH when
+				// the plugin starts; a path is relative to this file.
+				d.Path = cmd[0]
+				if strings.ContainsRune(d.Path, '/') || strings.ContainsRune(d.Path, filepath.Separator) {
+					d.Path = p.resolve(d.Path)
+				}
+				// An argument that names a file of `files` runs that
+				// very file, resolved like it; the rest pass verbatim.
+				for _, a := range cmd[1:] {
+					if r := p.resolve(a); d.Files[r] != "" {
+						a = r
+					}
+					d.Args = append(d.Args, a)
+				}
+			}
+			if _, both := c.Attributes["args"]; both {
+				b.errorf(b.rng("args"), "Both command and args", "With command, put the arguments in command itself.")
+				ok = false
+			}
 		}
 	}
 	if b.str("sha256", &d.SHA256) {
@@ -63,12 +118,25 @@ func (p *parser) decodePlugin(blk *hcl.Block) *PluginDecl {
 		}
 		d.SHA256 = sum
 	}
-	b.strList("args", &d.Args, false)
+	var args []string
+	b.strList("args", &args, false)
+	if !hasCommand {
+		d.Args = args
+	}
 	b.strMap("env", &d.Env)
 	if !ok {
 		return nil
 	}
 	return d
+}
+
+// resolve makes a path from kite.hcl absolute, relative to the file.
+func (p *parser) resolve(f string) string {
+	f = filepath.Clean(f)
+	if !filepath.IsAbs(f) {
+		f = filepath.Join(p.dir, f)
+	}
+	return f
 }
 
 func isKind(k spi.Kind) bool {

@@ -48,13 +48,21 @@ type PluginDecl struct {
 	Kind spi.Kind
 	Name string
 	// Path is the plugin binary, resolved against the config file's
-	// directory when relative.
+	// directory when relative. For a block with command it is command[0]
+	// (an interpreter), kept bare (looked up on PATH at start) when it
+	// has no slash, and Args are the rest of command.
 	Path string
 	// SHA256 is the expected lower-case hex checksum of the binary; the
 	// host refuses to start a binary that does not match.
 	SHA256 string
 	Args   []string
 	Env    map[string]string
+	// Files maps further files the plugin runs (a script and the modules
+	// it imports, for a plugin declared with command = [interpreter, …])
+	// to their lower-case hex sha256, each path absolute (resolved
+	// against the config file's directory). The host checks them before
+	// every start, like the executable.
+	Files map[string]string
 
 	DeclRange hcl.Range
 }

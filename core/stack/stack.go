@@ -168,8 +168,8 @@ func (st *Stack) loadPlugins(f *config.File) error {
 		lp := st.plugins[key]
 		st.mu.Unlock()
 		if lp != nil {
-			if lp.decl.Path != d.Path || lp.decl.SHA256 != d.SHA256 || !equalStrings(lp.decl.Args, d.Args) || !equalEnv(lp.decl.Env, d.Env) {
-				return fmt.Errorf("%s: %s plugin %q changed (path, sha256, args or env) since it was loaded from %s; restart the process to load the new binary",
+			if lp.decl.Path != d.Path || lp.decl.SHA256 != d.SHA256 || !equalStrings(lp.decl.Args, d.Args) || !equalEnv(lp.decl.Env, d.Env) || !equalEnv(lp.decl.Files, d.Files) {
+				return fmt.Errorf("%s: %s plugin %q changed (path, sha256, args, env or files) since it was loaded from %s; restart the process to load the new binary",
 					pos(d.DeclRange), d.Kind, d.Name, lp.decl.Path)
 			}
 			continue
@@ -177,7 +177,7 @@ func (st *Stack) loadPlugins(f *config.File) error {
 		ctx, cancel := context.WithTimeout(context.Background(), st.startTimeout)
 		entry, proc, err := plugin.Load(ctx, plugin.Decl{
 			Kind: d.Kind, Name: d.Name, Path: d.Path, SHA256: d.SHA256,
-			Args: d.Args, Env: envList(d.Env), StartTimeout: st.startTimeout,
+			Args: d.Args, Env: envList(d.Env), Files: fileSums(d.Files), StartTimeout: st.startTimeout,
 		}, st.log)
 		cancel()
 		if err != nil {
@@ -591,6 +591,16 @@ func envList(m map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// fileSums lists a plugin block's files (path -> sha256) in path order.
+func fileSums(m map[string]string) []plugin.FileSum {
+	out := make([]plugin.FileSum, 0, len(m))
+	for f, sum := range m {
+		out = append(out, plugin.FileSum{Path: f, SHA256: sum})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 

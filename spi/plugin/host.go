@@ -42,12 +42,30 @@ type Decl struct {
 	// environment entries (the host's environment is inherited).
 	Args []string
 	Env  []string
+	// Files are further files the plugin runs, each with the hex SHA-256
+	// it must have: the script an interpreter at Path runs, and the
+	// modules it imports, for a plugin written in Python or Node. Like
+	// the executable, every file is checked before each start and
+	// restart, and a plugin whose file differs is refused, never started.
+	Files []FileSum
 	// StartTimeout bounds the start and handshake; 0 means 10 s (or the
 	// deadline of Load's context if sooner).
 	StartTimeout time.Duration
 }
 
-func (d Decl) String() string { return fmt.Sprintf("plugin %s/%s (%s)", d.Kind, d.Name, d.Path) }
+// FileSum is a file and the hex SHA-256 it must have.
+type FileSum struct {
+	Path   string
+	SHA256 string
+}
+
+func (d Decl) String() string {
+	if len(d.Files) > 0 {
+		// An interpreter: name what it runs too.
+		return fmt.Sprintf("plugin %s/%s (%s)", d.Kind, d.Name, strings.Join(append([]string{d.Path}, d.Args...), " "))
+	}
+	return fmt.Sprintf("plugin %s/%s (%s)", d.Kind, d.Name, d.Path)
+}
 
 // Timings of the supervisor. Variables so tests can shorten them.
 var (
@@ -149,6 +167,11 @@ func Load(ctx context.Context, d Decl, logger hclog.Logger) (spi.Entry, *Process
 	if err != nil {
 		return spi.Entry{}, nil, err
 	}
+	for i, f := range d.Files {
+		if d.Files[i].Path, err = filepath.Abs(f.Path); err != nil {
+			return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
+		}
+	}
 	p := &Process{
 		decl:    d,
 		path:    path,
@@ -231,13 +254,22 @@ func resolvePath(p string) (string, error) {
 }
 
 func verifySum(d Decl, path string) ([]byte, error) {
-	want := strings.ToLower(strings.TrimSpace(d.SHA256))
+	return checkSum(d, d.Path, path, d.SHA256, "binary")
+}
+
+// checkSum hashes the file at path (declared as name) and compares it
+// with the declared hex sum.
+func checkSum(d Decl, name, path, sum, what string) ([]byte, error) {
+	want := strings.ToLower(strings.TrimSpace(sum))
 	if want == "" {
-		return nil, fmt.Errorf("%s: sha256 is required; compute it with `sha256sum %s`", d, d.Path)
+		if what == "binary" {
+			return nil, fmt.Errorf("%s: sha256 is required; compute it with `sha256sum %s`", d, name)
+		}
+		return nil, fmt.Errorf("%s: sha256 of %s is required; compute it with `sha256sum %s`", d, name, name)
 	}
 	wantRaw, err := hex.DecodeString(want)
 	if err != nil || len(wantRaw) != sha256.Size {
-		return nil, fmt.Errorf("%s: sha256 %q is not 64 hex digits; compute it with `sha256sum %s`", d, d.SHA256, d.Path)
+		return nil, fmt.Errorf("%s: sha256 %q of %s is not 64 hex digits; compute it with `sha256sum %s`", d, sum, name, name)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -250,10 +282,21 @@ func verifySum(d Decl, path string) ([]byte, error) {
 	}
 	got := h.Sum(nil)
 	if hex.EncodeToString(got) != want {
-		return nil, fmt.Errorf("%s: refusing to start %s: its sha256 is %x but the declaration expects %s (rebuilt or replaced binary? recompute with `sha256sum %s`)",
-			d, path, got, want, d.Path)
+		return nil, fmt.Errorf("%s: refusing to start %s: its sha256 is %x but the declaration expects %s (rebuilt or replaced %s? recompute with `sha256sum %s`)",
+			d, path, got, want, what, name)
 	}
 	return wantRaw, nil
+}
+
+// verifyFiles checks the declared files an interpreter runs; called
+// before every start, as go-plugin checks the executable itself.
+func verifyFiles(d Decl) error {
+	for _, f := range d.Files {
+		if _, err := checkSum(d, f.Path, f.Path, f.SHA256, "file"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // spawn runs fn on one OS thread that stays locked for the life of the
@@ -282,9 +325,13 @@ func spawn(fn func()) {
 
 // start runs the executable once and completes the handshake.
 func (p *Process) start(timeout time.Duration) (*generation, error) {
+	if err := verifyFiles(p.decl); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(p.path, p.decl.Args...)
 	cmd.Env = append(cmd.Env, p.decl.Env...)
 	setDeathSignal(cmd)
+	stderr := &tailWriter{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSet(nil),
@@ -297,6 +344,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		Managed:          true,
 		StartTimeout:     timeout,
 		Logger:           p.logger,
+		Stderr:           stderr,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
 	})
@@ -308,7 +356,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			return nil, fmt.Errorf("%s: refusing to start %s: its sha256 no longer matches %x", p.decl, p.path, p.sum)
 		}
-		return nil, fmt.Errorf("%s: starting: %w", p.decl, err)
+		return nil, fmt.Errorf("%s: starting: %s%w%s", p.decl, startHint(err, timeout), err, stderr.tail())
 	}
 	raw, err := rpcc.Dispense(pluginName)
 	if err != nil {
