@@ -2,12 +2,20 @@
 // in the chain (later filters or the handler) becomes an Internal error for
 // that call, logged with its stack, and the process keeps serving.
 //
+// On a server the caller gets a generic "internal error (incident <id>)":
+// a panic value may hold anything (a token, a query, a file path), so it
+// stays in the log line, which carries the same incident id. On a client
+// the error stays in the process and carries the value.
+//
 // The core server also has a last-resort recover; this filter adds the
 // stack trace and lets the position in the chain be chosen in kite.hcl.
 package recoverfilter
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,16 +60,28 @@ func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				args := []any{"method", call.Method, "side", call.Side.String(), "peer", call.Peer, "panic", r}
+				id := incidentID()
+				args := []any{"method", call.Method, "side", call.Side.String(), "peer", call.Peer, "incident", id, "panic", fmt.Sprint(r)}
 				if f.Stack {
 					args = append(args, "stack", string(debug.Stack()))
 				}
 				log.Error("recovered from panic", args...)
-				err = spi.Errorf(spi.Internal, "panic in %s: %v", call.Method, r)
+				if call.Side == spi.ServerSide {
+					err = spi.Errorf(spi.Internal, "internal error in %s (incident %s; details in the server's log)", call.Method, id)
+				} else {
+					err = spi.Errorf(spi.Internal, "panic in %s (incident %s): %v", call.Method, id, r)
+				}
 			}
 		}()
 		return next(ctx, call)
 	}
+}
+
+// incidentID ties the error a caller saw to the log line.
+func incidentID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func init() {
