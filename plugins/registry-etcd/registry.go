@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/registrykit"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Name is the catalog name of this registry.
@@ -58,6 +58,11 @@ type Config struct {
 	Prefix      string   `json:"prefix,omitempty"`
 	Username    string   `json:"username,omitempty"`
 	Password    string   `json:"password,omitempty"`
+
+	// Logger receives the etcd client's log, levels lowered one step
+	// (see newZapLogger); nil means hclog.Default(), which a kite.hcl's
+	// log block (or stack.WithLogger) sets.
+	Logger hclog.Logger `json:"-"`
 }
 
 // options is Config checked and with defaults applied.
@@ -68,6 +73,7 @@ type options struct {
 	prefix      string
 	username    string
 	password    string
+	log         hclog.Logger
 }
 
 func (c Config) options() (options, error) {
@@ -78,7 +84,12 @@ func (c Config) options() (options, error) {
 		prefix:      DefaultPrefix,
 		username:    c.Username,
 		password:    c.Password,
+		log:         c.Logger,
 	}
+	if o.log == nil {
+		o.log = hclog.Default()
+	}
+	o.log = o.log.Named("etcd")
 	if len(o.endpoints) == 0 {
 		return o, errors.New(`etcd registry: endpoints is required, e.g. endpoints = ["127.0.0.1:2379"]`)
 	}
@@ -159,7 +170,7 @@ func New(c Config) (*Registry, error) {
 		DialKeepAliveTimeout: o.dialTimeout,
 		Username:             o.username,
 		Password:             o.password,
-		Logger:               quietLogger(),
+		Logger:               newZapLogger(o.log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd registry: connecting to %v: %w", o.endpoints, err)
@@ -178,20 +189,6 @@ func New(c Config) (*Registry, error) {
 	r.wg.Add(1)
 	go r.maintainLease()
 	return r, nil
-}
-
-// quietLogger is the etcd client's logger: errors only. The client logs
-// every retry at warn level, which would flood a service's stderr while
-// etcd is down; the registry reports failures through its return values.
-func quietLogger() *zap.Logger {
-	cfg := zap.NewProductionConfig()
-	cfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
-	cfg.Sampling = nil
-	l, err := cfg.Build()
-	if err != nil {
-		return zap.NewNop()
-	}
-	return l
 }
 
 func (r *Registry) servicePrefix(service string) string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -35,7 +36,7 @@ func newTestRegistry(t *testing.T, ttl string) *Registry {
 // rawClient is a plain etcd client for inspecting and disturbing the store.
 func rawClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdAddr(t)}, DialTimeout: 2 * time.Second, Logger: quietLogger()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdAddr(t)}, DialTimeout: 2 * time.Second, Logger: newZapLogger(hclog.NewNullLogger())})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })
 	return cli
