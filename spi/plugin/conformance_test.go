@@ -16,13 +16,14 @@ import (
 // in. They run against the test implementations and against real
 // plugins built from their cmd mains.
 
-// loadBinary loads the plugin main at dir (relative to the module root),
-// skipping the test when it does not build (its owner may be mid-change).
+// loadBinary loads the plugin main at dir (relative to the module root).
+// A plugin that does not build fails the test: a skip would let a broken
+// plugin pass CI unnoticed.
 func loadBinary(t *testing.T, dir string, kind spi.Kind, name string) spi.Entry {
 	t.Helper()
 	path, err := buildMain(dir)
 	if err != nil {
-		t.Skipf("plugin binary not buildable: %v", err)
+		t.Fatalf("plugin binary does not build: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -79,10 +80,9 @@ func TestConformanceBalancer(t *testing.T) {
 		{"spi/plugin/testdata/testplugin", "wrr"},
 		{"plugins/lb-weighted/cmd/kite-balancer-weighted", "weighted"},
 		{"plugins/lb-roundrobin/cmd/kite-balancer-round-robin", "round_robin"},
-		// lb-hash is left out: it does not implement spi.TableBalancer,
-		// and a consistent-hash balancer cannot be sampled into a table
-		// (the key decides the pick); served out of process it would lose
-		// key affinity. See docs/PLUGINS.md.
+		// lb-hash implements spi.TableBalancer with its ring in the
+		// table, so key affinity survives the bridge.
+		{"plugins/lb-hash/cmd/kite-balancer-consistent-hash", "consistent_hash"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
