@@ -3,25 +3,18 @@ package core
 import (
 	"net"
 	"sync/atomic"
-	"time"
 
+	"github.com/kiterpc/kite/core/defaults"
 	"github.com/kiterpc/kite/spi"
 )
 
 // Defaults of the hostile-client bounds (docs/RELIABILITY.md, "Hostile
-// clients"); zero ServerOptions fields take them.
+// clients"); zero ServerOptions fields take them. The values live in the
+// core/defaults table, which kite.hcl reads too.
 const (
-	// DefaultStreamIdleTimeout ends a stream on which nothing moved (no
-	// frame from the peer, no message sent or received by the handler)
-	// for this long, so idle streams cannot hold slots for good.
-	DefaultStreamIdleTimeout = 60 * time.Second
-	// DefaultBodyMemory is the server-wide budget for request bodies in
-	// progress (wire size plus decompressed size) and unread stream data.
-	DefaultBodyMemory = 256 << 20
-	// DefaultMaxPeerShare is the share of max_concurrency and of the body
-	// budget that the connections from one remote address may hold
-	// together.
-	DefaultMaxPeerShare = 0.5
+	DefaultStreamIdleTimeout = defaults.StreamIdleTimeout
+	DefaultBodyMemory        = defaults.BodyMemory
+	DefaultMaxPeerShare      = defaults.MaxPeerShare
 )
 
 // Admission constants.

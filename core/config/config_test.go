@@ -79,7 +79,8 @@ client "user" {}
 	assert.Equal(t, 100, s.Weight)
 	assert.Equal(t, 10*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, Limits{MaxConcurrency: 10000, MaxConnConcurrency: 1000, MaxFrame: 4 << 20, MaxMetadata: 64 << 10, MaxConns: 0,
-		IdleTimeout: 5 * time.Minute, HandshakeTimeout: 10 * time.Second}, s.Limits)
+		IdleTimeout: 5 * time.Minute, HandshakeTimeout: 10 * time.Second,
+		StreamIdleTimeout: time.Minute, BodyMemory: 256 << 20, MaxPeerShare: 0.5}, s.Limits)
 	assert.Nil(t, s.Compression)
 	assert.Nil(t, s.TLS)
 
@@ -159,6 +160,9 @@ server "user" {
     max_metadata    = 4096
     max_conns       = 500
     idle_timeout    = "1m"
+    stream_idle_timeout = "30s"
+    body_memory     = "64MiB"
+    max_peer_share  = 0.25
     max_conn_concurrency = 10
     handshake_timeout    = "2s"
   }
@@ -217,7 +221,8 @@ client "user" {
 	assert.Equal(t, map[string]string{"team": "core"}, s.Metadata)
 	assert.Equal(t, 30*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, Limits{MaxConcurrency: 100, MaxConnConcurrency: 10, MaxFrame: 1 << 20, MaxMetadata: 4096, MaxConns: 500,
-		IdleTimeout: time.Minute, HandshakeTimeout: 2 * time.Second}, s.Limits)
+		IdleTimeout: time.Minute, HandshakeTimeout: 2 * time.Second,
+		StreamIdleTimeout: 30 * time.Second, BodyMemory: 64 << 20, MaxPeerShare: 0.25}, s.Limits)
 	assert.Equal(t, &Compression{Name: "fast", Threshold: 2048}, s.Compression)
 	assert.Equal(t, &ServerTLS{
 		Cert:       filepath.Join(dir, "certs/server.pem"),

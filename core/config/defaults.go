@@ -132,6 +132,15 @@ func (s *ServerConfig) applyDefaults(set attrSet) {
 	if !set.has("limits.idle_timeout") {
 		s.Limits.IdleTimeout = DefaultServerIdle
 	}
+	if !set.has("limits.stream_idle_timeout") {
+		s.Limits.StreamIdleTimeout = defaults.StreamIdleTimeout
+	}
+	if !set.has("limits.body_memory") {
+		s.Limits.BodyMemory = defaults.BodyMemory
+	}
+	if !set.has("limits.max_peer_share") {
+		s.Limits.MaxPeerShare = defaults.MaxPeerShare
+	}
 	if s.Compression != nil && !set.has("compression.threshold") {
 		s.Compression.Threshold = DefaultCompressMinSize
 	}

@@ -327,6 +327,35 @@ server "user" {
 		detail: []string{"between 1KiB and 2GiB-1"},
 	},
 	{
+		name: "body memory too small",
+		src: `server "user" {
+  listen = "127.0.0.1:9000"
+  limits { body_memory = "64KiB" }
+}`,
+		pos: "3:26", summary: "Value out of range",
+		detail: []string{`"body_memory" must be at least 1MiB`},
+	},
+	{
+		name: "peer share out of range",
+		src: `server "user" {
+  listen = "127.0.0.1:9000"
+  limits {
+    max_peer_share = 1.5
+  }
+}`,
+		pos: "4:22", summary: "Value out of range",
+		detail: []string{`"max_peer_share" must be between 0 and 1`},
+	},
+	{
+		name: "peer share zero",
+		src: `server "user" {
+  listen = "127.0.0.1:9000"
+  limits { max_peer_share = 0 }
+}`,
+		pos: "3:29", summary: "Value out of range",
+		detail: []string{`"max_peer_share" must be above 0`},
+	},
+	{
 		name: "metadata larger than frame",
 		src: `server "user" {
   listen = "127.0.0.1:9000"

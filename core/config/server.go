@@ -34,6 +34,7 @@ var serverSchema = &hcl.BodySchema{
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_concurrency"}, {Name: "max_conn_concurrency"}, {Name: "max_frame"}, {Name: "max_metadata"}, {Name: "max_conns"},
 	{Name: "idle_timeout"}, {Name: "handshake_timeout"},
+	{Name: "stream_idle_timeout"}, {Name: "body_memory"}, {Name: "max_peer_share"},
 }}
 
 var compressionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -99,6 +100,13 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 			// No "never": a client that connects and stays silent must
 			// not hold a socket and a goroutine for good.
 			lb.positiveDuration("handshake_timeout", &s.Limits.HandshakeTimeout)
+			lb.duration("stream_idle_timeout", &s.Limits.StreamIdleTimeout)
+			if lb.size("body_memory", &s.Limits.BodyMemory) && s.Limits.BodyMemory < 1<<20 {
+				lb.errorf(lb.rng("body_memory"), "Value out of range", `"body_memory" must be at least 1MiB: it bounds the request bodies of every call in progress together.`)
+			}
+			if lb.float("max_peer_share", &s.Limits.MaxPeerShare, 0, 1) && s.Limits.MaxPeerShare == 0 {
+				lb.errorf(lb.rng("max_peer_share"), "Value out of range", `"max_peer_share" must be above 0 (a share of max_concurrency, up to 1 = no per-peer limit).`)
+			}
 		case "compression":
 			s.Compression = p.decodeCompression(sub, set, s.Ranges)
 		case "tls":

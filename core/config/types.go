@@ -155,6 +155,15 @@ type Limits struct {
 	MaxConns int
 	// IdleTimeout closes connections without traffic (heartbeats count); 0 = never.
 	IdleTimeout time.Duration
+	// StreamIdleTimeout ends a stream on which no message moved for this
+	// long; 0 = never.
+	StreamIdleTimeout time.Duration
+	// BodyMemory is the server-wide budget in bytes for request bodies in
+	// progress (wire and decompressed size) and unread stream data.
+	BodyMemory int64
+	// MaxPeerShare is the share (0-1] of max_concurrency and body_memory
+	// one remote address may hold.
+	MaxPeerShare float64
 }
 
 // Compression selects a compressor for bodies at or above Threshold bytes.

@@ -54,6 +54,19 @@ const (
 	CompressThreshold = 1 << 10
 	// StreamWindow: 64 messages buffered per stream receiver.
 	StreamWindow = 64
+	// StreamIdleTimeout: a stream on which no message moved either way
+	// for 60 s is ended (DeadlineExceeded), so idle streams cannot hold
+	// slots for good; long enough for a handler that thinks between
+	// messages, short next to the 5 minute connection idle timeout.
+	StreamIdleTimeout = 60 * time.Second
+	// BodyMemory: 256 MiB server-wide for request bodies in progress
+	// (wire plus decompressed size, charged before decompressing) and
+	// unread stream data: 64 concurrent 4 MiB bodies, or 250,000 of 1 KiB.
+	BodyMemory = 256 << 20
+	// MaxPeerShare: one remote address may hold half of max_concurrency
+	// and of body_memory (always at least 100 calls), so one client, with
+	// however many connections, cannot take the whole server.
+	MaxPeerShare = 0.5
 )
 
 // Client defaults: kite.hcl's client block and core.ClientOptions.
@@ -187,6 +200,9 @@ var Table = []Setting{
 	{Block: "server.limits", Attr: "max_conns", Value: MaxConns},
 	{Block: "server.limits", Attr: "idle_timeout", Value: ServerIdleTimeout},
 	{Block: "server.limits", Attr: "handshake_timeout", Value: HandshakeTimeout},
+	{Block: "server.limits", Attr: "stream_idle_timeout", Value: StreamIdleTimeout},
+	{Block: "server.limits", Attr: "body_memory", Value: BodyMemory, Size: true},
+	{Block: "server.limits", Attr: "max_peer_share", Value: MaxPeerShare},
 	{Block: "compression", Attr: "threshold", Value: CompressThreshold, Size: true},
 
 	{Block: "client", Attr: "registry", Value: Registry},

@@ -59,10 +59,16 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 		MaxMetadata:        int(cfg.Limits.MaxMetadata),
 		IdleTimeout:        cfg.Limits.IdleTimeout,
 		HandshakeTimeout:   cfg.Limits.HandshakeTimeout,
+		StreamIdleTimeout:  cfg.Limits.StreamIdleTimeout,
+		BodyMemory:         cfg.Limits.BodyMemory,
+		MaxPeerShare:       cfg.Limits.MaxPeerShare,
 		Logger:             st.log.Named(name),
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = -1 // kite.hcl: 0 = never; core: negative disables
+	}
+	if opts.StreamIdleTimeout == 0 {
+		opts.StreamIdleTimeout = -1 // likewise
 	}
 	if opts.MaxConcurrency == 0 {
 		// kite.hcl: 0 = unlimited; core treats 0 as "default".
