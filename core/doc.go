@@ -1,7 +1,11 @@
 // Package core is Kite's runtime: the server that accepts connections and
 // dispatches frames to registered services, the client that multiplexes
-// calls over pooled long-lived connections, streams, the built-in
-// transports (tcp, unix) and filters (recover, log).
+// calls over pooled long-lived connections, streams, and the built-in
+// transports (tcp, unix, tls). core has no filters of its own: recover,
+// log, metrics and the rest are plugins (plugins/filter-*), which the root
+// kite package links by default. The server still turns a handler's panic
+// into an Internal error for the caller, filters or not. Zero option
+// values take the defaults of core/defaults, the table kite.hcl uses too.
 //
 // Data flows one way. A call: client filters → picker → pool → codec →
 // frame → batching writer. On the server: reader → frame → concurrency
