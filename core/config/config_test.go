@@ -53,7 +53,7 @@ func TestRepoKiteHCL(t *testing.T) {
 	assert.Equal(t, Retry{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: time.Second,
 		Budget: 0.1}, c.Retry)
 	assert.Equal(t, Pool{ConnsPerEndpoint: 2, IdleTimeout: time.Minute}, c.Pool)
-	m := c.Method("Echo.Echo")
+	m := c.Method("Echo.Say")
 	assert.True(t, m.Idempotent)
 	assert.Equal(t, c.Timeout, m.Timeout)
 
