@@ -5,6 +5,7 @@ package main
 // plugin package as it lands.
 import (
 	_ "github.com/kiterpc/kite/plugins/codec-json"
+	_ "github.com/kiterpc/kite/plugins/codec-proto"
 	_ "github.com/kiterpc/kite/plugins/compress-s2"
 	_ "github.com/kiterpc/kite/plugins/compress-snappy"
 	_ "github.com/kiterpc/kite/plugins/compress-zstd"

@@ -338,3 +338,40 @@ type %s interface {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "users.go"), []byte(src), 0o644))
 	return dir
 }
+
+// TestREADMEComponentsAreLinked: every codec, compressor, registry,
+// balancer and filter the README's "What is in the box" table names is
+// one the kite CLI has linked in, so `kite check`, `kite call` and
+// `kite plugins` know every name a reader copies from the README.
+func TestREADMEComponentsAreLinked(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	out, errs, err := (&env{dir: t.TempDir()}).run(t, filepath.Join(bins, "kite"), "plugins")
+	require.NoError(t, err, errs)
+	linked := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			linked[f[0]+" "+f[1]] = true
+		}
+	}
+	names := regexp.MustCompile("`([a-z0-9_]+)`")
+	row := func(area string) string {
+		m := regexp.MustCompile(`(?m)^\| ` + area + ` \| (.*) \|$`).FindStringSubmatch(string(src))
+		require.NotNil(t, m, "README has no %q row", area)
+		return m[1]
+	}
+	check := func(kind, text string) {
+		found := names.FindAllStringSubmatch(text, -1)
+		require.NotEmpty(t, found, "no %s names in %q", kind, text)
+		for _, n := range found {
+			assert.True(t, linked[kind+" "+n[1]], "README names %s %q, but `kite plugins` does not list it:\n%s", kind, n[1], out)
+		}
+	}
+	codecs, compressors, ok := strings.Cut(row("codecs"), "compressors")
+	require.True(t, ok)
+	check("codec", codecs)
+	check("compressor", compressors)
+	check("registry", row("discovery"))
+	check("balancer", row("balancing"))
+	check("filter", row("filters"))
+}
