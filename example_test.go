@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/kiterpc/kite"
 )
 
@@ -28,12 +27,17 @@ func (UserService) GetByID(ctx context.Context, id int64) (*User, error) {
 // typed error crossing the wire.
 func Example() {
 	ctx := context.Background()
-	srv, _ := kite.NewServer(kite.ServerOptions{Logger: hclog.NewNullLogger()})
+	srv, _ := kite.NewServer(kite.ServerOptions{Logger: kite.NullLogger()})
 	_ = srv.Register("UserService", UserService{})
-	ln, _ := srv.Listen(ctx, "127.0.0.1:0", nil)
+	ln, _ := srv.Listen(ctx, "127.0.0.1:0")
 	defer srv.Close()
 
-	c, _ := kite.NewClient(kite.ClientOptions{Targets: []string{ln.Addr().String()}, Logger: hclog.NewNullLogger()})
+	c, _ := kite.NewClient(kite.ClientOptions{
+		Targets: []string{ln.Addr().String()},
+		Retry:   &kite.RetryPolicy{MaxAttempts: 2, Idempotent: []string{"UserService.*"}},
+		Breaker: &kite.BreakerConfig{ConsecutiveFailures: 10},
+		Logger:  kite.NullLogger(),
+	})
 	defer c.Close()
 
 	var u User

@@ -2,14 +2,20 @@ package kite
 
 import (
 	"context"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
 
-	// The default plugin set.
+	// The default plugin set: the default codec and balancer of
+	// core/defaults, and the recover and log filters.
 	_ "github.com/kiterpc/kite/plugins/codec-json"
 	_ "github.com/kiterpc/kite/plugins/filter-log"
 	_ "github.com/kiterpc/kite/plugins/filter-recover"
+	_ "github.com/kiterpc/kite/plugins/lb-weighted"
 )
 
 // Runtime types.
@@ -27,16 +33,48 @@ type (
 	ClientStats   = core.ClientStats
 )
 
-// Contract types.
+// Contract types, every type a ClientOptions or ServerOptions field
+// holds included, so that an application names them through kite alone.
 type (
-	Error    = spi.Error
-	Code     = spi.Code
-	Metadata = spi.Metadata
-	Instance = spi.Instance
-	Call     = spi.Call
-	Filter   = spi.Filter
-	Invoker  = spi.Invoker
+	Error      = spi.Error
+	Code       = spi.Code
+	Metadata   = spi.Metadata
+	Instance   = spi.Instance
+	Call       = spi.Call
+	Filter     = spi.Filter
+	Invoker    = spi.Invoker
+	Registry   = spi.Registry
+	Balancer   = spi.Balancer
+	Transport  = spi.Transport
+	Codec      = spi.Codec
+	Compressor = spi.Compressor
+	Catalog    = spi.Catalog
 )
+
+// Resilience settings: ClientOptions.Retry, MethodOptions.Retry,
+// ClientOptions.Breaker and ClientStats.Breakers.
+type (
+	RetryPolicy   = resilience.Policy
+	BreakerConfig = resilience.BreakerConfig
+	BreakerStats  = resilience.BreakerStats
+)
+
+// Logger is the logger ServerOptions.Logger and ClientOptions.Logger take.
+type Logger = hclog.Logger
+
+// NewLogger returns a text logger named name writing to w (os.Stderr when
+// nil) at level: "trace", "debug", "info", "warn", "error" or "off" (an
+// unknown level means info).
+func NewLogger(name, level string, w io.Writer) Logger {
+	l := hclog.LevelFromString(level)
+	if l == hclog.NoLevel {
+		l = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: l, Output: w})
+}
+
+// NullLogger returns a logger that discards everything.
+func NullLogger() Logger { return hclog.NewNullLogger() }
 
 // Status codes.
 const (
@@ -59,18 +97,23 @@ const (
 	Unauthenticated    = spi.Unauthenticated
 )
 
-// Sentinel errors for errors.Is, one per code.
+// Sentinel errors for errors.Is, one per code (OK has none).
 var (
 	ErrCanceled           = spi.ErrCanceled
+	ErrUnknown            = spi.ErrUnknown
+	ErrInvalidArgument    = spi.ErrInvalidArgument
 	ErrDeadlineExceeded   = spi.ErrDeadlineExceeded
 	ErrNotFound           = spi.ErrNotFound
-	ErrInvalidArgument    = spi.ErrInvalidArgument
+	ErrAlreadyExists      = spi.ErrAlreadyExists
 	ErrPermissionDenied   = spi.ErrPermissionDenied
 	ErrResourceExhausted  = spi.ErrResourceExhausted
 	ErrFailedPrecondition = spi.ErrFailedPrecondition
+	ErrAborted            = spi.ErrAborted
+	ErrOutOfRange         = spi.ErrOutOfRange
 	ErrUnimplemented      = spi.ErrUnimplemented
 	ErrInternal           = spi.ErrInternal
 	ErrUnavailable        = spi.ErrUnavailable
+	ErrDataLoss           = spi.ErrDataLoss
 	ErrUnauthenticated    = spi.ErrUnauthenticated
 )
 

@@ -299,11 +299,20 @@ func (s *Server) Methods() []string {
 	return out
 }
 
-// Listen opens a listener on addr with the transport its form implies
-// ("unix:/path" → unix, else tcp) and serves it in the background. It
-// returns the bound listener (useful with port 0).
-func (s *Server) Listen(ctx context.Context, addr string, tr spi.Transport) (net.Listener, error) {
-	t := transportFor(addr, tr)
+// Listen opens a listener on addr and serves it in the background. It
+// returns the bound listener (useful with port 0). Listen(ctx, addr) uses
+// the transport addr's form implies ("unix:/path" → unix, else tcp);
+// Listen(ctx, addr, tr) uses tr, such as a TLS transport (nil is the
+// same as none; a second transport is an error).
+func (s *Server) Listen(ctx context.Context, addr string, tr ...spi.Transport) (net.Listener, error) {
+	if len(tr) > 1 {
+		return nil, spi.Errorf(spi.InvalidArgument, "Listen takes at most one transport, got %d", len(tr))
+	}
+	var def spi.Transport
+	if len(tr) == 1 {
+		def = tr[0]
+	}
+	t := transportFor(addr, def)
 	ln, err := t.Listen(ctx, addr)
 	if err != nil {
 		return nil, spi.WrapError(spi.Unavailable, err, "listening on %s", addr)
