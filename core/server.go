@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +50,10 @@ type ServerOptions struct {
 	HandshakeTimeout time.Duration
 	// StreamWindow is the per-stream receive window in messages. Default 64.
 	StreamWindow int
+	// WriteTimeout bounds every socket write, and how long a connection's
+	// unsent bytes may stay above the 4 MiB cap: a peer that stops
+	// reading is disconnected after it. Default 10 s; negative disables.
+	WriteTimeout time.Duration
 	// StreamIdleTimeout ends a stream on which nothing moved (no frame
 	// from the peer, no message sent or received by the handler) for this
 	// long, with DeadlineExceeded, freeing its slot. Default 60 s;
@@ -112,6 +117,9 @@ func (o *ServerOptions) defaults() {
 	if o.MaxPeerShare <= 0 || o.MaxPeerShare > 1 {
 		o.MaxPeerShare = DefaultMaxPeerShare
 	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = hclog.Default()
 	}
@@ -145,6 +153,7 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	started   bool
 	shutdown  bool
+	quit      chan struct{} // closed when shutdown is set: ends accept-retry sleeps
 	connWG    sync.WaitGroup
 	janitor   chan struct{}
 	janitorWG sync.WaitGroup
@@ -160,6 +169,9 @@ type Server struct {
 
 	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
 }
+
+// DefaultWriteTimeout is ServerOptions.WriteTimeout's default.
+const DefaultWriteTimeout = 10 * time.Second
 
 // workerIdle is how long a handler goroutine waits for another call
 // before it exits, and maxIdleWorkers how many may wait at once: a burst
@@ -242,6 +254,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*serverConn]struct{}),
 		tasks:       make(chan unaryTask),
+		quit:        make(chan struct{}),
 		drainSig:    make(chan struct{}, 1),
 		stopWorkers: make(chan struct{}),
 	}
@@ -373,21 +386,31 @@ func (s *Server) serve(ln net.Listener) error {
 		if err != nil {
 			s.mu.Lock()
 			down := s.shutdown
-			delete(s.listeners, ln)
+			temporary := !down && !errors.Is(err, net.ErrClosed) && temporaryAcceptError(err)
+			if !temporary {
+				delete(s.listeners, ln)
+			}
 			s.mu.Unlock()
 			if down || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				s.mu.Lock()
-				s.listeners[ln] = struct{}{}
-				s.mu.Unlock()
-				continue
+			if !temporary {
+				s.log.Error("accept failed; this listener is no longer served", "addr", ln.Addr().String(), "error", err)
+				return err
 			}
-			return err
+			// Out of descriptors or buffers, or an aborted handshake:
+			// wait and accept again (as net/http does). The listener
+			// stays registered, so a Shutdown during the wait closes it,
+			// and quit cuts the wait short.
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.quit:
+				t.Stop()
+			}
+			continue
 		}
 		backoff = 0
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -412,6 +435,22 @@ func (s *Server) serve(ln net.Listener) error {
 	}
 }
 
+// temporaryAcceptError reports whether an accept error is worth retrying:
+// timeouts, the process or system out of descriptors, the kernel out of
+// buffers or memory, a connection aborted before it was accepted.
+func temporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range [...]error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 func goAwayFrame(reason *spi.Error) []byte {
 	var fb protocol.Builder
 	fb.Begin(protocol.TypeGoAway, protocol.FlagError, 0, 0, 0)
@@ -424,20 +463,18 @@ func goAwayFrame(reason *spi.Error) []byte {
 
 // Shutdown stops the server gracefully: it stops accepting, sends GOAWAY
 // on every connection so clients place new calls elsewhere, waits for
-// calls in progress to finish, then closes the connections. If ctx ends
-// first, remaining calls are cancelled and connections closed; the ctx
-// error is returned.
+// calls in progress to finish and their answers to be written, then
+// closes the connections. Every wait honours ctx: once it ends, remaining
+// calls are cancelled and connections closed at once, whatever their
+// peers are reading, and ctx's error is returned (handlers that ignore
+// their cancelled context may still be returning).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
-		s.connWG.Wait()
-		return nil
+		return s.waitConns(ctx)
 	}
-	s.shutdown = true
-	for ln := range s.listeners {
-		_ = ln.Close()
-	}
+	s.stopAcceptingLocked()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -446,7 +483,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	reason := spi.Errorf(spi.Unavailable, "server shutting down")
 	for _, c := range conns {
-		c.goAway(reason)
+		c.goAway(reason) // never waits for the peer to read
 	}
 	s.draining.Store(true)
 	var err error
@@ -457,11 +494,38 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	s.closeAll(err != nil)
-	for err != nil && s.inflight.Load() > 0 {
-		<-s.drainSig // handlers were cancelled; they return promptly
+	if err != nil {
+		s.closeAll(nil)
+		return err
 	}
-	return err
+	return s.closeAll(ctx)
+}
+
+// stopAcceptingLocked marks the server shut down and closes its
+// listeners; s.mu is held.
+func (s *Server) stopAcceptingLocked() {
+	if !s.shutdown {
+		s.shutdown = true
+		close(s.quit)
+	}
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
+// waitConns waits for every connection and accept loop to end, or ctx.
+func (s *Server) waitConns(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // release ends one admitted call and wakes a draining Shutdown when it
@@ -479,28 +543,30 @@ func (s *Server) release() {
 // calls in progress are cancelled.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.shutdown = true
-	for ln := range s.listeners {
-		_ = ln.Close()
-	}
+	s.stopAcceptingLocked()
 	s.mu.Unlock()
-	s.closeAll(true)
+	s.closeAll(nil)
 	return nil
 }
 
-func (s *Server) closeAll(force bool) {
+// closeAll closes every connection. With a ctx, each first writes what it
+// has queued, as long as ctx lasts; past it (or with a nil ctx) they are
+// closed at once and ctx's error is returned.
+func (s *Server) closeAll(ctx context.Context) error {
 	s.mu.Lock()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	var err error
 	for _, c := range conns {
-		if !force {
-			c.w.drain()
+		if ctx != nil && err == nil {
+			err = c.w.drainCtx(ctx)
 		}
 		c.close(spi.Errorf(spi.Unavailable, "server closed"))
 	}
+	// Every connection is closed, so their readers end promptly.
 	s.connWG.Wait()
 	// Idle workers exit now; busy ones after their (cancelled) call.
 	s.stopOnce.Do(func() { close(s.stopWorkers) })
@@ -512,6 +578,7 @@ func (s *Server) closeAll(force bool) {
 		close(j)
 		s.janitorWG.Wait()
 	}
+	return err
 }
 
 // janitorLoop closes connections that are idle beyond IdleTimeout or
@@ -525,6 +592,9 @@ func (s *Server) janitorLoop(stop <-chan struct{}) {
 	if s.opts.IdleTimeout > 0 {
 		period = min(period, s.opts.IdleTimeout/4)
 	}
+	if s.opts.WriteTimeout > 0 {
+		period = min(period, s.opts.WriteTimeout/4)
+	}
 	period = max(period, 10*time.Millisecond)
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -536,8 +606,14 @@ func (s *Server) janitorLoop(stop <-chan struct{}) {
 		}
 		now := time.Now().UnixNano()
 		s.mu.Lock()
-		var stale []*serverConn
+		var stale, stuck []*serverConn
 		for c := range s.conns {
+			if s.opts.WriteTimeout > 0 {
+				if since, _ := c.w.pressure(); !since.IsZero() && now-since.UnixNano() > int64(s.opts.WriteTimeout) {
+					stuck = append(stuck, c)
+					continue
+				}
+			}
 			last := c.lastRead.Load()
 			if last == 0 {
 				if now-c.opened > int64(s.opts.HandshakeTimeout) {
@@ -553,6 +629,14 @@ func (s *Server) janitorLoop(stop <-chan struct{}) {
 		for _, c := range stale {
 			s.log.Debug("closing idle connection", "peer", c.peer)
 			c.close(spi.Errorf(spi.Unavailable, "connection idle"))
+		}
+		for _, c := range stuck {
+			// The peer has not read its answers for the write timeout:
+			// what it has queued and the handlers waiting to answer it
+			// would otherwise be held for as long as it stays connected.
+			_, unsent := c.w.pressure()
+			s.log.Warn("closing connection: peer is not reading its answers", "peer", c.peer, "unsent_bytes", unsent, "write_timeout", s.opts.WriteTimeout)
+			c.close(spi.Errorf(spi.Unavailable, "peer did not read: unsent bytes above %d for %s", maxPending, s.opts.WriteTimeout))
 		}
 	}
 }
@@ -621,6 +705,9 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 		from:    s.peerFor(c),
 	}
 	sc.w = newBatchWriter(c, func(err error) { sc.close(err) }, func() bool { return sc.active.Load() <= 1 })
+	if s.opts.WriteTimeout > 0 {
+		sc.w.timeout = s.opts.WriteTimeout // before any write: the loop reads it after its first signal
+	}
 	return sc
 }
 
@@ -643,7 +730,7 @@ func (sc *serverConn) goAway(reason *spi.Error) {
 		h.goAway() // an HTTP/2 GOAWAY instead (grpc.go)
 		return
 	}
-	_ = sc.w.write(goAwayFrame(reason))
+	_ = sc.w.writeUrgent(goAwayFrame(reason))
 }
 
 func (sc *serverConn) close(reason error) {
@@ -702,6 +789,12 @@ func (sc *serverConn) readLoop() {
 			return
 		}
 		sc.lastRead.Store(time.Now().UnixNano())
+		if (f.Type == protocol.TypeRequest || f.Type == protocol.TypeOneWay) && sc.w.waitBelowCap() != nil {
+			// Back-pressure: no call starts while the peer leaves more
+			// than the cap unread; a writer that failed ends the loop.
+			f.Release()
+			continue
+		}
 		sc.dispatch(f)
 	}
 }
@@ -831,8 +924,14 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	if !oneway {
 		sc.mu.Lock()
 		if sc.closed {
+			// Read just before the connection closed: nobody will take
+			// the answer, so no handler runs.
 			sc.mu.Unlock()
 			cancel()
+			sc.uncharge(wire)
+			sc.unadmit()
+			f.Release()
+			return
 		} else if _, dup := sc.inbound[f.ID]; dup {
 			sc.mu.Unlock()
 			cancel()
@@ -951,7 +1050,7 @@ func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protoco
 		}
 		return
 	}
-	sc.respond(id, codecID, compID, call, err)
+	sc.respond(ctx, id, codecID, compID, call, err)
 }
 
 // invokeSafely runs the filter chain; a panic anywhere in it becomes an
@@ -965,8 +1064,16 @@ func (sc *serverConn) invokeSafely(ctx context.Context, call *spi.Call) (err err
 	return sc.s.invoke(ctx, call)
 }
 
-func (sc *serverConn) respond(id uint32, codecID, compID uint8, call *spi.Call, callErr error) {
+// respond answers call id. An answer whose call has ended (deadline
+// passed, cancelled by the caller, connection closed) is dropped: nobody
+// waits for it. Under back-pressure it waits for room before encoding,
+// and gives up when the call's context ends.
+func (sc *serverConn) respond(ctx context.Context, id uint32, codecID, compID uint8, call *spi.Call, callErr error) {
 	s := sc.s
+	if ctx.Err() != nil || sc.w.waitRoom(ctx) != nil {
+		s.log.Trace("answer dropped: call ended before it could be written", "method", call.Method, "id", id)
+		return
+	}
 	var fb protocol.Builder
 	defer fb.Release()
 	if callErr == nil {
@@ -994,7 +1101,7 @@ func (sc *serverConn) respond(id uint32, codecID, compID uint8, call *spi.Call, 
 		}
 		fb.EndMeta()
 	}
-	_ = sc.w.writeBuilt(&fb)
+	_ = sc.w.writeBuiltCtx(ctx, &fb)
 }
 
 func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream, charged int64) {

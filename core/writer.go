@@ -1,10 +1,13 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/spi"
@@ -12,6 +15,10 @@ import (
 
 // maxPending bounds the bytes queued for one connection; writers beyond it
 // wait, so a slow peer applies backpressure instead of growing memory.
+// A connection's unsent bytes (queued plus the batch being written) above
+// it put the connection under pressure: the server starts no new calls on
+// it, answers wait before they are even encoded, and a connection under
+// pressure for its write timeout is closed (core/server.go).
 const maxPending = 4 << 20
 
 // largeFrame is the size from which a frame sent with writeBuilt is not
@@ -48,9 +55,22 @@ type batchWriter struct {
 	pending []byte
 	large   []ownedFrame // in queue order; their positions index pending
 	queued  int          // bytes queued: len(pending) + the large frames
+	inWrite int          // bytes handed to the socket write in progress
 	err     error
 	waiting int
 	writing bool
+
+	// over is set while unsent bytes (queued + inWrite) exceed maxPending,
+	// overSince (under mu) since when; read without the lock on hot paths.
+	over      atomic.Bool
+	overSince time.Time
+
+	// timeout, when positive, is the write timeout: every socket write
+	// must complete within it (a deadline on the connection). Set once
+	// before the first write. armedAt is when the deadline was last
+	// pushed forward; only the goroutine that is writing touches it.
+	timeout time.Duration
+	armedAt time.Time
 
 	signal chan struct{}
 	done   chan struct{}
@@ -82,7 +102,13 @@ func newBatchWriter(conn net.Conn, onErr func(error), quiet func() bool) *batchW
 }
 
 // write queues frame. The bytes are copied before it returns.
-func (w *batchWriter) write(frame []byte) error { return w.send(frame, nil) }
+func (w *batchWriter) write(frame []byte) error { return w.send(nil, frame, nil) }
+
+// writeCtx is write for a frame whose caller may give up: while it waits
+// for room it returns ctx's error once ctx ends, and the frame is dropped.
+func (w *batchWriter) writeCtx(ctx context.Context, frame []byte) error {
+	return w.send(ctx, frame, nil)
+}
 
 // writeBuilt finishes the frame in fb and queues it. A small frame is
 // copied, as by write. A large one is either written directly (quiet
@@ -90,25 +116,151 @@ func (w *batchWriter) write(frame []byte) error { return w.send(frame, nil) }
 // with Detach and returns it to the pool after writing it. Either way the
 // caller's fb no longer aliases anything the writer holds once this
 // returns, so Release (a no-op after Detach) and reuse of fb are safe.
-func (w *batchWriter) writeBuilt(fb *protocol.Builder) error {
+func (w *batchWriter) writeBuilt(fb *protocol.Builder) error { return w.writeBuiltCtx(nil, fb) }
+
+// writeBuiltCtx is writeBuilt honouring ctx as writeCtx does; a nil ctx
+// never ends.
+func (w *batchWriter) writeBuiltCtx(ctx context.Context, fb *protocol.Builder) error {
 	frame := fb.Finish()
 	if len(frame) < largeFrame {
-		return w.send(frame, nil)
+		return w.send(ctx, frame, nil)
 	}
-	return w.send(frame, fb)
+	return w.send(ctx, frame, fb)
+}
+
+// writeUrgent queues a small control frame (GOAWAY) without waiting for
+// room: it never blocks, whatever the peer's reading. One per connection,
+// so the cap is exceeded by a few bytes at most.
+func (w *batchWriter) writeUrgent(frame []byte) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	wasEmpty := w.queued == 0
+	w.pending = append(w.pending, frame...)
+	w.queued += len(frame)
+	w.notePressure()
+	w.mu.Unlock()
+	if wasEmpty {
+		w.kick()
+	}
+	return nil
+}
+
+// waitFor blocks, with mu held, while full() holds, the writer has not
+// failed and ctx (nil: never) has not ended. It returns the writer's
+// error or ctx's.
+func (w *batchWriter) waitFor(ctx context.Context, full func() bool) error {
+	if w.err == nil && full() {
+		var stop func() bool
+		if ctx != nil {
+			// Wake the waiters when ctx ends; Broadcast under mu so the
+			// wake-up cannot fall between a check and the Wait.
+			stop = context.AfterFunc(ctx, func() {
+				w.mu.Lock()
+				w.cond.Broadcast()
+				w.mu.Unlock()
+			})
+		}
+		w.waiting++
+		for w.err == nil && full() && (ctx == nil || ctx.Err() == nil) {
+			w.cond.Wait()
+		}
+		w.waiting--
+		if stop != nil {
+			stop()
+		}
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if ctx != nil && full() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// queueFull: a sender must wait (a batch's worth is already queued).
+func (w *batchWriter) queueFull() bool { return w.queued > maxPending }
+
+// overCap: unsent bytes, queued or being written, exceed the cap.
+func (w *batchWriter) overCap() bool { return w.queued+w.inWrite > maxPending }
+
+// notePressure records, with mu held, when unsent bytes crossed the cap.
+func (w *batchWriter) notePressure() {
+	over := w.overCap()
+	if over == w.over.Load() {
+		return
+	}
+	w.over.Store(over)
+	if over {
+		w.overSince = time.Now()
+	} else {
+		w.overSince = time.Time{}
+	}
+}
+
+// waitRoom blocks while a frame could not be queued without waiting
+// (what an answer does before it is encoded, so a handler under
+// back-pressure holds its response value, not an encoded copy too). It
+// returns the writer's error, or ctx's once ctx ends (nil ctx: never).
+func (w *batchWriter) waitRoom(ctx context.Context) error {
+	if !w.over.Load() {
+		return nil // a full queue is over the cap too
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waitFor(ctx, w.queueFull)
+}
+
+// waitBelowCap blocks while the connection's unsent bytes exceed the cap,
+// until the writer fails. The server's reader calls it before starting a
+// call: a peer that does not read gets no new calls started.
+func (w *batchWriter) waitBelowCap() error {
+	if !w.over.Load() {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waitFor(nil, w.overCap)
+}
+
+// pressure reports since when unsent bytes have exceeded the cap (zero
+// time: they do not) and how many there are.
+func (w *batchWriter) pressure() (since time.Time, unsent int) {
+	if !w.over.Load() {
+		return time.Time{}, 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.overSince, w.queued + w.inWrite
+}
+
+// armDeadline gives the socket write about to start the write timeout.
+// The deadline is pushed forward only when an eighth of the timeout has
+// passed since it was last set (setting it costs a timer update), so a
+// write gets between 7/8 of the timeout and all of it. Called by the
+// goroutine that set writing.
+func (w *batchWriter) armDeadline() {
+	if w.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(w.armedAt) < w.timeout/8 {
+		return
+	}
+	w.armedAt = now
+	_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
 }
 
 // send queues frame; fb, when set, is the Builder frame lives in, whose
-// buffer the writer takes over instead of copying frame.
-func (w *batchWriter) send(frame []byte, fb *protocol.Builder) error {
+// buffer the writer takes over instead of copying frame. While the queue
+// is full it waits; ctx (nil: never) ending drops the frame.
+func (w *batchWriter) send(ctx context.Context, frame []byte, fb *protocol.Builder) error {
 	w.mu.Lock()
-	for w.err == nil && w.queued > maxPending {
-		w.waiting++
-		w.cond.Wait()
-		w.waiting--
-	}
-	if w.err != nil {
-		err := w.err
+	if err := w.waitFor(ctx, w.queueFull); err != nil {
 		w.mu.Unlock()
 		return err
 	}
@@ -118,10 +270,15 @@ func (w *batchWriter) send(frame []byte, fb *protocol.Builder) error {
 		// the writer goroutine as one batch. The caller keeps its buffer:
 		// the write is over when this returns.
 		w.writing = true
+		w.inWrite = len(frame)
+		w.notePressure()
 		w.mu.Unlock()
+		w.armDeadline()
 		_, err := w.conn.Write(frame)
 		w.mu.Lock()
 		w.writing = false
+		w.inWrite = 0
+		w.notePressure()
 		more := w.queued > 0
 		if w.waiting > 0 {
 			w.cond.Broadcast()
@@ -147,6 +304,7 @@ func (w *batchWriter) send(frame []byte, fb *protocol.Builder) error {
 		w.pending = append(w.pending, frame...)
 	}
 	w.queued += len(frame)
+	w.notePressure()
 	w.mu.Unlock()
 	if wasEmpty {
 		w.kick()
@@ -194,6 +352,7 @@ func (w *batchWriter) loop() {
 		buf, large, n := w.pending, w.large, w.queued
 		w.pending, w.large, w.queued = spare[:0], spareLarge[:0], 0
 		w.writing = n > 0
+		w.inWrite = n
 		if w.waiting > 0 {
 			w.cond.Broadcast()
 		}
@@ -202,6 +361,7 @@ func (w *batchWriter) loop() {
 			spare, spareLarge = buf, large
 			continue
 		}
+		w.armDeadline()
 		var err error
 		if len(large) == 0 {
 			_, err = w.conn.Write(buf)
@@ -216,6 +376,8 @@ func (w *batchWriter) loop() {
 		}
 		w.mu.Lock()
 		w.writing = false
+		w.inWrite = 0
+		w.notePressure()
 		if w.waiting > 0 {
 			w.cond.Broadcast()
 		}
@@ -295,13 +457,17 @@ func (w *batchWriter) close(err error) {
 }
 
 // drain blocks until everything queued so far has been written to the
-// socket (or the writer failed). Used by graceful shutdown after GOAWAY.
-func (w *batchWriter) drain() {
+// socket (or the writer failed).
+func (w *batchWriter) drain() { _ = w.drainCtx(nil) }
+
+// drainCtx is drain giving up when ctx (nil: never) ends; it returns ctx's
+// error then, and nil once drained or failed. Graceful shutdown drains
+// with its deadline.
+func (w *batchWriter) drainCtx(ctx context.Context) error {
 	w.mu.Lock()
-	for w.err == nil && (w.queued > 0 || w.writing) {
-		w.waiting++
-		w.cond.Wait()
-		w.waiting--
+	defer w.mu.Unlock()
+	if err := w.waitFor(ctx, func() bool { return w.queued > 0 || w.writing }); err != nil && err != w.err {
+		return err
 	}
-	w.mu.Unlock()
+	return nil
 }
