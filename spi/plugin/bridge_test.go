@@ -111,6 +111,10 @@ func TestRegistryCrashRestart(t *testing.T) {
 
 	pid := p.Pid()
 	require.NotZero(t, pid)
+	sock := p.socket()
+	require.NotEmpty(t, sock, "the plugin listens on a Unix socket")
+	_, err = os.Lstat(sock)
+	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 
 	// While the supervisor waits at the gate, calls fail clearly.
@@ -128,6 +132,9 @@ func TestRegistryCrashRestart(t *testing.T) {
 	eventually(t, "plugin restarted", p.Running)
 	assert.Equal(t, 1, p.Restarts())
 	assert.NotEqual(t, pid, p.Pid())
+	// The killed process could not remove its socket; the host did.
+	_, err = os.Lstat(sock)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the killed plugin's socket %s is left behind", sock)
 
 	// The registration made before the crash was replayed; the failed one
 	// was not.

@@ -199,7 +199,7 @@ func Load(ctx context.Context, d Decl, logger hclog.Logger) (spi.Entry, *Process
 		err = fmt.Errorf("it serves a %s, not a %s", info.Kind, d.Kind)
 	}
 	if err != nil {
-		g.client.Kill()
+		stopClient(g.client)
 		return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
 	}
 	if info.Name != d.Name {
@@ -352,7 +352,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 	var err error
 	spawn(func() { rpcc, err = client.Client() })
 	if err != nil {
-		client.Kill()
+		stopClient(client)
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			return nil, fmt.Errorf("%s: refusing to start %s: its sha256 no longer matches %x", p.decl, p.path, p.sum)
 		}
@@ -360,12 +360,49 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 	}
 	raw, err := rpcc.Dispense(pluginName)
 	if err != nil {
-		client.Kill()
+		stopClient(client)
 		return nil, fmt.Errorf("%s: %w", p.decl, err)
 	}
 	g := &generation{client: client, cmd: cmd, rpc: raw.(*clients), started: time.Now(), exited: make(chan struct{})}
 	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion())
 	return g, nil
+}
+
+// stopClient ends a plugin client and removes the Unix socket its
+// process listened on. A plugin that exits cleanly removes its socket
+// itself; one killed (SIGKILL, a crash) leaves it in the temp directory,
+// one per crash, for good.
+func stopClient(c *goplugin.Client) {
+	sock := ""
+	if rc := c.ReattachConfig(); rc != nil && rc.Addr != nil && rc.Addr.Network() == "unix" {
+		sock = rc.Addr.String()
+	}
+	c.Kill()
+	removeSocket(sock)
+}
+
+// removeSocket removes path if it is a Unix socket in the temp directory,
+// where go-plugin creates them ("plugin" + digits): never anything else.
+func removeSocket(path string) {
+	if path == "" || filepath.Dir(path) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(path), "plugin") {
+		return
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
+}
+
+// socket is the Unix socket of the running generation ("" if none).
+func (p *Process) socket() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gen == nil {
+		return ""
+	}
+	if rc := p.gen.client.ReattachConfig(); rc != nil && rc.Addr != nil && rc.Addr.Network() == "unix" {
+		return rc.Addr.String()
+	}
+	return ""
 }
 
 // supervise notices the exit of the current generation and restarts.
@@ -400,7 +437,7 @@ func (p *Process) supervise(g *generation) {
 		close(g.exited)
 		// Release the dead generation's connection (and go-plugin's
 		// goroutines); the process is already gone, so this is quick.
-		g.client.Kill()
+		stopClient(g.client)
 		p.logger.Error("plugin exited; restarting", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
 		if time.Since(g.started) >= healthyAfter {
 			backoff = restartMinBackoff
@@ -421,7 +458,7 @@ func (p *Process) supervise(g *generation) {
 			if err == nil {
 				err = p.reconfigure(ng)
 				if err != nil {
-					ng.client.Kill()
+					stopClient(ng.client)
 				}
 			}
 			if err != nil {
@@ -434,7 +471,7 @@ func (p *Process) supervise(g *generation) {
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()
-				ng.client.Kill()
+				stopClient(ng.client)
 				return
 			}
 			p.gen = ng
@@ -612,7 +649,7 @@ func (p *Process) Close() error {
 	close(p.stop)
 	p.wg.Wait()
 	if g != nil {
-		g.client.Kill()
+		stopClient(g.client)
 	}
 	live.Lock()
 	delete(live.procs, p)
