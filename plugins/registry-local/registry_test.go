@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -343,4 +344,43 @@ func TestConfig(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want, tc.cfg)
 		}
 	}
+}
+
+// A service's last instance leaving takes its directory (and lock file)
+// with it, so a clean shutdown leaves nothing behind; registering again
+// recreates it, also while many register and leave at once.
+func TestLastInstanceLeavesNothingBehind(t *testing.T) {
+	dir := t.TempDir()
+	a := newTest(t, Config{Dir: dir})
+	b := newTest(t, Config{Dir: dir})
+	ctx := context.Background()
+	in := spi.Instance{Service: "user", Addr: "127.0.0.1:9010"}
+	require.NoError(t, a.Register(ctx, in))
+	require.NoError(t, a.Deregister(ctx, in))
+	_, err := os.Stat(filepath.Join(dir, "user"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the service directory outlives its last instance")
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := a
+			if i%2 == 1 {
+				r = b
+			}
+			in := spi.Instance{Service: "user", Addr: fmt.Sprintf("127.0.0.1:%d", 9100+i)}
+			for range 25 {
+				assert.NoError(t, r.Register(ctx, in))
+				got, err := r.Resolve(ctx, "user")
+				assert.NoError(t, err)
+				assert.Contains(t, got, in)
+				assert.NoError(t, r.Deregister(ctx, in))
+			}
+		}()
+	}
+	wg.Wait()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, ents)
 }

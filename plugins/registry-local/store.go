@@ -92,12 +92,20 @@ func (r *Registry) write(rec record) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
+	// The directory may be pruned (its last entry removed by another
+	// process) between MkdirAll and CreateTemp: then create it again.
+	var tmp *os.File
+	for try := 0; ; try++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		tmp, err = os.CreateTemp(dir, ".tmp-*")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || try == 3 {
+			return err
+		}
 	}
 	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
@@ -152,6 +160,7 @@ func (r *Registry) remove(service, addr, owner string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	pruneDir(dir) // a clean shutdown leaves nothing behind
 	return nil
 }
 
@@ -292,4 +301,5 @@ func (r *Registry) collect(dir, name, owner string) {
 		return
 	}
 	os.Remove(path)
+	pruneDir(dir)
 }
