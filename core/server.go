@@ -170,8 +170,9 @@ type Server struct {
 	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
 }
 
-// DefaultWriteTimeout is ServerOptions.WriteTimeout's default.
-const DefaultWriteTimeout = 10 * time.Second
+// DefaultWriteTimeout is ServerOptions.WriteTimeout's default (from the
+// core/defaults table).
+const DefaultWriteTimeout = defaults.WriteTimeout
 
 // workerIdle is how long a handler goroutine waits for another call
 // before it exits, and maxIdleWorkers how many may wait at once: a burst

@@ -80,7 +80,7 @@ client "user" {}
 	assert.Equal(t, 10*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, Limits{MaxConcurrency: 10000, MaxConnConcurrency: 1000, MaxFrame: 4 << 20, MaxMetadata: 64 << 10, MaxConns: 0,
 		IdleTimeout: 5 * time.Minute, HandshakeTimeout: 10 * time.Second,
-		StreamIdleTimeout: time.Minute, BodyMemory: 256 << 20, MaxPeerShare: 0.5}, s.Limits)
+		StreamIdleTimeout: time.Minute, BodyMemory: 256 << 20, MaxPeerShare: 0.5, WriteTimeout: 10 * time.Second}, s.Limits)
 	assert.Nil(t, s.Compression)
 	assert.Nil(t, s.TLS)
 
@@ -163,6 +163,7 @@ server "user" {
     stream_idle_timeout = "30s"
     body_memory     = "64MiB"
     max_peer_share  = 0.25
+    write_timeout   = "3s"
     max_conn_concurrency = 10
     handshake_timeout    = "2s"
   }
@@ -222,7 +223,7 @@ client "user" {
 	assert.Equal(t, 30*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, Limits{MaxConcurrency: 100, MaxConnConcurrency: 10, MaxFrame: 1 << 20, MaxMetadata: 4096, MaxConns: 500,
 		IdleTimeout: time.Minute, HandshakeTimeout: 2 * time.Second,
-		StreamIdleTimeout: 30 * time.Second, BodyMemory: 64 << 20, MaxPeerShare: 0.25}, s.Limits)
+		StreamIdleTimeout: 30 * time.Second, BodyMemory: 64 << 20, MaxPeerShare: 0.25, WriteTimeout: 3 * time.Second}, s.Limits)
 	assert.Equal(t, &Compression{Name: "fast", Threshold: 2048}, s.Compression)
 	assert.Equal(t, &ServerTLS{
 		Cert:       filepath.Join(dir, "certs/server.pem"),

@@ -141,6 +141,9 @@ func (s *ServerConfig) applyDefaults(set attrSet) {
 	if !set.has("limits.max_peer_share") {
 		s.Limits.MaxPeerShare = defaults.MaxPeerShare
 	}
+	if !set.has("limits.write_timeout") {
+		s.Limits.WriteTimeout = defaults.WriteTimeout
+	}
 	if s.Compression != nil && !set.has("compression.threshold") {
 		s.Compression.Threshold = DefaultCompressMinSize
 	}

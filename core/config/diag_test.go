@@ -476,6 +476,15 @@ registry "static" "main" {}`,
 		pos: "3:15", summary: "TLS needs the tls transport",
 	},
 	{
+		name: "write_timeout negative",
+		src: `server "user" {
+  listen = "127.0.0.1:9443"
+  limits { write_timeout = "-5s" }
+}`,
+		pos: "3:28", summary: "Invalid duration",
+		detail: []string{`"write_timeout"`, `"-5s" is negative`},
+	},
+	{
 		name: "handshake_timeout zero",
 		src: `server "user" {
   listen = "127.0.0.1:9443"

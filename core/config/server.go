@@ -35,6 +35,7 @@ var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_concurrency"}, {Name: "max_conn_concurrency"}, {Name: "max_frame"}, {Name: "max_metadata"}, {Name: "max_conns"},
 	{Name: "idle_timeout"}, {Name: "handshake_timeout"},
 	{Name: "stream_idle_timeout"}, {Name: "body_memory"}, {Name: "max_peer_share"},
+	{Name: "write_timeout"},
 }}
 
 var compressionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -101,6 +102,7 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 			// not hold a socket and a goroutine for good.
 			lb.positiveDuration("handshake_timeout", &s.Limits.HandshakeTimeout)
 			lb.duration("stream_idle_timeout", &s.Limits.StreamIdleTimeout)
+			lb.duration("write_timeout", &s.Limits.WriteTimeout)
 			if lb.size("body_memory", &s.Limits.BodyMemory) && s.Limits.BodyMemory < 1<<20 {
 				lb.errorf(lb.rng("body_memory"), "Value out of range", `"body_memory" must be at least 1MiB: it bounds the request bodies of every call in progress together.`)
 			}

@@ -164,6 +164,9 @@ type Limits struct {
 	// MaxPeerShare is the share (0-1] of max_concurrency and body_memory
 	// one remote address may hold.
 	MaxPeerShare float64
+	// WriteTimeout bounds each socket write and how long a connection's
+	// unsent bytes may stay above the cap; 0 = never.
+	WriteTimeout time.Duration
 }
 
 // Compression selects a compressor for bodies at or above Threshold bytes.

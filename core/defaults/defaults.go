@@ -67,6 +67,12 @@ const (
 	// and of body_memory (always at least 100 calls), so one client, with
 	// however many connections, cannot take the whole server.
 	MaxPeerShare = 0.5
+	// WriteTimeout: every socket write must complete within 10 s, and a
+	// connection whose unsent bytes stay above the 4 MiB cap that long is
+	// closed: a peer that stops reading cannot pin answers and handlers
+	// for as long as it stays connected. 4 MiB in 10 s is 400 KiB/s, far
+	// below any link a service talks over.
+	WriteTimeout = 10 * time.Second
 )
 
 // Client defaults: kite.hcl's client block and core.ClientOptions.
@@ -203,6 +209,7 @@ var Table = []Setting{
 	{Block: "server.limits", Attr: "stream_idle_timeout", Value: StreamIdleTimeout},
 	{Block: "server.limits", Attr: "body_memory", Value: BodyMemory, Size: true},
 	{Block: "server.limits", Attr: "max_peer_share", Value: MaxPeerShare},
+	{Block: "server.limits", Attr: "write_timeout", Value: WriteTimeout},
 	{Block: "compression", Attr: "threshold", Value: CompressThreshold, Size: true},
 
 	{Block: "client", Attr: "registry", Value: Registry},

@@ -62,6 +62,7 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 		StreamIdleTimeout:  cfg.Limits.StreamIdleTimeout,
 		BodyMemory:         cfg.Limits.BodyMemory,
 		MaxPeerShare:       cfg.Limits.MaxPeerShare,
+		WriteTimeout:       cfg.Limits.WriteTimeout,
 		Logger:             st.log.Named(name),
 	}
 	if opts.IdleTimeout == 0 {
@@ -69,6 +70,9 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 	}
 	if opts.StreamIdleTimeout == 0 {
 		opts.StreamIdleTimeout = -1 // likewise
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = -1 // likewise
 	}
 	if opts.MaxConcurrency == 0 {
 		// kite.hcl: 0 = unlimited; core treats 0 as "default".
