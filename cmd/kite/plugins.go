@@ -4,6 +4,7 @@ package main
 // themselves into spi.Default from init when linked here. Add a line per
 // plugin package as it lands.
 import (
+	_ "github.com/kiterpc/kite/plugins/codec-hessian"
 	_ "github.com/kiterpc/kite/plugins/codec-json"
 	_ "github.com/kiterpc/kite/plugins/codec-proto"
 	_ "github.com/kiterpc/kite/plugins/compress-s2"
