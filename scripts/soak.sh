@@ -12,8 +12,14 @@
 #   SOAK=60s make soak          # shorter run (default 10m)
 #   SOAK_ARGS="-rate 0" make soak
 #
+# A hostile client (cmd/kite-soak/hostile.go) attacks one server every
+# 10 s during the run: 200 idle streams, 8 decompression bombs, a window
+# overrun; the servers must hold each (-hostile-every sets the period).
+#
 # The JSON report goes to .kite/soak.json. Exit status: non-zero when a
-# call was lost or answered wrongly.
+# call was lost or answered wrongly, a hostile client was not held, or
+# (-strict) goroutines or RSS drifted more than 10% from the mark to the
+# end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +27,4 @@ duration="${SOAK:-10m}"
 mkdir -p .kite
 go build -o .kite/kite-soak ./cmd/kite-soak
 # shellcheck disable=SC2086
-exec .kite/kite-soak -duration "$duration" -json .kite/soak.json ${SOAK_ARGS:-} "$@"
+exec .kite/kite-soak -duration "$duration" -strict -json .kite/soak.json ${SOAK_ARGS:-} "$@"

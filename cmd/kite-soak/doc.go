@@ -25,6 +25,13 @@
 //	go run ./cmd/kite-soak -duration 10m -json soak.json
 //	SOAK=60s make soak
 //
-// The exit status is non-zero when a call was lost or answered wrongly
-// (and, with -strict, when goroutines or RSS drifted beyond 10%).
+// Beside the load, a hostile client (hostile.go; -hostile-every, default
+// 10 s) attacks one server at a time from 127.0.0.2: 200 idle streams
+// that the server's stream idle timeout must end, 8 zstd decompression
+// bombs that must all be answered, and a flow-control window overrun that
+// must be told with a StreamEnd.
+//
+// The exit status is non-zero when a call was lost or answered wrongly,
+// when a hostile client was not held (and, with -strict, when goroutines
+// or RSS drifted beyond 10%).
 package main

@@ -38,6 +38,7 @@ func run(args []string) int {
 	fs.DurationVar(&cfg.Window, "window", 0, "span averaged at the mark and at the end (default 1m, or duration/10 if shorter)")
 	fs.IntVar(&cfg.MaxEjectionPercent, "max-ejection-percent", 0, "cap on the share of servers the client's breakers eject at once (0: the default, 50)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the fault schedule")
+	fs.DurationVar(&cfg.HostileEvery, "hostile-every", 10*time.Second, "period of the hostile-client rounds (idle streams, decompression bombs, window overruns); negative = none")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	verbose := fs.Bool("v", false, "log client and server events to stderr")
 	strict := fs.Bool("strict", false, "also fail when goroutines or RSS drift more than 10% from the mark to the end")
@@ -84,6 +85,9 @@ func run(args []string) int {
 		return 1
 	case rep.Wrong > 0:
 		fmt.Println("FAIL: wrong answers")
+		return 1
+	case rep.Hostile.Failures > 0:
+		fmt.Println("FAIL: a hostile client was not held")
 		return 1
 	case *strict && !rep.Flat():
 		fmt.Println("FAIL: resources not flat")

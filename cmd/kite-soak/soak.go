@@ -58,6 +58,9 @@ type Config struct {
 	MaxEjectionPercent int
 	// Seed drives the fault schedule's choices.
 	Seed uint64
+	// HostileEvery is the period of the hostile-client rounds (see
+	// hostile.go); default 10 s, negative disables them.
+	HostileEvery time.Duration
 	// Out receives progress lines; nil = none.
 	Out io.Writer
 	// Logger receives client and server logs; nil = none.
@@ -97,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.Window <= 0 {
 		c.Window = min(time.Minute, c.Duration/10)
+	}
+	if c.HostileEvery == 0 {
+		c.HostileEvery = 10 * time.Second
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -169,6 +175,8 @@ type Report struct {
 	Stranded int `json:"stranded_close_goroutines"`
 	// AfterTeardown is the goroutine count once everything was closed.
 	AfterTeardown int `json:"goroutines_after_teardown"`
+	// Hostile is what the hostile-client phase did and saw.
+	Hostile HostileReport `json:"hostile"`
 }
 
 // Flat reports whether goroutines and RSS stayed within ±10% from the
@@ -215,6 +223,13 @@ func (e *echo) Count(_ context.Context, st *core.Stream) error {
 	return nil
 }
 
+// Sink never reads and ends with its stream: what the hostile phase
+// opens and leaves idle, or overruns.
+func (e *echo) Sink(ctx context.Context, _ *core.Stream) error {
+	<-ctx.Done()
+	return nil
+}
+
 // backend is one server and the proxy in front of it.
 type backend struct {
 	id    int
@@ -227,7 +242,7 @@ type backend struct {
 }
 
 func (b *backend) start() error {
-	srv, err := core.NewServer(core.ServerOptions{Logger: b.log})
+	srv, err := core.NewServer(core.ServerOptions{Logger: b.log, StreamIdleTimeout: hostileIdleTimeout})
 	if err != nil {
 		return err
 	}
@@ -469,6 +484,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			faultMu.Unlock()
 		})
 	}()
+	if cfg.HostileEvery > 0 {
+		faultWG.Add(1)
+		go func() {
+			defer faultWG.Done()
+			// The first round once the load has settled.
+			sleepCtx(faultCtx, min(5*time.Second, cfg.Duration/10))
+			runHostile(faultCtx, cfg.HostileEvery, backends, &rep.Hostile)
+		}()
+	}
 
 	progress := func(label string, smp Sample) {
 		fmt.Fprintf(cfg.Out, "%-8s t=%-6s calls=%d ok=%d errors=%d lost=%d goroutines=%d rss=%.1fMiB heap=%.1fMiB\n",
@@ -891,6 +915,12 @@ func (r *Report) Format(w io.Writer) {
 	fmt.Fprintf(w, "single samples nearest mark → last: goroutines %+.1f%%, rss %+.1f%%\n", 100*r.PointGoroutineDrift, 100*r.PointRSSDrift)
 	fmt.Fprintf(w, "from the mark window on: goroutines %d..%d, rss %.1f..%.1f MiB; trend %+.2f%%/min goroutines, %+.2f%%/min rss\n",
 		r.GoroutinesMin, r.GoroutinesMax, mib(r.RSSMin), mib(r.RSSMax), 100*r.GoroutineSlope, 100*r.RSSSlope)
+	h := r.Hostile
+	fmt.Fprintf(w, "hostile      %d rounds: idle streams %d opened, %d ended by the idle timeout, %d refused; %d bombs answered %v; %d window overruns told; failures %d\n",
+		h.Rounds, h.IdleOpened, h.IdleEnded, h.IdleRefused, h.Bombs, h.BombCodes, h.Overruns, h.Failures)
+	for _, d := range h.FailureText {
+		fmt.Fprintf(w, "  hostile failure: %s\n", d)
+	}
 	fmt.Fprintf(w, "goroutines after teardown: %d\n", r.AfterTeardown)
 	if r.Stranded > 0 {
 		fmt.Fprintf(w, "goroutines stranded in a client connection's close (core bug): %d\n", r.Stranded)

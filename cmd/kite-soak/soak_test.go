@@ -41,6 +41,9 @@ func TestSoak(t *testing.T) {
 	for _, k := range faultKinds {
 		assert.Positive(t, rep.Faults[k], "fault %s injected", k)
 	}
+	assert.Positive(t, rep.Hostile.Rounds, "hostile rounds ran")
+	assert.Zero(t, rep.Hostile.Failures, "hostile clients held: %v", rep.Hostile.FailureText)
+	assert.Equal(t, rep.Hostile.IdleOpened, rep.Hostile.IdleEnded+rep.Hostile.IdleRefused, "every idle stream ended")
 	assert.False(t, rep.CloseBlocked, "client Close blocked")
 	assert.Zero(t, rep.Stranded, "stranded writer goroutines")
 }
