@@ -90,7 +90,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	c := newClient(t, ClientOptions{Targets: []string{addr}})
+	c := newClient(t, ClientOptions{Targets: []string{addr}, Codec: testJSON{}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	var resp EchoResp
