@@ -329,7 +329,11 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		return nil, err
 	}
 	cmd := exec.Command(p.path, p.decl.Args...)
-	cmd.Env = append(cmd.Env, p.decl.Env...)
+	// The host's environment, then the declaration's (which wins for a
+	// key set in both: exec keeps the last value of a key), then
+	// go-plugin's handshake variables. go-plugin would put the host's
+	// environment after the declaration's.
+	cmd.Env = append(os.Environ(), p.decl.Env...)
 	setDeathSignal(cmd)
 	stderr := &tailWriter{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
@@ -341,6 +345,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		SecureConfig:     &goplugin.SecureConfig{Checksum: p.sum, Hash: sha256.New()},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true, // added above, before the declaration's
 		Managed:          true,
 		StartTimeout:     timeout,
 		Logger:           p.logger,

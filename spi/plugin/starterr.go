@@ -15,6 +15,10 @@ import (
 func startHint(err error, timeout time.Duration) string {
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
+		// go-plugin reports a stdout closed without a line as an
+		// unrecognised (empty) message.
+		return "it exited (or closed its stdout) before writing its handshake line: "
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		return "the first line on its stdout must be the handshake line (1|1|tcp|127.0.0.1:PORT|grpc…) but it wrote something else; " +
 			"stdout is reserved for the handshake, log to stderr: "
@@ -26,6 +30,9 @@ func startHint(err error, timeout time.Duration) string {
 	case strings.Contains(msg, "incompatible core API version"):
 		return "its handshake line does not start with go-plugin's core protocol version 1: "
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		if timeout > time.Second {
+			timeout = timeout.Round(100 * time.Millisecond)
+		}
 		return fmt.Sprintf("no handshake line on its stdout within the start timeout of %v (hung, or slow to start?): ", timeout)
 	case strings.Contains(msg, "plugin exited before we could connect"):
 		return "it exited before writing its handshake line: "

@@ -1,0 +1,70 @@
+package polyglot
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiterpc/kite/core/stack"
+	"github.com/kiterpc/kite/spi"
+)
+
+// TestBadPythonPlugins loads broken Python plugins from kite.hcl: each
+// fails Load within the start timeout with an error naming the kite.hcl
+// position of its block, the plugin (kind, name, interpreter and
+// script), and what it did wrong.
+func TestBadPythonPlugins(t *testing.T) {
+	needPython(t)
+	const startTimeout = 2 * time.Second
+	cases := []struct {
+		script string
+		want   []string
+	}{
+		{"stdout_first.py", []string{
+			"the first line on its stdout must be the handshake line",
+			"Unrecognized remote plugin message: starting the header filter...",
+		}},
+		{"wrong_version.py", []string{
+			"it answered bridge protocol version 2 in its handshake line, this host speaks 1",
+		}},
+		{"sdk_too_new.py", []string{
+			"it exited (or closed its stdout) before writing its handshake line",
+			"the host offers bridge protocol version(s) 1; this plugin speaks 2", // its stderr
+		}},
+		{"silent.py", []string{
+			"no handshake line on its stdout within the start timeout of 2s",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimSuffix(c.script, ".py"), func(t *testing.T) {
+			script := abs(t, filepath.Join("testdata", c.script))
+			src := "# a broken plugin\n\n" + pluginBlock(t, spi.KindFilter, "bad", script)
+			src = strings.Replace(src, `env = {`, `env = { KITE_TEST_SDK = `+hclString(abs(t, sdkDir))+`,`, 1)
+			path := writeHCL(t, src)
+			start := time.Now()
+			st, err := stack.Load(path, stack.WithLogger(testLogger()), stack.WithPluginStartTimeout(startTimeout))
+			elapsed := time.Since(start)
+			if err == nil {
+				st.Close()
+				t.Fatal("a broken plugin loaded")
+			}
+			msg := err.Error()
+			for _, w := range append([]string{
+				fmt.Sprintf("%s:3:1: loading filter plugin \"bad\"", path),
+				fmt.Sprintf("plugin filter/bad (%s %s)", python, script),
+			}, c.want...) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+			// The start timeout bounds every case (plus the kill of the
+			// plugin and the host's own work on a loaded machine).
+			if elapsed > startTimeout+3*time.Second {
+				t.Errorf("Load took %v, start timeout %v", elapsed, startTimeout)
+			}
+			t.Logf("after %v: %s", elapsed.Round(time.Millisecond), msg)
+		})
+	}
+}
