@@ -335,12 +335,16 @@ func (c *Client) endWatch() {
 // Call invokes method ("Service.Method") with req and decodes the answer
 // into resp (a pointer). It returns a *spi.Error with a code on failure.
 func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
-	call := &spi.Call{Side: spi.ClientSide, Method: method, Request: req, Response: resp, Meta: outgoingMD(ctx)}
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, Response: resp})
 	return c.Invoke(ctx, call)
 }
 
-// Invoke runs a prepared call through the filters.
+// Invoke runs a prepared call through the filters. A nil call.Meta is
+// given an empty Metadata first, so filters never see nil.
 func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
+	if call.Meta == nil {
+		call.Meta = &spi.Metadata{}
+	}
 	if d := c.res.pol.Load().policy(call.Method).timeout; d > 0 && !call.OneWay {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 			var cancel context.CancelFunc
@@ -354,7 +358,7 @@ func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
 // OneWay sends req to method without waiting for, or getting, an answer.
 // It returns once the request is queued on a connection.
 func (c *Client) OneWay(ctx context.Context, method string, req any) error {
-	call := &spi.Call{Side: spi.ClientSide, Method: method, Request: req, OneWay: true, Meta: outgoingMD(ctx)}
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, OneWay: true})
 	return c.invoke(ctx, call)
 }
 
@@ -397,7 +401,7 @@ func (c *Client) Go(ctx context.Context, method string, req, resp any) *Future {
 
 // Stream opens a stream to method. Cancel ctx to abort it.
 func (c *Client) Stream(ctx context.Context, method string) (*Stream, error) {
-	call := &spi.Call{Side: spi.ClientSide, Method: method, Stream: true, Meta: outgoingMD(ctx)}
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Stream: true})
 	var st *Stream
 	inner := func(ctx context.Context, call *spi.Call) error {
 		var at attempt
@@ -939,12 +943,22 @@ func WithMetadata(ctx context.Context, md *spi.Metadata) context.Context {
 	return context.WithValue(ctx, mdKey{}, md)
 }
 
-func outgoingMD(ctx context.Context) *spi.Metadata {
-	md, _ := ctx.Value(mdKey{}).(*spi.Metadata)
-	if md == nil {
-		return nil
+// callWithMD is a call and its metadata in one allocation.
+type callWithMD struct {
+	call spi.Call
+	md   spi.Metadata
+}
+
+// newCall returns c with Meta set to a copy of ctx's outgoing metadata,
+// empty when there is none: filters may always read and write
+// call.Meta, compiled in as out of process (where it is never nil).
+func newCall(ctx context.Context, c spi.Call) *spi.Call {
+	cm := &callWithMD{call: c}
+	if md, _ := ctx.Value(mdKey{}).(*spi.Metadata); md != nil {
+		cm.md.CopyFrom(md)
 	}
-	return md.Clone()
+	cm.call.Meta = &cm.md
+	return &cm.call
 }
 
 func excludedFrom(ctx context.Context) []string {

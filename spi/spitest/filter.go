@@ -37,6 +37,10 @@ func TestFilter(t *testing.T, f spi.Filter) {
 //     and is still on the call afterwards (a filter may add keys, never
 //     drop or change the caller's); a trailer next sets reaches the
 //     caller.
+//   - A call that arrives with no metadata at all (an empty Meta, as the
+//     runtime passes when the caller set none: compiled in as out of
+//     process, Meta is never nil) does not crash the filter: it either
+//     reaches next or is refused with an *spi.Error.
 //   - next's error reaches the caller with its code and message; a
 //     success stays a success. Context errors and plain errors keep their
 //     codes (DeadlineExceeded, Canceled, Unknown).
@@ -98,6 +102,7 @@ func (s FilterSuite) Run(t *testing.T) {
 		t.Run(side.String(), func(t *testing.T) {
 			t.Run("PassThrough", func(t *testing.T) { s.testPassThrough(t, side) })
 			t.Run("Metadata", func(t *testing.T) { s.testMetadata(t, side) })
+			t.Run("EmptyMetadata", func(t *testing.T) { s.testEmptyMetadata(t, side) })
 			t.Run("ErrorCodes", func(t *testing.T) { s.testErrorCodes(t, side) })
 			t.Run("Concurrent", func(t *testing.T) { s.testConcurrent(t, side) })
 			if s.Reject != nil {
@@ -402,5 +407,32 @@ func (s FilterSuite) testShortCircuit(t *testing.T, side spi.Side) {
 	var in invocation
 	if err := s.Filter.Wrap(in.next(nil, nil))(ctx, s.newCall(side, "AfterReject")); err != nil || in.calls.Load() != 1 {
 		t.Fatalf("after a refusal, a call the filter should let through got %v (next ran %d times)", err, in.calls.Load())
+	}
+}
+
+// testEmptyMetadata sends a call carrying no metadata and no Prepare: a
+// filter that reads or writes keys must cope with an empty Meta (it may
+// refuse the call, with an *spi.Error, but not panic).
+func (s FilterSuite) testEmptyMetadata(t *testing.T, side spi.Side) {
+	inv := s.Filter.Wrap(func(ctx context.Context, call *spi.Call) error { return nil })
+	call := &spi.Call{Side: side, Method: filterServiceNS + "Empty", Peer: filterTestPeer,
+		Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("filter panicked on a call without metadata: %v", r)
+			}
+		}()
+		err = inv(context.Background(), call)
+	}()
+	if err != nil {
+		var se *spi.Error
+		if !errors.As(err, &se) {
+			t.Fatalf("a call without metadata was refused with %T %v, want an *spi.Error", err, err)
+		}
+	}
+	if call.Meta == nil {
+		t.Fatal("the filter set call.Meta to nil")
 	}
 }
