@@ -612,6 +612,11 @@ func callToPB(ctx context.Context, call *spi.Call) *pb.CallInfo {
 	}
 }
 
+// MetadataOnly implements spi.MetadataFilter: a filter out of process sees
+// method, peer, metadata and deadline, never the request, so a server can
+// run it (an auth plugin, say) before decoding the body.
+func (*remoteFilter) MetadataOnly() {}
+
 func (f *remoteFilter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {
 		var before *pb.BeforeResponse
