@@ -8,13 +8,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kiterpc/kite/core/defaults"
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/spi"
 )
 
 // DefaultStreamWindow is how many messages a stream's receiver buffers
-// before the sender must wait for a window update.
-const DefaultStreamWindow = 64
+// before the sender must wait for a window update (defaults.StreamWindow).
+const DefaultStreamWindow = defaults.StreamWindow
 
 // InitialStreamCredit is the credit every stream sender starts with, by
 // protocol: a receiver configured with a larger window grants the rest
