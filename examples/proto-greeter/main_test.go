@@ -27,7 +27,7 @@ func start(t *testing.T, impl greeterpb.GreeterServer) string {
 	srv, err := core.NewServer(core.ServerOptions{})
 	require.NoError(t, err)
 	require.NoError(t, greeterpb.RegisterGreeterServer(srv, impl))
-	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -87,7 +87,7 @@ func serve(ctx context.Context, addr string, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
-	ln, err := srv.Listen(ctx, addr, nil)
+	ln, err := srv.Listen(ctx, addr)
 	if err != nil {
 		return err
 	}

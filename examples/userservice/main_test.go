@@ -34,7 +34,7 @@ func startServer(tb testing.TB, impl UserService, reflective bool) string {
 	} else {
 		require.NoError(tb, RegisterUserService(srv, impl))
 	}
-	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	require.NoError(tb, err)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
