@@ -296,6 +296,8 @@ func NewFilter(o Options) (*Filter, error) {
 	return f, nil
 }
 
+var _ spi.MetadataFilter = (*Filter)(nil)
+
 // MetadataOnly marks the filter as deciding from metadata alone
 // (spi.MetadataFilter): a server runs it before decoding the request body,
 // so a call without a valid token costs no decoding.

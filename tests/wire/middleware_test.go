@@ -108,6 +108,18 @@ func TestMiddlewareOnTheWire(t *testing.T) {
 	err = c.Call(ctx, "Accounts.Delete", &SignupReq{Email: "ada@example.com", Age: 36}, &resp)
 	require.Equal(t, spi.PermissionDenied, spi.CodeOf(err), "%v", err)
 
+	// The jwt filter reads metadata only (spi.MetadataFilter), so the
+	// server refuses a call without a token before decoding its body: a
+	// body no codec could decode into SignupReq still gets
+	// Unauthenticated, not InvalidArgument.
+	raw, err := core.NewClient(core.ClientOptions{Targets: []string{ln.Addr().String()}, Codec: core.RawCodec{}, Logger: hclog.NewNullLogger()})
+	require.NoError(t, err)
+	defer raw.Close()
+	garbage := []byte{0xff, 0xfe, 0xfd}
+	var out []byte
+	err = raw.Call(ctx, "Accounts.Signup", &garbage, &out)
+	require.Equal(t, spi.Unauthenticated, spi.CodeOf(err), "%v", err)
+
 	// Per-call credentials (they win over the filter's token file).
 	for _, bad := range []struct{ name, auth string }{
 		{"expired", "Bearer " + token(jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})},
