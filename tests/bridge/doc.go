@@ -14,11 +14,11 @@
 //     key for key);
 //   - compressors: snappy, s2, zstd, whose bridged output must also be
 //     read by the compiled-in implementation and vice versa;
-//   - codecs: json (generic canonical form) and proto (typed canonical
-//     form through plugin.CanonicalCodec);
+//   - codecs: json and hessian (generic canonical form) and proto (typed
+//     canonical form through plugin.CanonicalCodec);
 //   - filters: log, recover, metrics, tracing, auth, ratelimit with the
 //     filter suite, bridged and compiled in (the filters' own tests do not
-//     run it).
+//     run it); jwt and validate likewise (filter_jwt_validate_test.go).
 //
 // The other kinds' compiled-in suites run in the plugins' own packages.
 package bridge
