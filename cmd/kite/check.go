@@ -10,7 +10,10 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/kiterpc/kite/core/config"
+	"github.com/kiterpc/kite/core/stack"
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -31,13 +34,18 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kite check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "kite.hcl `file` to check (default $KITE_CONFIG, else ./kite.hcl)")
+	syntax := fs.Bool("syntax", false, "check the file alone: do not start the plugins it declares (no checksum, handshake or schema checks)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `Usage: kite check [-f kite.hcl] [file]
 
-Check validates a kite.hcl against the implementations linked into this
-binary and the plugin blocks it declares: syntax, attribute names and
-types, durations and sizes, and references between blocks. Errors are
-printed as file:line:col with the source line.
+Check validates a kite.hcl as strictly as a server or client starting
+from it would: syntax, attribute names and types, durations and sizes,
+references between blocks, against the implementations linked into this
+binary; and for each plugin block, that the executable exists and
+matches its sha256, starts, answers the handshake, serves the declared
+kind, and that the blocks it serves match the schema it reports. The
+plugins are stopped again. With -syntax only the file is checked. Errors
+are printed as file:line:col with the source line.
 
 Exit status: 0 valid, 1 invalid, 2 usage error.
 
@@ -64,7 +72,14 @@ Flags:`)
 		return exitUsage
 	}
 
-	f, err := config.Load(path, spi.Default)
+	var f *config.File
+	var err error
+	if *syntax {
+		f, err = config.Load(path, spi.Default)
+	} else {
+		// Warnings are printed below, not logged by the stack.
+		f, err = stack.Check(path, stack.WithLogger(hclog.NewNullLogger()))
+	}
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

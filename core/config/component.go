@@ -51,7 +51,8 @@ func (p *parser) decodePlugin(blk *hcl.Block) *PluginDecl {
 	}
 	c, diags := content(blk.Body, pluginSchema)
 	p.diags = append(p.diags, diags...)
-	b := p.block(c.Attributes, "", attrSet{}, map[string]hcl.Range{})
+	d.Ranges = map[string]hcl.Range{}
+	b := p.block(c.Attributes, "", attrSet{}, d.Ranges)
 	_, hasPath := c.Attributes["path"]
 	_, hasCommand := c.Attributes["command"]
 	switch {

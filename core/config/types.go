@@ -65,6 +65,10 @@ type PluginDecl struct {
 	Files map[string]string
 
 	DeclRange hcl.Range
+	// Ranges maps the block's attributes ("path", "sha256", "command",
+	// "files", …) to their positions, so a load error points at the
+	// attribute at fault.
+	Ranges map[string]hcl.Range
 }
 
 // Component is a registry, balancer, filter, codec or compressor block:
@@ -130,6 +134,7 @@ type ServerConfig struct {
 	Limits      Limits
 	Compression *Compression
 	TLS         *ServerTLS
+	GRPC        *ServerGRPC // grpc block (grpc.go); nil = gRPC off
 
 	DeclRange hcl.Range
 	// Ranges maps attribute paths ("listen", "limits.max_frame") to their
@@ -224,6 +229,7 @@ type ClientConfig struct {
 	Breaker     Breaker
 	Compression *Compression
 	TLS         *ClientTLS
+	GRPC        *ClientGRPC // grpc block (grpc.go); nil = Kite's protocol
 	// Methods holds per-method overrides in file order; use Method to get
 	// a method's effective settings.
 	Methods []*MethodConfig

@@ -182,8 +182,10 @@ func (st *Stack) loadPlugins(f *config.File) error {
 		cancel()
 		if err != nil {
 			// plugin.Load's message names the binary (and, for a checksum
-			// mismatch, both sums); prefix where the block is.
-			return fmt.Errorf("%s: loading %s plugin %q: %w", pos(d.DeclRange), d.Kind, d.Name, err)
+			// mismatch, both sums); prefix where the fault is: the path,
+			// sha256 or files attribute when the error says which, else
+			// the block.
+			return fmt.Errorf("%s: loading %s plugin %q: %w", pos(declAt(d, err)), d.Kind, d.Name, err)
 		}
 		st.mu.Lock()
 		st.plugins[key] = &loadedPlugin{decl: d, entry: entry, proc: proc}
@@ -191,6 +193,21 @@ func (st *Stack) loadPlugins(f *config.File) error {
 		st.log.Debug("plugin loaded", "kind", d.Kind, "name", d.Name, "path", d.Path, "version", entry.Version, "pid", proc.Pid())
 	}
 	return nil
+}
+
+// declAt is the position of the plugin block's attribute a load error is
+// about (path — or command, which names the executable instead — sha256,
+// files), else the block's.
+func declAt(d *config.PluginDecl, err error) hcl.Range {
+	var de *plugin.DeclError
+	if errors.As(err, &de) {
+		for _, attr := range []string{de.Field, map[string]string{"path": "command"}[de.Field]} {
+			if r, ok := d.Ranges[attr]; ok && attr != "" {
+				return r
+			}
+		}
+	}
+	return d.DeclRange
 }
 
 // checkPluginConfigs checks each block served by a plugin against the

@@ -161,7 +161,7 @@ func Load(ctx context.Context, d Decl, logger hclog.Logger) (spi.Entry, *Process
 	}
 	path, err := resolvePath(d.Path)
 	if err != nil {
-		return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
+		return spi.Entry{}, nil, &DeclError{Field: "path", Err: fmt.Errorf("%s: %w", d, err)}
 	}
 	sum, err := verifySum(d, path)
 	if err != nil {
@@ -260,33 +260,51 @@ func verifySum(d Decl, path string) ([]byte, error) {
 // checkSum hashes the file at path (declared as name) and compares it
 // with the declared hex sum.
 func checkSum(d Decl, name, path, sum, what string) ([]byte, error) {
+	// The attributes at fault, for DeclError: the binary's path and
+	// sha256, or the files map.
+	fileAttr, sumAttr := "path", "sha256"
+	if what != "binary" {
+		fileAttr, sumAttr = "files", "files"
+	}
 	want := strings.ToLower(strings.TrimSpace(sum))
 	if want == "" {
 		if what == "binary" {
-			return nil, fmt.Errorf("%s: sha256 is required; compute it with `sha256sum %s`", d, name)
+			return nil, &DeclError{Field: sumAttr, Err: fmt.Errorf("%s: sha256 is required; compute it with `sha256sum %s`", d, name)}
 		}
-		return nil, fmt.Errorf("%s: sha256 of %s is required; compute it with `sha256sum %s`", d, name, name)
+		return nil, &DeclError{Field: sumAttr, Err: fmt.Errorf("%s: sha256 of %s is required; compute it with `sha256sum %s`", d, name, name)}
 	}
 	wantRaw, err := hex.DecodeString(want)
 	if err != nil || len(wantRaw) != sha256.Size {
-		return nil, fmt.Errorf("%s: sha256 %q of %s is not 64 hex digits; compute it with `sha256sum %s`", d, sum, name, name)
+		return nil, &DeclError{Field: sumAttr, Err: fmt.Errorf("%s: sha256 %q of %s is not 64 hex digits; compute it with `sha256sum %s`", d, sum, name, name)}
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d, err)
+		return nil, &DeclError{Field: fileAttr, Err: fmt.Errorf("%s: %w", d, err)}
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("%s: reading %s: %w", d, path, err)
+		return nil, &DeclError{Field: fileAttr, Err: fmt.Errorf("%s: reading %s: %w", d, path, err)}
 	}
 	got := h.Sum(nil)
 	if hex.EncodeToString(got) != want {
-		return nil, fmt.Errorf("%s: refusing to start %s: its sha256 is %x but the declaration expects %s (rebuilt or replaced %s? recompute with `sha256sum %s`)",
-			d, path, got, want, what, name)
+		return nil, &DeclError{Field: sumAttr, Err: fmt.Errorf("%s: refusing to start %s: its sha256 is %x but the declaration expects %s (rebuilt or replaced %s? recompute with `sha256sum %s`)",
+			d, path, got, want, what, name)}
 	}
 	return wantRaw, nil
 }
+
+// DeclError is a load error caused by one field of the declaration:
+// "path" (the executable is missing or unreadable), "sha256" (missing,
+// malformed or not the executable's) or "files". A host that knows where
+// the declaration came from points at that field.
+type DeclError struct {
+	Field string
+	Err   error
+}
+
+func (e *DeclError) Error() string { return e.Err.Error() }
+func (e *DeclError) Unwrap() error { return e.Err }
 
 // verifyFiles checks the declared files an interpreter runs; called
 // before every start, as go-plugin checks the executable itself.
@@ -359,7 +377,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 	if err != nil {
 		stopClient(client)
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("%s: refusing to start %s: its sha256 no longer matches %x", p.decl, p.path, p.sum)
+			return nil, &DeclError{Field: "sha256", Err: fmt.Errorf("%s: refusing to start %s: its sha256 no longer matches %x", p.decl, p.path, p.sum)}
 		}
 		return nil, fmt.Errorf("%s: starting: %s%w%s", p.decl, startHint(err, timeout), err, stderr.tail())
 	}
