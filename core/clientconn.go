@@ -286,7 +286,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, call *spi.Call, sent *bool)
 	if call.OneWay {
 		t = protocol.TypeOneWay
 	}
-	fb.Begin(t, 0, c.codec.ID(), 0, id)
+	codec := chooseCodec(c.table, c.codec, call.Request, call.Response)
+	fb.Begin(t, 0, codec.ID(), 0, id)
 	fb.B = protocol.AppendMethod(fb.B, call.Method)
 	if dl, ok := ctx.Deadline(); ok {
 		fb.B = protocol.AppendTimeout(fb.B, time.Until(dl))
@@ -296,8 +297,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, call *spi.Call, sent *bool)
 	}
 	fb.EndMeta()
 	var err error
-	if fb.B, err = c.codec.Marshal(fb.B, call.Request); err != nil {
-		err = spi.WrapError(spi.InvalidArgument, err, "encoding %s request with %s", call.Method, c.codec.Name())
+	if fb.B, err = codec.Marshal(fb.B, call.Request); err != nil {
+		err = spi.WrapError(spi.InvalidArgument, err, "encoding %s request with %s", call.Method, codec.Name())
 	} else if err = compressBody(&fb, c.comp, c.opts.CompressThreshold); err == nil {
 		if n := len(fb.B) - protocol.HeaderSize; n > c.opts.MaxFrame {
 			err = spi.Errorf(spi.ResourceExhausted, "request of %d bytes exceeds max_frame (%d)", n, c.opts.MaxFrame)

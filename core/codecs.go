@@ -43,6 +43,18 @@ func (RawCodec) Unmarshal(data []byte, v any) error {
 	return spi.Errorf(spi.InvalidArgument, "raw codec: cannot unmarshal into %T (want *[]byte)", v)
 }
 
+// chooseCodec returns the codec that encodes a call sending req and
+// expecting resp: c itself, or, when c is a spi.CodecChooser ("auto"),
+// the table's codec for the id it chooses (c when that id has none).
+func chooseCodec(t *codecTable, c spi.Codec, req, resp any) spi.Codec {
+	if ch, ok := c.(spi.CodecChooser); ok {
+		if cc := t.codecs[ch.Choose(req, resp)]; cc != nil {
+			return cc
+		}
+	}
+	return c
+}
+
 // codecTable indexes codecs and compressors by wire id for O(1) lookup
 // per frame.
 type codecTable struct {
@@ -80,6 +92,13 @@ func newCodecTable(cat *spi.Catalog, codecs []spi.Codec, comps []spi.Compressor)
 			return nil, fmt.Errorf("compressor %q uses id 0, which means uncompressed", c.Name())
 		}
 		t.compressors[c.ID()] = c
+	}
+	// A program that links the auto codec but no protobuf codec still
+	// decodes and answers the protobuf bodies auto sends: auto encodes
+	// protobuf messages as protobuf (and a body that is not one fails to
+	// decode, as with the real codec).
+	if t.codecs[spi.CodecProto] == nil && t.codecs[spi.CodecAuto] != nil {
+		t.codecs[spi.CodecProto] = t.codecs[spi.CodecAuto]
 	}
 	return t, nil
 }

@@ -15,6 +15,19 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
+// CodecChooser is implemented by a codec that picks, call by call, the
+// concrete codec that encodes it: "auto" (plugins/codec-json) sends
+// protobuf when request and response are both protobuf messages and JSON
+// otherwise. The chosen codec's id travels in the frame, so the peer
+// needs only that codec, and answers in it.
+type CodecChooser interface {
+	// Choose returns the wire id of the codec for a call that sends req
+	// and expects resp (nil for a one-way call). The runtime uses the
+	// codec registered under that id; when none is, it encodes with the
+	// chooser itself, under the chooser's own id.
+	Choose(req, resp any) uint8
+}
+
 // Compressor compresses frame bodies. Implementations must be safe for
 // concurrent use (pool encoders internally).
 type Compressor interface {
@@ -48,6 +61,11 @@ const (
 	CodecRaw   uint8 = 0 // body is []byte / *[]byte, passed through
 	CodecJSON  uint8 = 1
 	CodecProto uint8 = 2
+	// CodecAuto marks bodies of the "auto" codec itself (stream messages,
+	// which it encodes by Go type: protobuf messages as protobuf,
+	// anything else as JSON). Unary calls under "auto" carry CodecProto
+	// or CodecJSON instead (CodecChooser).
+	CodecAuto uint8 = 3
 
 	CompressNone   uint8 = 0
 	CompressSnappy uint8 = 1

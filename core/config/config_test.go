@@ -75,7 +75,7 @@ client "user" {}
 	assert.Equal(t, "user", s.ServiceName)
 	assert.Equal(t, "tcp", s.Transport)
 	assert.Equal(t, "local", s.Registry)
-	assert.Equal(t, "json", s.Codec)
+	assert.Equal(t, "auto", s.Codec)
 	assert.Equal(t, 100, s.Weight)
 	assert.Equal(t, 10*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, Limits{MaxConcurrency: 10000, MaxConnConcurrency: 1000, MaxFrame: 4 << 20, MaxMetadata: 64 << 10, MaxConns: 0,

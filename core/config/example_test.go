@@ -20,7 +20,7 @@ func exampleCatalog() *spi.Catalog {
 		}},
 		{Kind: spi.KindRegistry, Name: "local", New: nop},
 		{Kind: spi.KindBalancer, Name: "weighted", New: nop},
-		{Kind: spi.KindCodec, Name: "json", New: nop},
+		{Kind: spi.KindCodec, Name: "auto", New: nop},
 		{Kind: spi.KindTransport, Name: "tcp", New: nop},
 	} {
 		if err := cat.Add(e); err != nil {

@@ -36,6 +36,7 @@ func testCatalog() *spi.Catalog {
 	add(spi.KindFilter, "recover")
 	add(spi.KindFilter, "log", spi.Field{Name: "level", Type: spi.TypeString})
 	add(spi.KindFilter, "auth", spi.Field{Name: "token", Type: spi.TypeString, Required: true})
+	add(spi.KindCodec, "auto")
 	add(spi.KindCodec, "json")
 	add(spi.KindCodec, "proto")
 	add(spi.KindCompressor, "zstd", spi.Field{Name: "level", Type: spi.TypeNumber})

@@ -18,9 +18,12 @@ const (
 	// Registry: the embedded, single-machine registry, so a kite.hcl with
 	// no registry block works on a laptop; production names zk or etcd.
 	Registry = "local"
-	// Codec: JSON, readable by `kite call` and any peer; protobuf is the
-	// fast choice and is named explicitly.
-	Codec = "json"
+	// Codec: "auto" (plugins/codec-json): a call whose request and
+	// response are protobuf messages travels as protobuf, any other as
+	// JSON, and the codec id in each frame lets a server answer JSON-only
+	// peers (`kite call`, other languages) in JSON. Generated proto stubs
+	// get protobuf's speed without configuration (docs/CODECS.md).
+	Codec = "auto"
 	// Weight: spi.DefaultWeight, so weights written as percentages (50,
 	// 200) read naturally next to instances that declare none.
 	Weight = spi.DefaultWeight

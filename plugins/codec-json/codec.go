@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/kiterpc/kite/spi"
 )
 
@@ -47,6 +49,8 @@ func init() {
 type Codec struct {
 	cfg      Config
 	encoders sync.Pool // *encoder
+	pjm      protojson.MarshalOptions
+	pju      protojson.UnmarshalOptions
 }
 
 // encoder is a json.Encoder bound to a buffer it appends to, pooled so
@@ -69,7 +73,10 @@ func New() *Codec { return NewWithConfig(Config{}) }
 
 // NewWithConfig returns the JSON codec configured by cfg.
 func NewWithConfig(cfg Config) *Codec {
-	c := &Codec{cfg: cfg}
+	c := &Codec{cfg: cfg,
+		pjm: protojson.MarshalOptions{},
+		pju: protojson.UnmarshalOptions{DiscardUnknown: !cfg.DisallowUnknownFields},
+	}
 	c.encoders.New = func() any {
 		e := &encoder{}
 		e.enc = json.NewEncoder(&e.w)
@@ -85,8 +92,15 @@ func (*Codec) Name() string { return Name }
 // ID returns spi.CodecJSON.
 func (*Codec) ID() uint8 { return spi.CodecJSON }
 
-// Marshal appends the JSON encoding of v to dst.
+// Marshal appends the JSON encoding of v to dst. A protobuf message is
+// encoded with protojson (the canonical JSON mapping: lowerCamelCase
+// names, 64-bit integers as strings, enums by name, Timestamps in RFC
+// 3339, oneofs as their set field), which encoding/json cannot do for
+// generated code.
 func (c *Codec) Marshal(dst []byte, v any) ([]byte, error) {
+	if m, ok := protoMessage(v); ok {
+		return c.marshalProto(dst, m, v)
+	}
 	e := c.encoders.Get().(*encoder)
 	e.w.b = dst
 	err := e.enc.Encode(v)
@@ -101,8 +115,12 @@ func (c *Codec) Marshal(dst []byte, v any) ([]byte, error) {
 }
 
 // Unmarshal decodes the JSON value in data into v, which must be a
-// non-nil pointer. It does not retain data.
+// non-nil pointer. It does not retain data. A protobuf message is decoded
+// with protojson (see Marshal).
 func (c *Codec) Unmarshal(data []byte, v any) error {
+	if m, ok := protoMessage(v); ok {
+		return c.unmarshalProto(data, m, v)
+	}
 	var err error
 	if c.cfg.DisallowUnknownFields {
 		err = c.strictUnmarshal(data, v)

@@ -26,6 +26,7 @@ type seen struct {
 	dir      string // "c2s" or "s2c"
 	typ      protocol.Type
 	compress uint8
+	codec    uint8
 	bodyLen  uint32
 }
 
@@ -79,7 +80,7 @@ func (s *sniffer) pipe(src, dst net.Conn, dir string) {
 			return
 		}
 		s.mu.Lock()
-		s.frames = append(s.frames, seen{dir: dir, typ: f.Type, compress: f.Compress, bodyLen: f.BodyLen})
+		s.frames = append(s.frames, seen{dir: dir, typ: f.Type, compress: f.Compress, codec: f.Codec, bodyLen: f.BodyLen})
 		s.mu.Unlock()
 		var h [protocol.HeaderSize]byte
 		protocol.PutHeader(h[:], &f.Header)
