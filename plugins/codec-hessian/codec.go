@@ -363,7 +363,9 @@ func (c *Codec) Unmarshal(data []byte, v any) (err error) {
 			err = spi.Errorf(spi.InvalidArgument, "hessian: decoding into %T: malformed value (%v)", v, r)
 		}
 	}()
-	obj, err := hessian.NewDecoder(data).Decode()
+	// The decoder reads through a bufio.Reader over data; sized to the
+	// body (16–4096 bytes) it costs no 4 KiB buffer per small body.
+	obj, err := hessian.NewDecoderSize(data, max(16, min(len(data), 4096))).Decode()
 	if err != nil {
 		return spi.WrapError(spi.InvalidArgument, err, "hessian: decoding into %T: %v", v, err)
 	}
