@@ -23,7 +23,7 @@ var clientSchema = &hcl.BodySchema{
 		{Name: "filters"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "retry"}, {Type: "pool"}, {Type: "heartbeat"}, {Type: "breaker"}, {Type: "compression"}, {Type: "tls"},
+		{Type: "retry"}, {Type: "pool"}, {Type: "heartbeat"}, {Type: "breaker"}, {Type: "compression"}, {Type: "tls"}, {Type: "grpc"},
 		{Type: "method", LabelNames: []string{"name"}},
 	},
 }
@@ -60,7 +60,7 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 	if !validName(cl.Name) {
 		p.errorf(blk.LabelRanges[0], "Invalid client name", "%q is not a valid name: use letters, digits, '-', '_' and '.'.", cl.Name)
 	}
-	c, diags := content(blk.Body, clientSchema, "retry", "pool", "heartbeat", "breaker", "compression", "tls")
+	c, diags := content(blk.Body, clientSchema, "retry", "pool", "heartbeat", "breaker", "compression", "tls", "grpc")
 	p.diags = append(p.diags, diags...)
 	set := attrSet{}
 	b := p.block(c.Attributes, "", set, cl.Ranges)
@@ -109,6 +109,8 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 			cl.Compression = p.decodeCompression(sub, set, cl.Ranges)
 		case "tls":
 			cl.TLS = p.decodeClientTLS(sub, set, cl.Ranges)
+		case "grpc":
+			cl.GRPC = p.decodeClientGRPC(sub, set, cl.Ranges)
 		case "method":
 			name := sub.Labels[0]
 			if prev, dup := methods[name]; dup {
@@ -123,6 +125,7 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 	}
 
 	cl.applyDefaults(set)
+	p.checkClientGRPC(cl, set, blk.DefRange)
 
 	if cl.Heartbeat.Interval > 0 && cl.Heartbeat.Timeout <= 0 {
 		p.errorf(p.at(cl.Ranges, blk.DefRange, "heartbeat.timeout"), "Invalid heartbeat",

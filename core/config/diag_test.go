@@ -49,7 +49,7 @@ var diagCases = []diagCase{
   retyr { max_attempts = 2 }
 }`,
 		pos: "2:3", summary: "Unsupported block type",
-		detail: []string{`Did you mean "retry"?`, `Valid blocks: "breaker", "compression", "heartbeat", "method", "pool", "retry", "tls".`},
+		detail: []string{`Did you mean "retry"?`, `Valid blocks: "breaker", "compression", "grpc", "heartbeat", "method", "pool", "retry", "tls".`},
 	},
 	{
 		name: "misspelled top-level block",

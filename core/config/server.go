@@ -28,7 +28,7 @@ var serverSchema = &hcl.BodySchema{
 		{Name: "metadata"},
 		{Name: "shutdown_timeout"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "compression"}, {Type: "tls"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}, {Type: "compression"}, {Type: "tls"}, {Type: "grpc"}},
 }
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -63,7 +63,7 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 	if !validName(s.Name) {
 		p.errorf(blk.LabelRanges[0], "Invalid server name", "%q is not a valid name: use letters, digits, '-', '_' and '.'.", s.Name)
 	}
-	c, diags := content(blk.Body, serverSchema, "limits", "compression", "tls")
+	c, diags := content(blk.Body, serverSchema, "limits", "compression", "tls", "grpc")
 	p.diags = append(p.diags, diags...)
 	set := attrSet{}
 	b := p.block(c.Attributes, "", set, s.Ranges)
@@ -113,6 +113,8 @@ func (p *parser) decodeServer(blk *hcl.Block) *ServerConfig {
 			s.Compression = p.decodeCompression(sub, set, s.Ranges)
 		case "tls":
 			s.TLS = p.decodeServerTLS(sub, set, s.Ranges)
+		case "grpc":
+			s.GRPC = p.decodeServerGRPC(sub, set, s.Ranges)
 		}
 	}
 

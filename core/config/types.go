@@ -65,10 +65,6 @@ type PluginDecl struct {
 	Files map[string]string
 
 	DeclRange hcl.Range
-	// Ranges maps the block's attributes ("path", "sha256", "command",
-	// "files", …) to their positions, so a load error points at the
-	// attribute at fault.
-	Ranges map[string]hcl.Range
 }
 
 // Component is a registry, balancer, filter, codec or compressor block:

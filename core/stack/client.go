@@ -119,6 +119,9 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 	if co.Transport, err = st.transport(cfg.Transport, nil, cfg.TLS, at("transport")); err != nil {
 		return nil, err
 	}
+	if cfg.GRPC != nil {
+		co.Transport = grpcTransport(cfg.GRPC) // grpc.go
+	}
 	var balComp *config.Component
 	if co.Balancer, balComp, err = st.balancer(f, cfg.Balancer, at("balancer")); err != nil {
 		return nil, err

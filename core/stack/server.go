@@ -112,6 +112,9 @@ func (st *Stack) buildServer(name string) (*builtServer, error) {
 	if err := st.addHealth(name, cfg, srv); err != nil {
 		return nil, fmt.Errorf("%s: server %q: %w", pos(cfg.DeclRange), name, err)
 	}
+	if err := st.addGRPC(cfg, srv); err != nil { // grpc.go
+		return nil, fmt.Errorf("%s: server %q: %w", pos(cfg.DeclRange), name, err)
+	}
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
@@ -169,6 +172,10 @@ func (st *Stack) ServeNotify(ctx context.Context, name string, register func(*co
 			at = r
 		}
 		return fmt.Errorf("%s: server %q: %w", pos(at), name, err)
+	}
+	if err := st.listenGRPC(ctx, name, cfg, srv); err != nil { // grpc.go
+		_ = srv.Close()
+		return err
 	}
 	in := spi.Instance{
 		Service:  cfg.ServiceName,
