@@ -11,6 +11,7 @@ import (
 	_ "github.com/kiterpc/kite/plugins/compress-snappy"
 	_ "github.com/kiterpc/kite/plugins/compress-zstd"
 	_ "github.com/kiterpc/kite/plugins/filter-auth"
+	_ "github.com/kiterpc/kite/plugins/filter-jwt"
 	_ "github.com/kiterpc/kite/plugins/filter-log"
 	_ "github.com/kiterpc/kite/plugins/filter-metrics"
 	_ "github.com/kiterpc/kite/plugins/filter-ratelimit"
