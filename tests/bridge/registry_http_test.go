@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/kiterpc/kite/plugins/registry-consul/consultest"
+	"github.com/kiterpc/kite/plugins/registry-eureka/eurekatest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
 
 	// Compiled in beside the bridged ones, to check that both modes see
 	// the same registry.
 	_ "github.com/kiterpc/kite/plugins/registry-consul"
+	_ "github.com/kiterpc/kite/plugins/registry-eureka"
 )
 
 // httpRegistryCases are the registries whose backends speak HTTP: a real
@@ -27,6 +29,11 @@ func httpRegistryCases() []registryCase {
 				addr = s.Addr()
 			}
 			return fmt.Sprintf(`{"address":%q,"check_ttl":"2s","wait":"5s"}`, addr)
+		}},
+		{bin: "kite-registry-eureka", name: "eureka", shared: true, cfg: func(t *testing.T) string {
+			s := eurekatest.NewServer(eurekatest.Options{})
+			t.Cleanup(s.Close)
+			return fmt.Sprintf(`{"servers":[%q],"renewal_interval":"500ms","lease_duration":"2s","poll_interval":"50ms"}`, s.URL)
 		}},
 	}
 }
