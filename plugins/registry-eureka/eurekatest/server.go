@@ -453,9 +453,9 @@ func render(in *Instance) instanceJSON {
 		Status: in.Status, OverriddenStatus: "UNKNOWN", CountryID: 1, VIPAddress: in.VIPAddress,
 		SecureVIPAddress: in.VIPAddress, IsCoordinatingDiscoveryServer: "false",
 		LastUpdatedTimestamp: strconv.FormatInt(in.LastUpdated, 10), LastDirtyTimestamp: strconv.FormatInt(in.LastDirty, 10),
-		ActionType: in.ActionType,
-		Port:       &port{Number: json.Number(strconv.Itoa(in.Port)), Enabled: "true"},
-		SecurePort: &port{Number: "443", Enabled: "false"},
+		ActionType:     in.ActionType,
+		Port:           &port{Number: json.Number(strconv.Itoa(in.Port)), Enabled: "true"},
+		SecurePort:     &port{Number: "443", Enabled: "false"},
 		DataCenterInfo: map[string]string{"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
 		Metadata:       copyMap(in.Metadata),
 	}
