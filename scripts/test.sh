@@ -16,6 +16,8 @@ fi
 bash scripts/ensure-chromium.sh
 # The Python plugin SDK's tests (tests/polyglot) need Debian's python3-grpcio.
 bash scripts/ensure-python.sh
+# ...and the Node SDK's need its npm dependencies.
+bash scripts/ensure-node.sh
 # codec-hessian's Java interop test needs a JDK and Debian's libhessian-java.
 bash scripts/ensure-java.sh
 # protoc and protoc-gen-go (go.mod's version, into .kite/bin) for

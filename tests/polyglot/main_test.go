@@ -102,6 +102,7 @@ func example(t testing.TB, name string) string {
 // kite.hcl block with command = [python, script] and files does.
 func pyDecl(t testing.TB, kind spi.Kind, name, script string) plugin.Decl {
 	t.Helper()
+	needPython(t)
 	d := plugin.Decl{Kind: kind, Name: name, Path: python, SHA256: sha256File(t, python), Args: []string{script}}
 	for _, f := range append([]string{script}, sdkFiles(t)...) {
 		d.Files = append(d.Files, plugin.FileSum{Path: f, SHA256: sha256File(t, f)})
@@ -116,10 +117,9 @@ func testLogger() hclog.Logger {
 	return hclog.NewNullLogger()
 }
 
-// load starts a Python plugin through plugin.Load; it ends with the test.
+// load starts a plugin through plugin.Load; it ends with the test.
 func load(t testing.TB, d plugin.Decl) (spi.Entry, *plugin.Process) {
 	t.Helper()
-	needPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, p, err := plugin.Load(ctx, d, testLogger())
