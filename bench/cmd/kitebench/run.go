@@ -230,6 +230,9 @@ func writeMarkdown(w io.Writer, facts map[string]string, groups []*report.Group,
 	fmt.Fprintln(w, "## Issue-6 targets (system \"kite\": protobuf codec)")
 	fmt.Fprintln(w)
 	report.TargetTable(w, report.Targets(groups, "kite"))
+	fmt.Fprintln(w, "## Default-path goals (issue 15: README default stack, tail, TLS)")
+	fmt.Fprintln(w)
+	report.TargetTable(w, report.DefaultPathTargets(groups))
 	if len(failures) > 0 {
 		fmt.Fprintln(w, "## Failed runs")
 		fmt.Fprintln(w)

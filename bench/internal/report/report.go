@@ -181,6 +181,49 @@ func Targets(groups []*Group, kite string) []Target {
 	return out
 }
 
+// DefaultPathTargets evaluates the issue-15 goals on the 1 KiB c=100
+// medians: the README's default stack ("kite-default") against the
+// fastest Kite configuration of the run (any system named kite*), its
+// p99 against gRPC-go's, and Kite over TLS ("kite-tls") against the same
+// configuration in plaintext ("kite").
+func DefaultPathTargets(groups []*Group) []Target {
+	var c100 map[string]measure.Result
+	for _, g := range groups {
+		if g.Workload == "echo-1k-c100" {
+			c100 = g.Medians()
+		}
+	}
+	var out []Target
+	add := func(name, want string, sys, other string, get func(measure.Result) float64, limit float64, lower bool) {
+		t := Target{Name: name, Want: want}
+		n, ok1 := c100[sys]
+		d, ok2 := c100[other]
+		if !ok1 || !ok2 || get(d) == 0 {
+			t.Absent = true
+			out = append(out, t)
+			return
+		}
+		r := get(n) / get(d)
+		t.Got = fmt.Sprintf("%.2f× (%s %s vs %s %s)", r, sys, num(get(n)), other, num(get(d)))
+		t.Met = r >= limit
+		if lower {
+			t.Met = r <= limit
+		}
+		out = append(out, t)
+	}
+	qps := func(r measure.Result) float64 { return r.QPS }
+	fastest, best := "", 0.0
+	for name, r := range c100 {
+		if strings.HasPrefix(name, "kite") && r.QPS > best {
+			fastest, best = name, r.QPS
+		}
+	}
+	add("QPS, README default stack vs fastest Kite (1 KiB, c=100)", "≥ 0.8×", "kite-default", fastest, qps, 0.8, false)
+	add("p99, README default stack vs gRPC-go (1 KiB, c=100)", "≤ 0.3×", "kite-default", "grpc", func(r measure.Result) float64 { return r.P99 }, 0.3, true)
+	add("QPS, Kite over TLS vs plaintext (1 KiB, c=100)", "≥ 0.7×", "kite-tls", "kite", qps, 0.7, false)
+	return out
+}
+
 // TargetTable writes ts as markdown.
 func TargetTable(w io.Writer, ts []Target) {
 	fmt.Fprintln(w, "| target | wanted | measured | status |")

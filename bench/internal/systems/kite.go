@@ -23,6 +23,10 @@ func init() {
 		Serve: serveKite, Dial: func(addr string, _ int) (Client, error) { return dialKite(addr, jsoncodec.New(), nil) }})
 	register(System{Name: "kite-zstd", Doc: "Kite, protobuf codec, zstd compression of bodies ≥ 1 KiB",
 		Serve: serveKite, Dial: func(addr string, _ int) (Client, error) { return dialKite(addr, protocodec.New(), zstd.New()) }})
+	register(System{Name: "kite-default", Doc: "Kite as README.md sets it up: kite.NewServer/kite.NewClient with zero options (default codec, balancer, logger, limits)",
+		Serve: serveKiteDefault, Dial: dialKiteDefault})
+	register(System{Name: "kite-tls", Doc: "Kite, protobuf codec, over TLS 1.3 (self-signed ECDSA P-256 certificate; the client skips verification)",
+		Serve: serveKiteTLS, Dial: dialKiteTLS})
 }
 
 type kiteEcho struct{}
@@ -74,12 +78,16 @@ type kiteClient struct {
 }
 
 func dialKite(addr string, codec spi.Codec, comp spi.Compressor) (Client, error) {
-	c, err := core.NewClient(core.ClientOptions{
+	return dialKiteWith(core.ClientOptions{
 		Targets:    []string{addr},
 		Codec:      codec,
 		Compressor: comp,
 		Logger:     hclog.NewNullLogger(),
 	})
+}
+
+func dialKiteWith(opts core.ClientOptions) (Client, error) {
+	c, err := core.NewClient(opts)
 	if err != nil {
 		return nil, err
 	}

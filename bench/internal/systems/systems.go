@@ -79,7 +79,7 @@ func Names() []string {
 }
 
 // Order is the presentation order of the systems in tables and charts.
-var Order = []string{"kite", "kite-json", "kite-zstd", "grpc", "drpc", "netrpc", "raw"}
+var Order = []string{"kite", "kite-default", "kite-json", "kite-zstd", "kite-tls", "grpc", "drpc", "netrpc", "raw"}
 
 func order(name string) int {
 	for i, n := range Order {
