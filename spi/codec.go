@@ -66,6 +66,9 @@ const (
 	// anything else as JSON). Unary calls under "auto" carry CodecProto
 	// or CodecJSON instead (CodecChooser).
 	CodecAuto uint8 = 3
+	// CodecHessian is Hessian 2.0 (plugins/codec-hessian), for Java
+	// interop.
+	CodecHessian uint8 = 4
 
 	CompressNone   uint8 = 0
 	CompressSnappy uint8 = 1

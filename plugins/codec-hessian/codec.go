@@ -16,9 +16,8 @@ import (
 // Name is the catalog name of the codec.
 const Name = "hessian"
 
-// ID is the codec's wire id, in the range Kite reserves for its own
-// codecs (0–63; see docs/CODECS.md).
-const ID uint8 = 4
+// ID is the codec's wire id, spi.CodecHessian.
+const ID = spi.CodecHessian
 
 // ClassKey is the key under which a Java object of a class no Go type is
 // registered for decodes into a map[string]any: its class name.
