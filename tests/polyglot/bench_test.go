@@ -47,7 +47,7 @@ func (e *buildError) Error() string { return "go build goheader: " + e.err.Error
 // BenchmarkHeaderFilter is the cost of one server-side call through the
 // header filter (Before and After, two metadata pairs, a count in the
 // trailer), compiled in, served by a Go plugin and served by the Python
-// plugin, with 1 and 16 concurrent callers.
+// and Node plugins, with 1 and 16 concurrent callers.
 func BenchmarkHeaderFilter(b *testing.B) {
 	modes := []struct {
 		name   string
@@ -70,6 +70,11 @@ func BenchmarkHeaderFilter(b *testing.B) {
 		}},
 		{"python-plugin", func(b *testing.B) spi.Filter {
 			e, _ := load(b, pyDecl(b, spi.KindFilter, "header", example(b, "header_filter.py")))
+			return build[spi.Filter](b, e, headerConfig)
+		}},
+		{"node-plugin", func(b *testing.B) spi.Filter {
+			needNode(b)
+			e, _ := load(b, nodeDecl(b, spi.KindFilter, "header", abs(b, filepath.Join(nodeDir, "examples", "header-filter.js"))))
 			return build[spi.Filter](b, e, headerConfig)
 		}},
 	}

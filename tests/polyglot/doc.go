@@ -5,7 +5,8 @@
 // from kite.hcl plugin blocks with command and files — and must pass the
 // same spi/spitest conformance suites, serve real calls through a Kite
 // server and client, be restarted after kill -9, and fail clearly when
-// they break the handshake.
+// they break the handshake. The Node SDK in sdk/node serves the same
+// header filter, which passes the filter suite too.
 //
 // The plugins run under Debian's /usr/bin/python3 with python3-grpcio,
 // python3-protobuf and python3-cryptography (scripts/ensure-python.sh
