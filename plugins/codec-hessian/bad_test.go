@@ -117,6 +117,19 @@ func TestEncodeRefusals(t *testing.T) {
 	if err := c.Unmarshal(b, &got); err != nil || len(got) != 2 || got[0].Name != "s" || got[1].Name != "s" {
 		t.Fatalf("shared pointer: %v %+v", err, got)
 	}
+	// Registering a refused type later makes it encodable.
+	type Late struct{ X int32 }
+	if _, err := c.Marshal(nil, Late{1}); err == nil {
+		t.Fatal("a struct without a class encoded")
+	}
+	if err := hessiancodec.Register("kite.test.Late", Late{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Marshal(nil, Late{7}); err != nil {
+		t.Fatalf("after Register: %v", err)
+	} else if late := (Late{}); c.Unmarshal(b, &late) != nil || late.X != 7 {
+		t.Fatalf("after Register, round trip gave %+v", late)
+	}
 	if err := hessiancodec.Register("kite.interop.User", Order{}); err == nil {
 		t.Fatal("binding a second Go type to a bound Java class was accepted")
 	}

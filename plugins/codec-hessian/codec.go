@@ -112,7 +112,11 @@ func Register(javaName string, prototype any) error {
 	}
 	classMu.Lock()
 	defer classMu.Unlock()
-	return bindLocked(javaName, t)
+	if err := bindLocked(javaName, t); err != nil {
+		return err
+	}
+	prepared.Clear() // a type refused for want of a class may now have one
+	return nil
 }
 
 func bindLocked(javaName string, t reflect.Type) error {
