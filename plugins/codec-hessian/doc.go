@@ -36,6 +36,10 @@
 // the stack overflows, which no recover can catch. Errors are
 // *spi.Error with code InvalidArgument.
 //
+// A map[string]any with a class name under ClassKey is encoded as an
+// object of that class: that is how an out-of-process codec, which sees
+// only the JSON form of values, writes Java objects.
+//
 // Interoperability with Caucho Hessian 4.0.38 on OpenJDK 17 is tested
 // byte for byte in both directions (interop_test.go, testdata/java).
 //

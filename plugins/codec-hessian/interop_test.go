@@ -73,6 +73,10 @@ func TestJavaInterop(t *testing.T) {
 		{"go-list", []*User{{Name: "a"}, {Name: "b", Age: 2}},
 			"User[User{name=a,age=0,id=0,score=0.0,active=false,tags=null,attrs=null,avatar=null,friend=null,created=null};" +
 				"User{name=b,age=2,id=0,score=0.0,active=false,tags=null,attrs=null,avatar=null,friend=null,created=null};]"},
+		// The generic form a bridged codec gets (JSON numbers as int64):
+		// a map naming its class under "_class" is written as an object.
+		{"go-classmap", map[string]any{hessiancodec.ClassKey: "kite.interop.User", "name": "via map", "age": int64(41), "tags": []any{"t"}},
+			"User{name=via map,age=41,id=0,score=0.0,active=false,tags=List[String:t;],attrs=null,avatar=null,friend=null,created=null}"},
 		{"go-scalars", []any{int64(-1), 1.0e300, "", []byte{}, false},
 			"List[Long:-1;Double:1.0E300;String:;bytes[];Boolean:false;]"},
 	}

@@ -4,9 +4,10 @@
 //
 // Values cross the bridge in canonical (JSON) form, so the plugin sees
 // maps, lists and scalars, not the host's Go types: it writes Hessian
-// maps rather than Java objects, and Java objects it reads arrive as maps
-// with their class name under "_class". Link the package into the host
-// for Go structs bound to Java classes.
+// maps, except maps naming a Java class under "_class", which it writes
+// as objects of that class; Java objects it reads arrive as maps with
+// "_class" set. Link the package into the host for Go structs bound to
+// Java classes.
 package main
 
 import (
