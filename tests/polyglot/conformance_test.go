@@ -1,6 +1,7 @@
 package polyglot
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -44,4 +45,34 @@ func TestPythonRegistryConformance(t *testing.T) {
 		}
 		return v.(spi.Registry)
 	})
+}
+
+// TestPythonBalancerConformance: the Python smooth weighted round-robin
+// answers picking tables; the host's pickers over them pass the balancer
+// suite, and one period follows the weights exactly.
+func TestPythonBalancerConformance(t *testing.T) {
+	e, _ := load(t, pyDecl(t, spi.KindBalancer, "py_weighted", example(t, "wrr_balancer.py")))
+	b := build[spi.Balancer](t, e, `{}`)
+	if b.Name() != "py_weighted" {
+		t.Fatalf("Name() = %q", b.Name())
+	}
+	spitest.TestBalancer(t, b)
+
+	ins := []spi.Instance{
+		{Service: "s", Addr: "127.0.0.1:1", Weight: 10},
+		{Service: "s", Addr: "127.0.0.1:2", Weight: 30},
+		{Service: "s", Addr: "127.0.0.1:3", Weight: 60},
+	}
+	p := b.Build(ins)
+	got := map[string]int{}
+	for range 10 * 10 { // ten periods of 10 (weights reduced by 10)
+		r, err := p.Pick(context.Background(), spi.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[r.Instance.Addr]++
+	}
+	if got["127.0.0.1:1"] != 10 || got["127.0.0.1:2"] != 30 || got["127.0.0.1:3"] != 60 {
+		t.Fatalf("100 picks = %v, want 10/30/60 by weight", got)
+	}
 }
