@@ -1,7 +1,17 @@
-// Package jsoncodec is Kite's JSON codec and its default one (catalog
-// name "json", wire id spi.CodecJSON = 1).
+// Package jsoncodec is Kite's JSON codec (catalog name "json", wire id
+// spi.CodecJSON = 1) and its default codec, "auto" (Auto): protobuf when
+// a call's request and response are both protobuf messages, JSON
+// otherwise, chosen per call, the chosen codec's id in each frame
+// (docs/CODECS.md, "The default: auto").
 //
-// Semantics are exactly encoding/json's: struct tags, json.Marshaler,
+// Protobuf messages (proto.Message, or legacy protoadapt.MessageV1) are
+// encoded and decoded with protojson, the canonical proto3 JSON mapping:
+// encoding/json cannot decode a oneof into generated code, and would
+// write 64-bit integers as numbers other languages round. Everything
+// else follows encoding/json.
+//
+// For everything that is not a protobuf message, semantics are exactly
+// encoding/json's: struct tags, json.Marshaler,
 // json.RawMessage, []byte as base64. Two things differ from json.Marshal
 // by default, both configurable: HTML characters are not escaped
 // (escape_html), and there is no trailing newline. With
