@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/plugins/registry-consul/consultest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -64,14 +65,7 @@ func TestConformanceWithACL(t *testing.T) {
 // TestRealConsul runs the conformance suite against a real Consul agent
 // (KITE_CONSUL_ADDR, e.g. from scripts/services.sh).
 func TestRealConsul(t *testing.T) {
-	addr := os.Getenv("KITE_CONSUL_ADDR")
-	if addr == "" {
-		msg := "KITE_CONSUL_ADDR is not set: no Consul agent to test against; `bash scripts/services.sh up` builds and starts one (make test does)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	addr := testkit.Env(t, "KITE_CONSUL_ADDR", "no Consul agent to test against; `bash scripts/services.sh up` builds and starts one (make test does)")
 	spitest.TestRegistry(t, func(t *testing.T) spi.Registry {
 		return newRegistry(t, Config{Address: addr, Token: os.Getenv("KITE_CONSUL_TOKEN"), CheckTTL: "2s"})
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/plugins/registry-eureka/eurekatest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -60,11 +60,8 @@ func TestConformance(t *testing.T) {
 // answers reads from a response cache refreshed every 30 s, hence the
 // long wait.
 func TestRealEureka(t *testing.T) {
-	addr := os.Getenv("KITE_EUREKA_ADDR")
-	if addr == "" {
-		t.Skip("KITE_EUREKA_ADDR is not set: no Eureka server can be installed on the build machines (no Debian package; it is a Java web app from Maven Central); " +
-			"set it to e.g. http://127.0.0.1:8761/eureka to run the suite against a real server")
-	}
+	addr := testkit.OptIn(t, "KITE_EUREKA_ADDR", "a real Eureka server, which cannot be installed on the build machines (no Debian package; "+
+		"it is a Java web app from Maven Central); set it to e.g. http://127.0.0.1:8761/eureka")
 	old := spitest.RegistryWait
 	spitest.RegistryWait = 90 * time.Second
 	defer func() { spitest.RegistryWait = old }()

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	pluginpb "github.com/kiterpc/kite/spi/plugin/proto"
 )
 
@@ -66,13 +67,7 @@ func clearJSONNames(ms []*descriptorpb.DescriptorProto) {
 // Debian bookworm's protoc (libprotoc 3.21.12), the version matching
 // Debian's python3-protobuf runtime.
 func TestPythonStubsRegenerate(t *testing.T) {
-	protoc, err := exec.LookPath("protoc")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("protoc is needed (Debian protobuf-compiler; bash scripts/ensure-python.sh installs it)")
-		}
-		t.Skip("protoc not installed: bash scripts/ensure-python.sh")
-	}
+	protoc := testkit.Tool(t, "protoc", "Debian protobuf-compiler; bash scripts/ensure-python.sh installs it (make test does)")
 	dir := t.TempDir()
 	cmd := exec.Command(protoc, "-I", filepath.Join("..", "..", "spi", "plugin", "proto"), "--python_out="+dir, "kiteplugin.proto")
 	if out, err := cmd.CombinedOutput(); err != nil {
