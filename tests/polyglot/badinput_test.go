@@ -17,23 +17,27 @@ import (
 // script), and what it did wrong.
 func TestBadPythonPlugins(t *testing.T) {
 	needPython(t)
-	const startTimeout = 2 * time.Second
+	// The silent plugin waits out its start timeout, so it gets a short
+	// one; the others must fail on their own well before theirs (a
+	// Python start with grpcio imports can take seconds on a loaded
+	// machine).
 	cases := []struct {
-		script string
-		want   []string
+		script  string
+		timeout time.Duration
+		want    []string
 	}{
-		{"stdout_first.py", []string{
+		{"stdout_first.py", 10 * time.Second, []string{
 			"the first line on its stdout must be the handshake line",
 			"Unrecognized remote plugin message: starting the header filter...",
 		}},
-		{"wrong_version.py", []string{
+		{"wrong_version.py", 10 * time.Second, []string{
 			"it answered bridge protocol version 2 in its handshake line, this host speaks 1",
 		}},
-		{"sdk_too_new.py", []string{
+		{"sdk_too_new.py", 10 * time.Second, []string{
 			"it exited (or closed its stdout) before writing its handshake line",
 			"the host offers bridge protocol version(s) 1; this plugin speaks 2", // its stderr
 		}},
-		{"silent.py", []string{
+		{"silent.py", 2 * time.Second, []string{
 			"no handshake line on its stdout within the start timeout of 2s",
 		}},
 	}
@@ -44,7 +48,7 @@ func TestBadPythonPlugins(t *testing.T) {
 			src = strings.Replace(src, `env = {`, `env = { KITE_TEST_SDK = `+hclString(abs(t, sdkDir))+`,`, 1)
 			path := writeHCL(t, src)
 			start := time.Now()
-			st, err := stack.Load(path, stack.WithLogger(testLogger()), stack.WithPluginStartTimeout(startTimeout))
+			st, err := stack.Load(path, stack.WithLogger(testLogger()), stack.WithPluginStartTimeout(c.timeout))
 			elapsed := time.Since(start)
 			if err == nil {
 				st.Close()
@@ -61,8 +65,8 @@ func TestBadPythonPlugins(t *testing.T) {
 			}
 			// The start timeout bounds every case (plus the kill of the
 			// plugin and the host's own work on a loaded machine).
-			if elapsed > startTimeout+3*time.Second {
-				t.Errorf("Load took %v, start timeout %v", elapsed, startTimeout)
+			if elapsed > c.timeout+3*time.Second {
+				t.Errorf("Load took %v, start timeout %v", elapsed, c.timeout)
 			}
 			t.Logf("after %v: %s", elapsed.Round(time.Millisecond), msg)
 		})
