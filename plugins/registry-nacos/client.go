@@ -81,6 +81,8 @@ func (e *apiError) code() spi.Code {
 		return spi.PermissionDenied
 	case e.status == http.StatusNotFound:
 		return spi.NotFound
+	case e.status == http.StatusGone:
+		return spi.FailedPrecondition // the v1 API is switched off: api = "v3"
 	case e.status >= 500:
 		return spi.Unavailable
 	}
@@ -197,6 +199,11 @@ func (c *apiClient) ensureToken(ctx context.Context, force bool) error {
 	for i := range c.servers {
 		base := c.servers[(start+i)%len(c.servers)]
 		body, err := c.send(ctx, base, http.MethodPost, "/v1/auth/login", params, false)
+		var gone *apiError
+		if errors.As(err, &gone) && gone.status == http.StatusGone {
+			// A Nacos 3 with its v1 API off logs in on the v3 path.
+			body, err = c.send(ctx, base, http.MethodPost, pathV3Login, params, false)
+		}
 		if err != nil {
 			lastErr = err
 			if ctx.Err() != nil || !retryable(err) {

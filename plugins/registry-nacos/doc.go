@@ -1,6 +1,15 @@
 // Package nacos is Kite's Nacos registry (catalog name "nacos"): a small
-// HTTP client for the Nacos naming Open API v1, served by Nacos 1.x and
-// 2.x, without the gRPC-based SDK and its dependencies.
+// HTTP client for the Nacos naming Open API v1, served by Nacos 1.x, 2.x
+// and 3.x, and for the Nacos 3 client API (/nacos/v3/client/ns/instance),
+// without the gRPC-based SDK and its dependencies. With api unset it
+// speaks v1 and switches to v3 for good when a server answers 410 Gone
+// (Nacos 3 with nacos.core.api.compatibility.client.enabled=false).
+//
+// Limits Nacos enforces with a 400 are checked at Register (weight at most
+// 10000 after the /100 conversion, metadata keys and values at most 1024
+// UTF-16 units in total with Kite's own keys, service-name pattern) and in
+// New (cluster and group patterns), so they fail with a clear
+// InvalidArgument or configuration error before any request.
 //
 // Register posts an ephemeral instance and keeps it alive with heartbeats
 // (PUT /nacos/v1/ns/instance/beat) at the interval the server asks for,

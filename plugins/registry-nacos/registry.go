@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/registrykit"
@@ -62,6 +64,7 @@ var Schema = spi.Schema{
 	{Name: "beat_interval", Type: spi.TypeDuration, Doc: `heartbeat period until the server names one (default "5s")`},
 	{Name: "poll_interval", Type: spi.TypeDuration, Doc: "watch polling period (default: the server's cacheMillis, 10s on stock Nacos)"},
 	{Name: "timeout", Type: spi.TypeDuration, Doc: `bound on each HTTP request (default "3s")`},
+	{Name: "api", Type: spi.TypeString, Doc: `naming API: "v1" (Open API v1, Nacos 1.x-3.x), "v3" (the Nacos 3 client API), or "" (default: v1, switching to v3 when the server answers 410 Gone)`},
 }
 
 func init() {
@@ -86,6 +89,7 @@ type Config struct {
 	BeatInterval string   `json:"beat_interval,omitempty"`
 	PollInterval string   `json:"poll_interval,omitempty"`
 	Timeout      string   `json:"timeout,omitempty"`
+	API          string   `json:"api,omitempty"`
 }
 
 // Registry is an spi.Registry backed by a Nacos naming server.
@@ -98,6 +102,8 @@ type Registry struct {
 	beatInterval time.Duration
 	pollInterval time.Duration // 0: follow cacheMillis
 	timeout      time.Duration
+	apiVersion   string      // "", "v1" or "v3" as configured
+	v3           atomic.Bool // speak the Nacos 3 client API
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -172,9 +178,20 @@ func New(c Config) (*Registry, error) {
 	if strings.Contains(group, "@@") {
 		return nil, fmt.Errorf("nacos registry: group %q may not contain \"@@\"", group)
 	}
+	if len(group) > maxGroupLength || !groupRE.MatchString(group) {
+		return nil, fmt.Errorf("nacos registry: group %q: Nacos accepts at most %d of a-z A-Z 0-9 - _ : .", group, maxGroupLength)
+	}
 	cluster := c.Cluster
 	if cluster == "" {
 		cluster = DefaultCluster
+	}
+	if len(cluster) > maxClusterLength || !clusterRE.MatchString(cluster) {
+		return nil, fmt.Errorf("nacos registry: cluster %q: Nacos accepts at most %d of a-z A-Z 0-9 - _", cluster, maxClusterLength)
+	}
+	switch c.API {
+	case "", "v1", "v3":
+	default:
+		return nil, fmt.Errorf(`nacos registry: api %q is not "v1", "v3" or "" (automatic)`, c.API)
 	}
 	// A transport of our own: Close can drop its idle connections, and
 	// its settings do not leak into the rest of the process.
@@ -182,7 +199,7 @@ func New(c Config) (*Registry, error) {
 	tr.MaxIdleConnsPerHost = 8
 	tr.IdleConnTimeout = 90 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Registry{
+	r := &Registry{
 		api: &apiClient{
 			servers:  servers,
 			http:     &http.Client{Transport: tr, Timeout: timeout},
@@ -201,7 +218,10 @@ func New(c Config) (*Registry, error) {
 		regs:         make(map[string]*registration),
 		watchers:     make(map[*watcher]struct{}),
 		lastKnown:    make(map[string][]spi.Instance),
-	}, nil
+		apiVersion:   c.API,
+	}
+	r.v3.Store(c.API == "v3")
+	return r, nil
 }
 
 // grouped is the service name as Nacos stores it.
@@ -224,6 +244,13 @@ func checkService(service string) error {
 	}
 	if strings.Contains(service, "@@") {
 		return spi.Errorf(spi.InvalidArgument, "nacos registry: service name %q may not contain \"@@\"", service)
+	}
+	// ParamCheckRule.serviceNamePatternString: not starting with '@', no
+	// whitespace or CJK ideographs, at most 512 long.
+	if strings.HasPrefix(service, "@") || len(service) > maxServiceNameLength || strings.IndexFunc(service, func(r rune) bool {
+		return unicode.IsSpace(r) || (r >= 0x4E00 && r <= 0x9FA5)
+	}) >= 0 {
+		return spi.Errorf(spi.InvalidArgument, "nacos registry: service name %q: Nacos refuses names starting with '@', with whitespace or CJK ideographs, or longer than %d", service, maxServiceNameLength)
 	}
 	return nil
 }
@@ -285,6 +312,12 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	if err != nil {
 		return err
 	}
+	if w := nacosWeight(in); w > maxWeight {
+		return spi.Errorf(spi.InvalidArgument, "nacos registry: weight %d of %v is %v in Nacos (weight/100), above Nacos's maximum of %v", in.Weight, in, w, maxWeight)
+	}
+	if n := metadataLength(md); n > maxMetadataLength {
+		return spi.Errorf(spi.InvalidArgument, "nacos registry: metadata of %v is %d characters with Kite's own keys (%s, %s, %s, %s); Nacos accepts at most %d in total", in, n, MetaVersion, MetaZone, MetaTags, MetaWeight, maxMetadataLength)
+	}
 	mdJSON, _ := json.Marshal(md)
 	weight := strconv.FormatFloat(nacosWeight(in), 'f', -1, 64)
 	params := r.baseParams(in.Service)
@@ -316,7 +349,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	}
 	r.mu.Unlock()
 
-	if _, err := r.api.call(ctx, http.MethodPost, "/v1/ns/instance", params); err != nil {
+	if err := r.registerCall(ctx, params); err != nil {
 		return wrap(err, "nacos registry: registering %v", in)
 	}
 
@@ -358,6 +391,11 @@ func (r *Registry) heartbeat(ctx context.Context, reg *registration) {
 			return
 		case <-t.C:
 		}
+		if r.v3.Load() {
+			r.beatV3(ctx, reg)
+			t.Reset(interval)
+			continue
+		}
 		params := url.Values{}
 		for _, k := range []string{"serviceName", "groupName", "namespaceId", "ip", "port", "clusterName"} {
 			if v := reg.params.Get(k); v != "" {
@@ -370,6 +408,9 @@ func (r *Registry) heartbeat(ctx context.Context, reg *registration) {
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
 		body, err := r.api.call(cctx, http.MethodPut, "/v1/ns/instance/beat", params)
 		cancel()
+		if r.fellBack(err) {
+			r.beatV3(ctx, reg)
+		}
 		if err == nil {
 			var resp struct {
 				ClientBeatInterval int64 `json:"clientBeatInterval"`
@@ -433,8 +474,13 @@ func (r *Registry) deleteInstance(ctx context.Context, params url.Values) error 
 		}
 	}
 	del.Set("ephemeral", "true")
-	_, err := r.api.call(ctx, http.MethodDelete, "/v1/ns/instance", del)
-	return err
+	if !r.v3.Load() {
+		_, err := r.api.call(ctx, http.MethodDelete, "/v1/ns/instance", del)
+		if !r.fellBack(err) {
+			return err
+		}
+	}
+	return r.resultCall(ctx, http.MethodDelete, pathV3Instance, r.v3Params(del))
 }
 
 // listResponse is the JSON of GET /v1/ns/instance/list.
@@ -458,12 +504,18 @@ type hostJSON struct {
 
 // list asks Nacos for the healthy instances of service and converts them.
 func (r *Registry) list(ctx context.Context, service string) ([]spi.Instance, listResponse, error) {
+	if r.v3.Load() {
+		return r.listV3(ctx, service)
+	}
 	params := r.baseParams(service)
 	params.Set("healthyOnly", "true")
 	params.Set("clusters", "")
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	body, err := r.api.call(cctx, http.MethodGet, "/v1/ns/instance/list", params)
+	if r.fellBack(err) {
+		return r.listV3(ctx, service)
+	}
 	var resp listResponse
 	if err != nil {
 		var ae *apiError

@@ -53,6 +53,9 @@ type Options struct {
 	Username, Password string
 	// TokenTTL is the lifetime of access tokens (Nacos: 18000s).
 	TokenTTL time.Duration
+	// V1Disabled answers 410 Gone to every /nacos/v1/ns/... request, as
+	// Nacos 3 does with nacos.core.api.compatibility.client.enabled=false.
+	V1Disabled bool
 }
 
 // Instance is an instance as the double stores it.
@@ -247,7 +250,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	if path == "/nacos/v1/auth/login" || path == "/nacos/v1/auth/users/login" {
+	if s.opts.V1Disabled && strings.HasPrefix(path, "/nacos/v1/") {
+		writeError(w, http.StatusGone, "Current API has been deprecated and is disabled by nacos.core.api.compatibility.client.enabled=false; use the Nacos 3 client API /nacos/v3/client/...")
+		return
+	}
+	if path == "/nacos/v1/auth/login" || path == "/nacos/v1/auth/users/login" || path == "/nacos/v3/auth/user/login" {
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, "Request method '"+r.Method+"' not supported")
 			return
@@ -256,6 +263,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(w, r) {
+		return
+	}
+	if strings.HasPrefix(path, "/nacos/v3/client/ns/instance") {
+		s.serveV3(w, r, path)
 		return
 	}
 	var err error
@@ -355,7 +366,8 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 
 var (
 	serviceNameRE = regexp.MustCompile(`^[0-9a-zA-Z@.:_-]+$`)
-	clusterNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]+$`)
+	// ParamCheckRule.clusterPatternString (Nacos 2.3+), at most 64 long.
+	clusterNameRE = regexp.MustCompile(`^[0-9a-zA-Z_-]+$`)
 )
 
 // serviceParam reads and checks serviceName (grouped with groupName).
@@ -383,8 +395,11 @@ func clusterParam(r *http.Request) (string, error) {
 	if c == "" {
 		c = DefaultCluster
 	}
+	if len(c) > maxClusterLength {
+		return "", badRequest(fmt.Sprintf("Param 'cluster' is illegal, the param length should not exceed %d.", maxClusterLength))
+	}
 	if !clusterNameRE.MatchString(c) {
-		return "", badRequest("cluster name can only have these characters: 0-9a-zA-Z-, current: " + c)
+		return "", badRequest("Param 'cluster' is illegal, illegal characters should not appear in the param.")
 	}
 	return c, nil
 }
@@ -429,7 +444,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || math.IsNaN(weight) {
 		return badRequest("weight format invalid: " + r.Form.Get("weight"))
 	}
-	if weight < 0 || weight > 10000 {
+	if weight < 0 || weight > MaxWeight {
 		return badRequest("instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	enabledStr := r.Form.Get("enabled")
@@ -441,6 +456,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		if err := json.Unmarshal([]byte(m), &metadata); err != nil {
 			return badRequest("metadata format incorrect:" + m)
 		}
+	}
+	if err := checkMetadata(metadata); err != nil {
+		return err
 	}
 	in := &Instance{
 		IP:          ip,
@@ -715,9 +733,17 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, result)
 		return nil
 	}
-	// The protect threshold: when too few instances are healthy, Nacos
-	// returns them all as healthy rather than concentrate load.
-	if float64(len(healthy))/float64(total) <= s.opts.ProtectThreshold {
+	// The protect threshold, as ServiceUtil.selectInstancesWithHealthyProtection
+	// applies it since Nacos 2.x (checked against 2.4.3): over the list
+	// already filtered by healthyOnly. When too few of those are healthy,
+	// all of them are returned as healthy rather than concentrate load.
+	// With healthyOnly=true the filtered list is all healthy, so the
+	// threshold never triggers and unhealthy instances are never listed.
+	considered := total
+	if healthyOnly {
+		considered = len(healthy)
+	}
+	if considered > 0 && float64(len(healthy))/float64(considered) <= s.opts.ProtectThreshold {
 		healthy = append(healthy, unhealthy...)
 		unhealthy = nil
 	}
@@ -746,4 +772,173 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 // Addr returns the double's host:port.
 func (s *Server) Addr() string {
 	return strings.TrimPrefix(s.URL, "http://")
+}
+
+// Limits Nacos enforces with a 400 (ParamCheckRule, NamingRequestUtil).
+const (
+	// MaxWeight is Constants.MAX_WEIGHT_VALUE.
+	MaxWeight = 10000.0
+	// MaxMetadataLength bounds the total length of metadata keys and
+	// values, in UTF-16 units (Java's String.length()).
+	MaxMetadataLength = 1024
+	maxClusterLength  = 64
+)
+
+// checkMetadata is DefaultParamChecker.checkMetadataFormat.
+func checkMetadata(md map[string]string) error {
+	total := 0
+	for k, v := range md {
+		if strings.TrimSpace(k) != "" {
+			total += utf16Len(k)
+		}
+		if strings.TrimSpace(v) != "" {
+			total += utf16Len(v)
+		}
+	}
+	if total > MaxMetadataLength {
+		return badRequest(fmt.Sprintf("Param 'Metadata' is illegal, the param length should not exceed %d.", MaxMetadataLength))
+	}
+	return nil
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r > 0xFFFF {
+			n++
+		}
+	}
+	return n
+}
+
+// Nacos 3 client API result codes (com.alibaba.nacos.api.model.v2.ErrorCode).
+const (
+	CodeV3Success          = 0
+	CodeV3ParameterMissing = 10000
+	CodeV3InstanceNotFound = 21003
+)
+
+// result is com.alibaba.nacos.api.model.v2.Result.
+type result struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data"`
+}
+
+func writeResult(w http.ResponseWriter, status int, r result) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(r)
+}
+
+// serveV3 is InstanceOpenApiController (Nacos 3.0.x, /nacos/v3/client/ns/instance):
+// POST registers, or renews with heartBeat=true (code 21003 when the
+// instance is unknown); DELETE deregisters; GET /list lists every enabled
+// instance, healthy or not, with the protect threshold applied over them.
+// Service and group travel apart (serviceName is not grouped).
+func (s *Server) serveV3(w http.ResponseWriter, r *http.Request, path string) {
+	fail := func(err error) {
+		if br, ok := err.(badRequest); ok {
+			writeResult(w, http.StatusBadRequest, result{Code: CodeV3ParameterMissing, Message: string(br)})
+			return
+		}
+		writeResult(w, http.StatusInternalServerError, result{Code: 30000, Message: err.Error()})
+	}
+	// InstanceForm.validate: serviceName required and ungrouped.
+	svc := r.Form.Get("serviceName")
+	if strings.TrimSpace(svc) == "" {
+		fail(badRequest("Required parameter 'serviceName' type String is not present"))
+		return
+	}
+	if strings.Contains(svc, "@@") {
+		fail(badRequest("Param 'serviceName' is illegal, illegal characters should not appear in the param."))
+		return
+	}
+	group := optional(r, "groupName", DefaultGroup)
+	r.Form.Set("serviceName", group+"@@"+svc)
+	r.Form.Set("groupName", group)
+	switch {
+	case path == "/nacos/v3/client/ns/instance" && r.Method == http.MethodPost:
+		if parseBool(r.Form.Get("heartBeat")) {
+			if err := s.v3Beat(w, r); err != nil {
+				fail(err)
+			}
+			return
+		}
+		rec := httptest.NewRecorder()
+		if err := s.register(rec, r); err != nil {
+			fail(err)
+			return
+		}
+		writeResult(w, http.StatusOK, result{Code: CodeV3Success, Message: "success", Data: "ok"})
+	case path == "/nacos/v3/client/ns/instance" && r.Method == http.MethodDelete:
+		rec := httptest.NewRecorder()
+		if err := s.deregister(rec, r); err != nil {
+			fail(err)
+			return
+		}
+		writeResult(w, http.StatusOK, result{Code: CodeV3Success, Message: "success", Data: "ok"})
+	case path == "/nacos/v3/client/ns/instance/list" && r.Method == http.MethodGet:
+		r.Form.Set("healthyOnly", "false")
+		if c := r.Form.Get("clusterName"); c != "" {
+			r.Form.Set("clusters", c)
+		}
+		rec := httptest.NewRecorder()
+		if err := s.list(rec, r); err != nil {
+			fail(err)
+			return
+		}
+		var l struct {
+			Hosts []hostJSON `json:"hosts"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &l)
+		if l.Hosts == nil {
+			l.Hosts = []hostJSON{}
+		}
+		writeResult(w, http.StatusOK, result{Code: CodeV3Success, Message: "success", Data: l.Hosts})
+	default:
+		writeResult(w, http.StatusMethodNotAllowed, result{Code: 405, Message: "Request method '" + r.Method + "' is not supported"})
+	}
+}
+
+// v3Beat is InstanceOperator.handleBeat without a beat body.
+func (s *Server) v3Beat(w http.ResponseWriter, r *http.Request) error {
+	grouped, err := serviceParam(r)
+	if err != nil {
+		return err
+	}
+	ip, err := required(r, "ip")
+	if err != nil {
+		return err
+	}
+	port, err := portParam(optional(r, "port", "0"))
+	if err != nil {
+		return err
+	}
+	cluster, err := clusterParam(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked(now)
+	var in *Instance
+	if sv := s.namespaces[nsOrDefault(r.Form.Get("namespaceId"))][grouped]; sv != nil {
+		in = sv.instances[instanceID(ip, port, cluster, grouped)]
+		if in != nil {
+			in.LastBeat = now
+			if !in.Healthy {
+				in.Healthy = true
+				sv.recalculateChecksum()
+			}
+		}
+	}
+	if in == nil {
+		writeResult(w, http.StatusOK, result{Code: CodeV3InstanceNotFound, Message: "instance not exist"})
+		return nil
+	}
+	writeResult(w, http.StatusOK, result{Code: CodeV3Success, Message: "success", Data: "ok"})
+	return nil
 }

@@ -65,7 +65,7 @@ func TestMissingParams(t *testing.T) {
 		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"s"}, "ip": {"1.2.3.4"}, "port": {"x"}}, `caused: For input string: "x";`},
 		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"s"}, "ip": {"1.2.3.4"}, "port": {"80"}, "weight": {"10001"}}, "weights range"},
 		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"s"}, "ip": {"1.2.3.4"}, "port": {"80"}, "metadata": {"{"}}, "metadata format incorrect"},
-		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"s"}, "ip": {"1.2.3.4"}, "port": {"80"}, "clusterName": {"a_b"}}, "cluster name"},
+		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"s"}, "ip": {"1.2.3.4"}, "port": {"80"}, "clusterName": {"a.b"}}, "Param 'cluster' is illegal"},
 		{"POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"@@s"}, "ip": {"1.2.3.4"}, "port": {"80"}}, "groupName@@serviceName"},
 	} {
 		code, body := do(t, s, c.method, c.path, c.params)
@@ -170,15 +170,19 @@ func TestBeatAndExpiry(t *testing.T) {
 	assert.Equal(t, CodeOK, beat.Code)
 	assert.True(t, beat.LightBeatEnabled)
 
-	// Without beats: unhealthy, then gone. A single unhealthy instance is
-	// still listed (as healthy) because of the protect threshold.
+	// Without beats: unhealthy, then gone. The protect threshold (0) is
+	// computed over the list healthyOnly leaves (Nacos 2.4): a single
+	// unhealthy instance is not listed with healthyOnly=true, and listed as
+	// healthy with healthyOnly=false (0 of 1 healthy <= 0).
 	deadline := time.Now().Add(5 * time.Second)
 	for s.Instances("", "svc")[0].Healthy {
 		require.True(t, time.Now().Before(deadline))
 		time.Sleep(10 * time.Millisecond) // polling the double's clock-driven state
 	}
 	l := list(t, s, url.Values{"serviceName": {"svc"}, "healthyOnly": {"true"}})
-	require.Len(t, l.Hosts, 1, "protect threshold 0: all instances unhealthy returns them all")
+	require.Empty(t, l.Hosts, "healthyOnly=true: the threshold never brings unhealthy instances back")
+	l = list(t, s, url.Values{"serviceName": {"svc"}, "healthyOnly": {"false"}})
+	require.Len(t, l.Hosts, 1, "healthyOnly=false, protect threshold 0: all instances unhealthy returns them all")
 	assert.True(t, l.Hosts[0].Healthy)
 	for len(s.Instances("", "svc")) > 0 {
 		require.True(t, time.Now().Before(deadline))
@@ -221,6 +225,10 @@ func TestUnhealthyFilteredAboveThreshold(t *testing.T) {
 		require.True(t, time.Now().Before(deadline))
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Port 2 beats right before the list, so 1 of 2 is healthy (above the
+	// threshold, 0) however slow the machine.
+	code, _ := do(t, s, "PUT", "/nacos/v1/ns/instance/beat", url.Values{"serviceName": {"two"}, "ip": {"10.0.0.3"}, "port": {"2"}})
+	require.Equal(t, http.StatusOK, code)
 	l := list(t, s, url.Values{"serviceName": {"two"}})
 	require.Len(t, l.Hosts, 2, "healthyOnly=false lists the unhealthy one too")
 	assert.True(t, l.Hosts[0].Healthy)
