@@ -86,24 +86,26 @@ func TestSVGIsWellFormed(t *testing.T) {
 
 func TestDefaultPathTargets(t *testing.T) {
 	g := &Group{Workload: "echo-1k-c100", Runs: map[string][]measure.Result{
-		"kite":         {{QPS: 100, P99: 10}},
-		"kite-json":    {{QPS: 40, P99: 30}},
-		"kite-default": {{QPS: 79, P99: 12}},
-		"kite-tls":     {{QPS: 70, P99: 14}},
+		"kite":         {{QPS: 100, P99: 10, CPUClient: 4, CPUServer: 4}},
+		"kite-json":    {{QPS: 40, P99: 30, CPUClient: 14, CPUServer: 14}},
+		"kite-default": {{QPS: 79, P99: 12, CPUClient: 4, CPUServer: 6}},
+		"kite-tls":     {{QPS: 70, P99: 14, CPUClient: 6, CPUServer: 6}},
 		"grpc":         {{QPS: 30, P99: 40}},
 		"raw":          {{QPS: 500, P99: 1}}, // not a Kite configuration: not "the fastest Kite"
 	}}
 	ts := DefaultPathTargets([]*Group{g})
-	if len(ts) != 3 {
-		t.Fatalf("want 3 targets, got %+v", ts)
+	if len(ts) != 5 {
+		t.Fatalf("want 5 targets, got %+v", ts)
 	}
 	for i, want := range []struct {
 		met bool
 		got string
 	}{
-		{false, "0.79× (kite-default 79.0 vs kite 100)"}, // just short of 0.8
-		{true, "0.30× (kite-default 12.0 vs grpc 40.0)"}, // exactly 0.3
-		{true, "0.70× (kite-tls 70.0 vs kite 100)"},      // exactly 0.7
+		{false, "0.79× (kite-default 79.0 vs kite 100)"},            // just short of 0.8
+		{true, "0.80× (kite-default 10.0 vs kite 8.0 µs CPU/call)"}, // 8 vs 10 µs
+		{true, "0.30× (kite-default 12.0 vs grpc 40.0)"},            // exactly 0.3
+		{true, "0.70× (kite-tls 70.0 vs kite 100)"},                 // exactly 0.7
+		{false, "0.67× (kite-tls 12.0 vs kite 8.0 µs CPU/call)"},    // 8 vs 12 µs
 	} {
 		if ts[i].Met != want.met || ts[i].Got != want.got {
 			t.Errorf("%s: got %q met=%v, want %q met=%v", ts[i].Name, ts[i].Got, ts[i].Met, want.got, want.met)
