@@ -9,10 +9,26 @@ import (
 	"github.com/kiterpc/kite/spi/spitest"
 )
 
+// javaPerson is how a host names a Java class for a bridged Hessian codec:
+// a "_class" member in its JSON form.
+type javaPerson struct {
+	Class string `json:"_class"`
+	Name  string `json:"name"`
+	Age   int32  `json:"age"`
+}
+
+// boundPerson is the compiled-in codec's Go type for the same class.
+type boundPerson struct {
+	_    struct{} `java:"kite.bridge.Person"`
+	Name string   `hessian:"name"`
+	Age  int32    `hessian:"age"`
+}
+
 // TestCodecHessian runs the codec suite on kite-codec-hessian through the
 // bridge. Values cross as JSON, so the plugin encodes Go structs as
-// Hessian maps (no Java class): the suite's json-tagged user survives,
-// and bridged and compiled-in codecs read each other's maps.
+// Hessian maps unless their JSON names a class under "_class": the
+// suite's json-tagged user survives, bridged and compiled-in codecs read
+// each other's maps and objects.
 func TestCodecHessian(t *testing.T) {
 	e := load(t, "kite-codec-hessian", spi.KindCodec, hessiancodec.Name)
 	bridged := build[spi.Codec](t, e, `{}`)
@@ -46,6 +62,28 @@ func TestCodecHessian(t *testing.T) {
 			} else if !reflect.DeepEqual(got, m) {
 				t.Fatalf("%s: %#v came back as %#v", dir.name, m, got)
 			}
+		}
+	})
+	t.Run("JavaObjects", func(t *testing.T) {
+		// A host value whose JSON form names its class under "_class"
+		// travels as a Java object through the bridge: the compiled-in
+		// codec decodes it into the Go type bound to that class, and back.
+		local := compiled[spi.Codec](t, spi.KindCodec, hessiancodec.Name, `{}`)
+		b, err := bridged.Marshal(nil, javaPerson{Class: "kite.bridge.Person", Name: "ada", Age: 36})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p boundPerson
+		if err := local.Unmarshal(b, &p); err != nil || p.Name != "ada" || p.Age != 36 {
+			t.Fatalf("bridged object into the bound type: %+v, %v", p, err)
+		}
+		b, err = local.Marshal(nil, &boundPerson{Name: "bob", Age: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j javaPerson
+		if err := bridged.Unmarshal(b, &j); err != nil || j != (javaPerson{Class: "kite.bridge.Person", Name: "bob", Age: 7}) {
+			t.Fatalf("bound object through the bridge: %+v, %v", j, err)
 		}
 	})
 	t.Run("BadInput", func(t *testing.T) {
