@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -366,7 +367,7 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		SkipHostEnv:      true, // added above, before the declaration's
 		Managed:          true,
 		StartTimeout:     timeout,
-		Logger:           p.logger,
+		Logger:           signalExitInfo{p.logger},
 		Stderr:           stderr,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
@@ -389,6 +390,33 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 	g := &generation{client: client, cmd: cmd, rpc: raw.(*clients), started: time.Now(), exited: make(chan struct{})}
 	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion())
 	return g, nil
+}
+
+// signalExitInfo is the logger go-plugin gets: its "plugin process
+// exited" line for a plugin stopped by SIGTERM or SIGINT is information,
+// not an ERROR (see supervise); everything else passes through.
+type signalExitInfo struct{ hclog.Logger }
+
+func (l signalExitInfo) Error(msg string, args ...any) {
+	if msg == "plugin process exited" {
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == "error" && (args[i+1] == "signal: terminated" || args[i+1] == "signal: interrupt") {
+				l.Logger.Info(msg, args...)
+				return
+			}
+		}
+	}
+	l.Logger.Error(msg, args...)
+}
+
+// stoppedBySignal reports whether the process ended on SIGTERM or SIGINT
+// (the polite stop signals), as opposed to a crash or a kill.
+func stoppedBySignal(ps *os.ProcessState) bool {
+	if ps == nil {
+		return false
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGINT)
 }
 
 // stopClient ends a plugin client and removes the Unix socket its
@@ -461,7 +489,15 @@ func (p *Process) supervise(g *generation) {
 		// Release the dead generation's connection (and go-plugin's
 		// goroutines); the process is already gone, so this is quick.
 		stopClient(g.client)
-		p.logger.Error("plugin exited; restarting", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
+		if stoppedBySignal(g.cmd.ProcessState) {
+			// SIGTERM or SIGINT: most likely sent to the whole process
+			// group (systemd, timeout, Ctrl-C) while the host itself is
+			// shutting down, which then closes the plugin. Not an error;
+			// if the host goes on, the plugin is restarted all the same.
+			p.logger.Info("plugin stopped by a signal; restarting unless the host is stopping", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
+		} else {
+			p.logger.Error("plugin exited; restarting", "path", p.path, "pid", g.pid(), "reason", reason, "backoff", backoff)
+		}
 		if time.Since(g.started) >= healthyAfter {
 			backoff = restartMinBackoff
 		}
