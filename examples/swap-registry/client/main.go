@@ -30,6 +30,7 @@ import (
 
 	_ "github.com/kiterpc/kite/plugins/codec-json"
 	_ "github.com/kiterpc/kite/plugins/lb-weighted"
+	_ "github.com/kiterpc/kite/plugins/registry-consul"
 	_ "github.com/kiterpc/kite/plugins/registry-etcd"
 	_ "github.com/kiterpc/kite/plugins/registry-local"
 	_ "github.com/kiterpc/kite/plugins/registry-zk"

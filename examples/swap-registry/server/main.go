@@ -28,6 +28,7 @@ import (
 	// The implementations the example's files may name.
 	_ "github.com/kiterpc/kite/plugins/codec-json"
 	_ "github.com/kiterpc/kite/plugins/lb-weighted"
+	_ "github.com/kiterpc/kite/plugins/registry-consul"
 	_ "github.com/kiterpc/kite/plugins/registry-etcd"
 	_ "github.com/kiterpc/kite/plugins/registry-local"
 	_ "github.com/kiterpc/kite/plugins/registry-zk"

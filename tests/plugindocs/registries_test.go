@@ -1,0 +1,50 @@
+package plugindocs
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kiterpc/kite/core/config"
+	"github.com/kiterpc/kite/spi"
+
+	_ "github.com/kiterpc/kite/plugins/registry-consul"
+	_ "github.com/kiterpc/kite/plugins/registry-eureka"
+	_ "github.com/kiterpc/kite/plugins/registry-nacos"
+)
+
+// TestRegistryExamplesParse: the kite.hcl examples of the Consul, Eureka
+// and Nacos READMEs, and the swap-registry example's Consul file, parse and
+// pass their plugins' schema checks.
+func TestRegistryExamplesParse(t *testing.T) {
+	files := map[string][]string{}
+	for _, p := range []string{"registry-consul", "registry-eureka", "registry-nacos"} {
+		path := filepath.Join("..", "..", "plugins", p, "README.md")
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[path] = hclBlocks(string(src))
+		if len(files[path]) == 0 {
+			t.Fatalf("%s has no kite.hcl example", path)
+		}
+	}
+	swap := filepath.Join("..", "..", "examples", "swap-registry", "kite-consul.hcl")
+	src, err := os.ReadFile(swap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files[swap] = []string{string(src)}
+	for path, blocks := range files {
+		for i, b := range blocks {
+			name := filepath.Base(path)
+			if _, diags := config.Parse([]byte(b), name, spi.Default); diags.HasErrors() {
+				t.Errorf("%s, hcl block %d:\n%s\n%v", path, i+1, b, config.DiagnosticsError(diags, config.Sources(name, []byte(b))))
+			}
+		}
+	}
+	// The control: a misspelt attribute fails.
+	if _, diags := config.Parse([]byte(`registry "consul" "c" { check-ttl = "1s" }`), "typo.hcl", spi.Default); !diags.HasErrors() {
+		t.Error("a misspelt consul attribute was accepted")
+	}
+}
