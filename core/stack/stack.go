@@ -174,10 +174,14 @@ func (st *Stack) loadPlugins(f *config.File) error {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), st.startTimeout)
+		timeout := st.startTimeout
+		if d.StartTimeout > 0 {
+			timeout = d.StartTimeout // the block's start_timeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		entry, proc, err := plugin.Load(ctx, plugin.Decl{
 			Kind: d.Kind, Name: d.Name, Path: d.Path, SHA256: d.SHA256,
-			Args: d.Args, Env: envList(d.Env), Files: fileSums(d.Files), StartTimeout: st.startTimeout,
+			Args: d.Args, Env: envList(d.Env), Files: fileSums(d.Files), StartTimeout: timeout,
 		}, st.log)
 		cancel()
 		if err != nil {
@@ -264,7 +268,7 @@ func checkSchema(c *config.Component, schema spi.Schema) error {
 				valid = "valid attributes: " + strings.Join(names, ", ")
 			}
 			errs = append(errs, fmt.Errorf("%s: unsupported attribute %q in %s %q (served by plugin %s); %s",
-				pos(at), k, c.Kind, c.Label, c.Plugin.Path, valid))
+				pos(at), k, c.Kind, c.Label, c.Plugin.Command(), valid))
 			continue
 		}
 		if msg := typeMismatch(fld, attrs[k]); msg != "" {
@@ -274,7 +278,7 @@ func checkSchema(c *config.Component, schema spi.Schema) error {
 	for _, fld := range schema {
 		if _, ok := attrs[fld.Name]; fld.Required && !ok {
 			errs = append(errs, fmt.Errorf("%s: %s %q (served by plugin %s) needs attribute %q (%s)",
-				pos(c.DeclRange), c.Kind, c.Label, c.Plugin.Path, fld.Name, fld.Doc))
+				pos(c.DeclRange), c.Kind, c.Label, c.Plugin.Command(), fld.Name, fld.Doc))
 		}
 	}
 	return errors.Join(errs...)
@@ -340,7 +344,7 @@ func (st *Stack) Plugins() []PluginInfo {
 	for _, lp := range ext {
 		out = append(out, PluginInfo{
 			Kind: lp.entry.Kind, Name: lp.entry.Name, Version: lp.entry.Version, Doc: lp.entry.Doc,
-			Source: lp.decl.Path, SHA256: lp.decl.SHA256, Pid: lp.proc.Pid(),
+			Source: lp.decl.Command(), SHA256: lp.decl.SHA256, Pid: lp.proc.Pid(),
 		})
 	}
 	order := map[spi.Kind]int{}

@@ -72,3 +72,32 @@ func TestBadPythonPlugins(t *testing.T) {
 		})
 	}
 }
+
+// TestPythonPluginBlockErrors: a kite.hcl block served by a Python plugin
+// is checked against the schema the plugin reports, with errors at the
+// attribute's file:line:col naming the script.
+func TestPythonPluginBlockErrors(t *testing.T) {
+	script := example(t, "header_filter.py")
+	src := pluginBlock(t, spi.KindFilter, "header", script)
+	lines := strings.Count(src, "\n")
+	path := writeHCL(t, src+`filter "header" "tenant" {
+  header = "x-tenant"
+  colour = "red"
+}
+`)
+	st, err := stack.Load(path, stack.WithLogger(testLogger()))
+	if err == nil {
+		st.Close()
+		t.Fatal("loaded a block with an unknown attribute and without a required one")
+	}
+	msg := err.Error()
+	for _, w := range []string{
+		fmt.Sprintf(`%s:%d:12: unsupported attribute "colour" in filter "tenant" (served by plugin %s %s); valid attributes: count_trailer, exempt, header, value`,
+			path, lines+3, python, script),
+		fmt.Sprintf(`%s:%d:1: filter "tenant" (served by plugin %s %s) needs attribute "value"`, path, lines+1, python, script),
+	} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error lacks %q:\n%s", w, msg)
+		}
+	}
+}
