@@ -3,6 +3,7 @@ package plugindocs
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kiterpc/kite/core/config"
@@ -11,11 +12,14 @@ import (
 	_ "github.com/kiterpc/kite/plugins/registry-consul"
 	_ "github.com/kiterpc/kite/plugins/registry-eureka"
 	_ "github.com/kiterpc/kite/plugins/registry-nacos"
+	_ "github.com/kiterpc/kite/plugins/registry-static"
+	_ "github.com/kiterpc/kite/plugins/registry-zk"
 )
 
 // TestRegistryExamplesParse: the kite.hcl examples of the Consul, Eureka
-// and Nacos READMEs, and the swap-registry example's Consul file, parse and
-// pass their plugins' schema checks.
+// and Nacos READMEs, of docs/REGISTRIES.md and docs/CONFIG.md, and the
+// swap-registry example's Consul file, parse and pass their plugins'
+// schema checks.
 func TestRegistryExamplesParse(t *testing.T) {
 	files := map[string][]string{}
 	for _, p := range []string{"registry-consul", "registry-eureka", "registry-nacos"} {
@@ -27,6 +31,23 @@ func TestRegistryExamplesParse(t *testing.T) {
 		files[path] = hclBlocks(string(src))
 		if len(files[path]) == 0 {
 			t.Fatalf("%s has no kite.hcl example", path)
+		}
+	}
+	for _, doc := range []string{"REGISTRIES.md", "CONFIG.md"} {
+		path := filepath.Join("..", "..", "docs", doc)
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// CONFIG.md's other blocks are fragments; check those naming these
+		// registries.
+		for _, b := range hclBlocks(string(src)) {
+			if strings.Contains(b, `registry "consul"`) || strings.Contains(b, `registry "eureka"`) || strings.Contains(b, `registry "nacos"`) {
+				files[path] = append(files[path], b)
+			}
+		}
+		if len(files[path]) == 0 {
+			t.Fatalf("%s has no example of these registries", path)
 		}
 	}
 	swap := filepath.Join("..", "..", "examples", "swap-registry", "kite-consul.hcl")
