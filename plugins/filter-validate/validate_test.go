@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	validatefilter "github.com/kiterpc/kite/plugins/filter-validate"
 	"github.com/kiterpc/kite/spi"
@@ -232,8 +236,11 @@ func TestSidesAndSkips(t *testing.T) {
 	if ran, err := run(cf, spi.ClientSide, "Users.Create", bad); ran || spi.CodeOf(err) != spi.InvalidArgument {
 		t.Fatalf("client = true: ran %v err %v", ran, err)
 	}
-	// Values with nothing to check pass: raw bytes, maps, nil.
-	for _, v := range []any{[]byte("raw"), map[string]any{"a": 1}, nil, (*CreateUser)(nil), 42} {
+	// Values with nothing to check pass: raw bytes, maps, nil, protobuf
+	// messages without a Validate method.
+	st, _ := structpb.NewStruct(map[string]any{"k": []any{"v", 1.0}})
+	for _, v := range []any{[]byte("raw"), map[string]any{"a": 1}, nil, (*CreateUser)(nil), 42,
+		wrapperspb.String(""), durationpb.New(-time.Second), st} {
 		if ran, err := run(f, spi.ServerSide, "S.M", v); !ran || err != nil {
 			t.Errorf("%T: ran %v err %v", v, ran, err)
 		}
