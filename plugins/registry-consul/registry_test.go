@@ -63,9 +63,11 @@ func TestConformanceWithACL(t *testing.T) {
 }
 
 // TestRealConsul runs the conformance suite against a real Consul agent
-// (KITE_CONSUL_ADDR, e.g. from scripts/services.sh).
+// (KITE_CONSUL_ADDR, e.g. `consul agent -dev`). CI has none: building an
+// agent costs far more than CI's budget (docs/REGISTRIES.md), so this is
+// opt-in; the same suite runs against consultest in TestConformance.
 func TestRealConsul(t *testing.T) {
-	addr := testkit.Env(t, "KITE_CONSUL_ADDR", "no Consul agent to test against; `bash scripts/services.sh up` builds and starts one (make test does)")
+	addr := testkit.OptIn(t, "KITE_CONSUL_ADDR", "a real Consul agent, which CI does not build: see docs/REGISTRIES.md")
 	spitest.TestRegistry(t, func(t *testing.T) spi.Registry {
 		return newRegistry(t, Config{Address: addr, Token: os.Getenv("KITE_CONSUL_TOKEN"), CheckTTL: "2s"})
 	})
