@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/kiterpc/kite/plugins/registry-consul/consultest"
 	"github.com/kiterpc/kite/plugins/registry-eureka/eurekatest"
+	"github.com/kiterpc/kite/plugins/registry-nacos/nacostest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
 
@@ -34,6 +36,15 @@ func httpRegistryCases() []registryCase {
 			s := eurekatest.NewServer(eurekatest.Options{})
 			t.Cleanup(s.Close)
 			return fmt.Sprintf(`{"servers":[%q],"renewal_interval":"500ms","lease_duration":"2s","poll_interval":"50ms"}`, s.URL)
+		}},
+		// Nacos over its v3 client API, found by falling back from v1 on the
+		// 410 of a server whose v1 API is switched off.
+		{bin: "kite-registry-nacos", name: "nacos", shared: true, cfg: func(t *testing.T) string {
+			s := nacostest.NewServer(nacostest.Options{
+				V1Disabled: true, UnhealthyAfter: 600 * time.Millisecond, DeleteAfter: 1200 * time.Millisecond,
+			})
+			t.Cleanup(s.Close)
+			return fmt.Sprintf(`{"servers":[%q],"beat_interval":"100ms","poll_interval":"50ms"}`, s.URL)
 		}},
 	}
 }
