@@ -76,3 +76,15 @@ func TestPythonBalancerConformance(t *testing.T) {
 		t.Fatalf("100 picks = %v, want 10/30/60 by weight", got)
 	}
 }
+
+// TestPythonCompressorConformance: zlib in Python through the bridge
+// passes the compressor suite (round trips up to 1 MiB, max size, zip
+// bomb, truncated and corrupt bodies, concurrency).
+func TestPythonCompressorConformance(t *testing.T) {
+	e, _ := load(t, pyDecl(t, spi.KindCompressor, "pyzlib", example(t, "zlib_compressor.py")))
+	c := build[spi.Compressor](t, e, `{"level":6}`)
+	if c.Name() != "pyzlib" || c.ID() != 200 {
+		t.Fatalf("compressor %q id %d, want pyzlib 200", c.Name(), c.ID())
+	}
+	spitest.TestCompressor(t, c)
+}

@@ -665,7 +665,7 @@ class _Server:
 
     def Decompress(self, req, ctx):
         out = self.impl(req.handle).decompress(req.data, req.max_size)
-        if req.max_size > 0 and len(out) > req.max_size:
+        if len(out) > req.max_size:
             raise Error(Code.RESOURCE_EXHAUSTED, "decompressed size exceeds %d bytes" % req.max_size)
         return pb.CodecResponse(data=out)
 
