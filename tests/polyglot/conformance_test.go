@@ -88,3 +88,29 @@ func TestPythonCompressorConformance(t *testing.T) {
 	}
 	spitest.TestCompressor(t, c)
 }
+
+// codecUser is a typical request body for the codec suite.
+type codecUser struct {
+	ID    int64             `json:"id"`
+	Name  string            `json:"name"`
+	Score float64           `json:"score"`
+	Tags  []string          `json:"tags"`
+	Attrs map[string]string `json:"attrs"`
+	OK    bool              `json:"ok"`
+	Raw   []byte            `json:"raw,omitempty"`
+}
+
+// TestPythonCodecConformance: a JSON codec in Python through the bridge
+// passes the codec suite.
+func TestPythonCodecConformance(t *testing.T) {
+	e, _ := load(t, pyDecl(t, spi.KindCodec, "pyjson", example(t, "json_codec.py")))
+	c := build[spi.Codec](t, e, `{}`)
+	if c.Name() != "pyjson" || c.ID() != 201 {
+		t.Fatalf("codec %q id %d, want pyjson 201", c.Name(), c.ID())
+	}
+	spitest.TestCodec(t, c, func() any { return new(codecUser) },
+		codecUser{ID: 1001, Name: "ann", Score: 1.5, Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"}, OK: true, Raw: []byte{0, 1, 0xff}},
+		&codecUser{ID: -1 << 40, Name: "日本 <&> \u2028", Tags: []string{}, Attrs: map[string]string{}},
+		codecUser{ID: 1<<53 - 1, Score: -0.25},
+	)
+}
