@@ -23,6 +23,7 @@ var pluginSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "files"},
 	{Name: "args"},
 	{Name: "env"},
+	{Name: "start_timeout"},
 }}
 
 // decodePlugin decodes a `plugin "<kind>" "<name>"` block.
@@ -125,6 +126,7 @@ func (p *parser) decodePlugin(blk *hcl.Block) *PluginDecl {
 		d.Args = args
 	}
 	b.strMap("env", &d.Env)
+	b.positiveDuration("start_timeout", &d.StartTimeout)
 	if !ok {
 		return nil
 	}

@@ -39,3 +39,25 @@ func TestTooShortCallTimeoutWarns(t *testing.T) {
 	require.False(t, diags.HasErrors(), diags.Error())
 	assert.Empty(t, f.Warnings)
 }
+
+// A plugin block's start_timeout bounds its start; it must be positive.
+func TestPluginStartTimeout(t *testing.T) {
+	sum := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	f, diags := Parse([]byte(`plugin "filter" "slow" {
+  path          = "/bin/true"
+  sha256        = "`+sum+`"
+  start_timeout = "45s"
+}`), "p.hcl", testCatalog())
+	require.False(t, diags.HasErrors(), diags.Error())
+	require.Len(t, f.Plugins, 1)
+	assert.Equal(t, 45*time.Second, f.Plugins[0].StartTimeout)
+	assert.Equal(t, 4, f.Plugins[0].Ranges["start_timeout"].Start.Line)
+
+	_, diags = Parse([]byte(`plugin "filter" "slow" {
+  path          = "/bin/true"
+  sha256        = "`+sum+`"
+  start_timeout = "0s"
+}`), "p.hcl", testCatalog())
+	require.True(t, diags.HasErrors())
+	assert.Equal(t, 4, diags[0].Subject.Start.Line)
+}
