@@ -215,8 +215,11 @@ func checkService(service string) error {
 }
 
 // serviceID is the agent service id of in: one per service and address,
-// so registering the same instance again replaces it.
-func serviceID(in spi.Instance) string { return "kite-" + in.Service + "-" + in.Addr }
+// so registering the same instance again replaces it. IPv6 brackets are
+// dropped: the id travels in URL paths.
+func serviceID(in spi.Instance) string {
+	return "kite-" + in.Service + "-" + strings.NewReplacer("[", "", "]", "").Replace(in.Addr)
+}
 
 func checkID(id string) string { return "service:" + id }
 

@@ -136,6 +136,22 @@ func TestWeightMapping(t *testing.T) {
 	assert.Equal(t, 7, got[0].Weight)
 }
 
+// TestIPv6: an IPv6 instance registers, renews and deregisters (its id
+// travels in URL paths without brackets) and resolves to its address.
+func TestIPv6(t *testing.T) {
+	s := double(t, consultest.Options{})
+	r := newRegistry(t, Config{Address: s.Addr(), CheckTTL: "300ms"})
+	in := spi.Instance{Service: "six", Addr: "[::1]:9000"}
+	require.NoError(t, r.Register(ctxT(t), in))
+	assert.Equal(t, "kite-six-::1:9000", s.Services("six")[0].ID)
+	waitFor(t, "a renewal", func() bool { return s.Count("PUT /v1/agent/check/update/") > 0 })
+	got, err := r.Resolve(ctxT(t), "six")
+	require.NoError(t, err)
+	assert.Equal(t, []spi.Instance{in}, got)
+	require.NoError(t, r.Close())
+	assert.Empty(t, s.Services("six"))
+}
+
 // TestHeartbeatKeepsCheckPassing: renewals every third of the TTL keep the
 // instance visible past many TTLs.
 func TestHeartbeatKeepsCheckPassing(t *testing.T) {
