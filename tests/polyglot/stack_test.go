@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,43 @@ client "stranger" {
 	cancel()
 	if spi.CodeOf(err) != spi.Unauthenticated || !strings.Contains(err.Error(), "missing x-tenant header") {
 		t.Fatalf("call without the header: got %v, want Unauthenticated: missing x-tenant header", err)
+	}
+
+	// kill -9 of the filter plugin, which both sides' filters run in:
+	// calls fail closed with Unavailable naming it, then work again once
+	// the supervisor has restarted it (its counts start afresh).
+	filterPid := func() int {
+		for _, p := range st.Plugins() {
+			if p.Kind == spi.KindFilter && p.Name == "header" {
+				return p.Pid
+			}
+		}
+		return 0
+	}
+	pid := filterPid()
+	if pid == 0 {
+		t.Fatal("no pid for the header filter plugin")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	err = c.Call(cctx, "Greeter.Greet", &Hello{Name: "kite"}, &Hello{})
+	cancel()
+	if spi.CodeOf(err) != spi.Unavailable || !strings.Contains(err.Error(), "plugin filter/header") {
+		t.Fatalf("call after kill -9 of the filter plugin: %v, want Unavailable naming plugin filter/header", err)
+	}
+	waitFor(t, restartBound, "the filter plugin restarted", func() bool {
+		p := filterPid()
+		return p != 0 && p != pid
+	})
+	call := &spi.Call{Side: spi.ClientSide, Method: "Greeter.Greet", Request: &Hello{Name: "again"}, Response: &Hello{},
+		Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	cctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	err = c.Invoke(cctx, call)
+	cancel()
+	if err != nil || call.Trailer.Get("x-server-calls") != "1" {
+		t.Fatalf("call after the restart: %v (trailer %v)", err, call.Trailer)
 	}
 
 	// Stopping the server deregisters it through the Python registry.
