@@ -179,14 +179,14 @@ func New(c Config) (*Registry, error) {
 		return nil, fmt.Errorf("nacos registry: group %q may not contain \"@@\"", group)
 	}
 	if len(group) > maxGroupLength || !groupRE.MatchString(group) {
-		return nil, fmt.Errorf("nacos registry: group %q: Nacos accepts at most %d of a-z A-Z 0-9 - _ : .", group, maxGroupLength)
+		return nil, fmt.Errorf("nacos registry: group %q: Nacos accepts at most %d of the characters a-z A-Z 0-9 - _ : . in a group name", group, maxGroupLength)
 	}
 	cluster := c.Cluster
 	if cluster == "" {
 		cluster = DefaultCluster
 	}
 	if len(cluster) > maxClusterLength || !clusterRE.MatchString(cluster) {
-		return nil, fmt.Errorf("nacos registry: cluster %q: Nacos accepts at most %d of a-z A-Z 0-9 - _", cluster, maxClusterLength)
+		return nil, fmt.Errorf("nacos registry: cluster %q: Nacos accepts 1 to %d of the characters a-z A-Z 0-9 - _ in a cluster name", cluster, maxClusterLength)
 	}
 	switch c.API {
 	case "", "v1", "v3":

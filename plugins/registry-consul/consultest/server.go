@@ -406,25 +406,27 @@ type checkDef struct {
 
 var metaKeyFormat = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`).MatchString
 
-func validateMeta(meta map[string]string) error {
+// metaProblem is validateMetadata's verdict, in Consul's words ("" when
+// the metadata is valid).
+func metaProblem(meta map[string]string) string {
 	if len(meta) > metaMaxKeyPairs {
-		return fmt.Errorf("Node metadata cannot contain more than %d key/value pairs", metaMaxKeyPairs)
+		return fmt.Sprintf("Node metadata cannot contain more than %d key/value pairs", metaMaxKeyPairs)
 	}
 	for k, v := range meta {
 		switch {
 		case k == "":
-			return fmt.Errorf("Key cannot be blank")
+			return "Key cannot be blank"
 		case !metaKeyFormat(k):
-			return fmt.Errorf("Key contains invalid characters")
+			return "Key contains invalid characters"
 		case len(k) > metaKeyMaxLength:
-			return fmt.Errorf("Key is too long (limit: %d characters)", metaKeyMaxLength)
+			return fmt.Sprintf("Key is too long (limit: %d characters)", metaKeyMaxLength)
 		case strings.HasPrefix(k, metaReservedPrefix):
-			return fmt.Errorf("Key prefix '%s' is reserved for internal use", metaReservedPrefix)
+			return fmt.Sprintf("Key prefix '%s' is reserved for internal use", metaReservedPrefix)
 		case len(v) > metaValueMaxLength:
-			return fmt.Errorf("Value is too long (limit: %d characters)", metaValueMaxLength)
+			return fmt.Sprintf("Value is too long (limit: %d characters)", metaValueMaxLength)
 		}
 	}
-	return nil
+	return ""
 }
 
 func parseDur(v string) (time.Duration, error) {
@@ -457,8 +459,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		}
 		passing, warning = reg.Weights.Passing, reg.Weights.Warning
 	}
-	if err := validateMeta(reg.Meta); err != nil {
-		return httpError{http.StatusBadRequest, fmt.Sprintf("Invalid Service Meta: %v", err)}
+	if p := metaProblem(reg.Meta); p != "" {
+		return httpError{http.StatusBadRequest, "Invalid Service Meta: " + p}
 	}
 	if reg.Port < 0 || reg.Port > 65535 {
 		return httpError{http.StatusBadRequest, "Validation failed: invalid port"}
