@@ -104,7 +104,11 @@ func (o *ClientOptions) defaults() error {
 		o.Catalog = spi.Default
 	}
 	if o.Codec == nil {
+		// The default ("auto"), else a linked "json" (a catalog with its
+		// own JSON codec and no auto), else raw bytes.
 		if c, err := o.Catalog.BuildCodec(defaults.Codec, nil); err == nil {
+			o.Codec = c
+		} else if c, err := o.Catalog.BuildCodec("json", nil); err == nil {
 			o.Codec = c
 		} else {
 			o.Codec = RawCodec{}
