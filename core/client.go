@@ -15,6 +15,7 @@ import (
 	"github.com/kiterpc/kite/core/protocol"
 	"github.com/kiterpc/kite/core/resilience"
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/balancerkit"
 )
 
 // ClientOptions configures a Client. Zero values take the defaults of
@@ -30,7 +31,7 @@ type ClientOptions struct {
 	Registry spi.Registry
 	// Balancer picks an instance per call; default the catalog's
 	// "weighted" (smooth weighted round-robin on registered weights), or
-	// core's round-robin when that balancer is not linked.
+	// core's own smooth weighted round-robin when it is not linked.
 	Balancer spi.Balancer
 	// Transport dials endpoints; default TCP ("unix:" addresses use Unix).
 	Transport spi.Transport
@@ -155,11 +156,11 @@ func (o *ClientOptions) defaults() error {
 	}
 	if o.Balancer == nil {
 		// The catalog's "weighted" when linked (the kite package links
-		// it), else core's round-robin: the same order with equal weights.
+		// it), else core's own smooth weighted round-robin.
 		if b, err := o.Catalog.BuildBalancer(defaults.Balancer, nil); err == nil {
 			o.Balancer = b
 		} else {
-			o.Balancer = roundRobin{}
+			o.Balancer = weightedRR{}
 		}
 	}
 	if o.RetryCodes == nil {
@@ -901,33 +902,60 @@ func (ep *endpoint) closeAll(reason error) {
 	}
 }
 
-// roundRobin is the built-in default balancer (core cannot import the
-// balancer plugins; configure "weighted" etc. to use them).
-type roundRobin struct{}
+// weightedRR is core's own default balancer, used when the catalog has no
+// "weighted" balancer (core cannot import plugins/lb-weighted; the kite
+// package links it): smooth weighted round-robin over the instances'
+// effective weights, the order lb-weighted picks in (without its slow
+// start). One period is computed per Build, so a pick is one atomic
+// increment; with equal weights it is plain round-robin.
+type weightedRR struct{}
 
-func (roundRobin) Name() string { return "round_robin" }
-func (roundRobin) Build(ins []spi.Instance) spi.Picker {
-	return &rrPicker{ins: append([]spi.Instance(nil), ins...)}
-}
+// weightedRRPeriod caps a period's length; larger weight sums are scaled
+// down in proportion (balancerkit.PeriodWeights).
+const weightedRRPeriod = 1 << 12
 
-type rrPicker struct {
-	ins  []spi.Instance
-	next atomic.Uint64
-}
+func (weightedRR) Name() string { return defaults.Balancer }
 
-func (p *rrPicker) Pick(_ context.Context, info spi.PickInfo) (spi.PickResult, error) {
-	n := uint64(len(p.ins))
-	if n == 0 {
-		return spi.PickResult{}, spi.ErrNoInstance
+func (weightedRR) Build(ins []spi.Instance) spi.Picker {
+	if len(ins) == 0 {
+		return balancerkit.Empty
 	}
-	start := p.next.Add(1)
-	for k := uint64(0); k < n; k++ {
-		in := p.ins[(start+k)%n]
-		if !excluded(info.Exclude, in.Addr) {
-			return spi.PickResult{Instance: in}, nil
+	w, total := balancerkit.PeriodWeights(ins, weightedRRPeriod)
+	cur := make([]int, len(w))
+	sched := make([]int32, total)
+	for k := range sched {
+		best := 0
+		for i := range w {
+			cur[i] += w[i]
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		sched[k] = int32(best)
+	}
+	return &wrrPicker{ins: slices.Clone(ins), sched: sched}
+}
+
+type wrrPicker struct {
+	ins   []spi.Instance
+	sched []int32 // one period of instance indexes
+	next  atomic.Uint64
+}
+
+func (p *wrrPicker) Pick(_ context.Context, info spi.PickInfo) (spi.PickResult, error) {
+	n := uint64(len(p.sched))
+	start := p.next.Add(1) - 1
+	if len(info.Exclude) > 0 {
+		// Walk on through the period to an instance not tried yet.
+		for k := uint64(0); k < n; k++ {
+			in := p.ins[p.sched[(start+k)%n]]
+			if !excluded(info.Exclude, in.Addr) {
+				return spi.PickResult{Instance: in}, nil
+			}
 		}
 	}
-	return spi.PickResult{Instance: p.ins[start%n]}, nil
+	return spi.PickResult{Instance: p.ins[p.sched[start%n]]}, nil
 }
 
 func excluded(list []string, addr string) bool {

@@ -84,7 +84,8 @@ const (
 	// because servers register a weight and a production user who sets
 	// weight = 200 expects twice the traffic. With equal weights it is
 	// plain round-robin. A program that links no "weighted" balancer
-	// (core without the plugin set) falls back to core's round-robin.
+	// (core without the plugin set) gets core's own smooth weighted
+	// round-robin: the same order, without slow start.
 	Balancer = "weighted"
 	// Timeout: none. The caller's context carries the deadline, as Go
 	// code expects; a framework cap would cut callers who deliberately
