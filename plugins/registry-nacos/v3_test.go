@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/plugins/registry-nacos/nacostest"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
@@ -209,3 +211,19 @@ func newHTTPServer(t *testing.T, h http.HandlerFunc) string {
 }
 
 func httptestServer(h http.HandlerFunc) *httptest.Server { return httptest.NewServer(h) }
+
+// TestRealNacosV3 runs the suite against a real Nacos 3 through its client
+// API (api = "v3"); opt-in like TestRealNacos, with the same variables.
+func TestRealNacosV3(t *testing.T) {
+	addr := testkit.OptIn(t, "KITE_NACOS_ADDR", "a real Nacos 3 server, which cannot be installed on the build machines; "+
+		"set it to e.g. 127.0.0.1:8848, and KITE_NACOS_USERNAME/KITE_NACOS_PASSWORD if auth is on")
+	old := spitest.RegistryWait
+	spitest.RegistryWait = 30 * time.Second
+	defer func() { spitest.RegistryWait = old }()
+	spitest.TestRegistry(t, func(t *testing.T) spi.Registry {
+		return newRegistry(t, Config{
+			Servers: []string{addr}, Username: os.Getenv("KITE_NACOS_USERNAME"), Password: os.Getenv("KITE_NACOS_PASSWORD"),
+			BeatInterval: "5s", PollInterval: "200ms", API: "v3",
+		})
+	})
+}
