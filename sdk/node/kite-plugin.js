@@ -130,6 +130,23 @@ function callFromPB(ci) {
   };
 }
 
+// ---------------------------------------------------------------- registry
+
+function instanceFromPB(p) {
+  p = p || {};
+  return {
+    service: p.service || '', addr: p.addr || '', weight: Number(p.weight || 0), version: p.version || '',
+    zone: p.zone || '', tags: [...(p.tags || [])], metadata: Object.assign({}, p.metadata || {}),
+  };
+}
+
+function instanceToPB(i) {
+  return {
+    service: i.service, addr: i.addr, weight: String(i.weight || 0), version: i.version || '', zone: i.zone || '',
+    tags: i.tags || [], metadata: i.metadata || {},
+  };
+}
+
 // ---------------------------------------------------------------- server
 
 const ABANDON_AFTER = 600; // seconds a call waits for an After that never comes
@@ -239,6 +256,43 @@ class Server {
       trailer_changed: changed, trailer: changed ? call.trailer.toPB() : [] };
   }
 
+  // -- Registry
+  Register(req) { this.impl(req.handle).register(instanceFromPB(req.instance)); return {}; }
+  Deregister(req) { this.impl(req.handle).deregister(instanceFromPB(req.instance)); return {}; }
+  Resolve(req) { return { instances: this.impl(req.handle).resolve(req.service).map(instanceToPB) }; }
+  Close(req) { this.release(req.handle); return {}; }
+
+  // Watch is a server stream: the implementation's watch(service, w)
+  // calls w.send(instances) for each snapshot (the current set first,
+  // never the same set twice in a row) and w.fail(err) when it ends on
+  // its own (the registry was closed); w.onStop(cb) runs cb when the host
+  // stops watching.
+  watchHandler() {
+    return (call) => {
+      const stops = [];
+      let done = false;
+      const finish = () => {
+        if (done) return false;
+        done = true;
+        for (const cb of stops) { try { cb(); } catch (e) { logger.warn('watch stop', { error: String(e) }); } }
+        return true;
+      };
+      call.on('cancelled', finish);
+      call.on('error', finish);
+      const w = {
+        send: (instances) => { if (!done) call.write({ instances: instances.map(instanceToPB) }); },
+        // grpc-js ends a server stream with the status of an 'error' event.
+        fail: (err) => { if (finish()) call.emit('error', grpcError(err)); },
+        onStop: (cb) => { if (done) cb(); else stops.push(cb); },
+      };
+      try {
+        this.impl(call.request.handle).watch(call.request.service, w);
+      } catch (e) {
+        w.fail(e);
+      }
+    };
+  }
+
   // Unary handlers: implementation errors become application errors.
   unary(name) {
     return (call, callback) => {
@@ -253,7 +307,7 @@ class Server {
 
   handlersOf(service) {
     const out = {};
-    for (const name of Object.keys(service)) out[name] = this.unary(name);
+    for (const name of Object.keys(service)) out[name] = service[name].responseStream ? this.watchHandler() : this.unary(name);
     return out;
   }
 }
@@ -298,9 +352,10 @@ function serve(entry, { protocolVersion = PROTOCOL_VERSION } = {}) {
       'Declare it in kite.hcl with command = ["node", "' + process.argv[1] + '"] (see sdk/node/README.md).\n');
     process.exit(1);
   }
-  if (entry.kind !== 'filter') {
-    // The Node SDK serves filters only so far; see README.md.
-    logger.error(`the Node SDK serves filters only, not ${entry.kind}`);
+  const services = { filter: pb.Filter, registry: pb.Registry };
+  if (!services[entry.kind]) {
+    // The Node SDK serves filters and registries so far; see README.md.
+    logger.error(`the Node SDK serves filters and registries, not ${entry.kind}`);
     process.exit(1);
   }
   const offered = (process.env.PLUGIN_PROTOCOL_VERSIONS || '').split(',').filter(Boolean);
@@ -315,7 +370,7 @@ function serve(entry, { protocolVersion = PROTOCOL_VERSION } = {}) {
     'grpc.max_send_message_length': MAX_MESSAGE_SIZE,
   });
   server.addService(pb.Plugin.service, srv.handlersOf(pb.Plugin.service));
-  server.addService(pb.Filter.service, srv.handlersOf(pb.Filter.service));
+  server.addService(services[entry.kind].service, srv.handlersOf(services[entry.kind].service));
   server.addService({ Check: raw('/grpc.health.v1.Health/Check') }, {
     // HealthCheckResponse{status: SERVING}
     Check: (call, cb) => cb(null, Buffer.from([0x08, 0x01])),

@@ -12,6 +12,7 @@ import (
 	"github.com/kiterpc/kite/internal/testkit"
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/plugin"
+	"github.com/kiterpc/kite/spi/spitest"
 )
 
 // nodeDir is sdk/node relative to this package's directory.
@@ -85,4 +86,18 @@ func TestNodeProtoIsTheProtocol(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("sdk/node/kiteplugin.proto differs from spi/plugin/proto/kiteplugin.proto: copy it (make generate does)")
 	}
+}
+
+// TestNodeRegistryConformance runs the registry suite, watch included,
+// through the bridge against the memory registry on the Node SDK.
+func TestNodeRegistryConformance(t *testing.T) {
+	needNode(t)
+	e, _ := load(t, nodeDecl(t, spi.KindRegistry, "memory", abs(t, filepath.Join(nodeDir, "examples", "memory-registry.js"))))
+	spitest.TestRegistry(t, func(t *testing.T) spi.Registry {
+		v, err := e.New(spi.Config(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(spi.Registry) // the suite closes it
+	})
 }
