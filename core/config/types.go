@@ -63,6 +63,10 @@ type PluginDecl struct {
 	// against the config file's directory). The host checks them before
 	// every start, like the executable.
 	Files map[string]string
+	// StartTimeout bounds the plugin's start and handshake (and each
+	// restart's); 0 means the host's default (10 s, stack's
+	// WithPluginStartTimeout).
+	StartTimeout time.Duration
 
 	DeclRange hcl.Range
 	// Ranges maps the block's attributes ("path", "sha256", "command",
