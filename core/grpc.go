@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
@@ -44,6 +45,7 @@ type grpcServer struct {
 	desc  []*ServiceDesc     // gRPC-only services, for reflection
 
 	tasks chan *h2stream // idle unary workers take calls here
+	idle  atomic.Int32   // workers waiting on tasks
 }
 
 // EnableGRPC makes every listener of s answer gRPC (HTTP/2 with

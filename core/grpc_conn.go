@@ -1031,20 +1031,29 @@ func (st *h2stream) dispatch() {
 	}
 }
 
+// worker runs unary calls; it waits for more when done, like the Kite
+// path's workers (a reused goroutine's stack has already grown), bounded
+// by maxIdleWorkers parked at once.
 func (g *grpcServer) worker(st *h2stream) {
 	st.runUnary()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
+		if g.idle.Add(1) > maxIdleWorkers {
+			g.idle.Add(-1)
+			return
+		}
 		idle.Reset(workerIdle)
 		select {
 		case st = <-g.tasks:
+			g.idle.Add(-1)
 			st.runUnary()
+			continue
 		case <-idle.C:
-			return
 		case <-g.s.stopWorkers:
-			return
 		}
+		g.idle.Add(-1)
+		return
 	}
 }
 
