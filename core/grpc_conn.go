@@ -177,18 +177,15 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 	sc.h2.Store(h)
 	go h.writeLoop()
 
-	err := h.run()
+	err := h.run() // never nil: the connection ended somehow
 	h.shutdown(err)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		var ce http2.ConnectionError
 		if errors.As(err, &ce) {
 			sc.s.log.Warn("closing gRPC connection after a protocol error", "peer", sc.peer, "error", err)
 		} else {
 			sc.s.log.Debug("gRPC connection ended", "peer", sc.peer, "error", err)
 		}
-	}
-	if err == nil {
-		err = io.EOF
 	}
 	sc.closeRaw(err)
 }

@@ -484,3 +484,71 @@ func TestGRPCOversizedPrefixRefusedBeforeBody(t *testing.T) {
 		}
 	}
 }
+
+// blockingGreeter holds SayHello("hold") until release is closed.
+type blockingGreeter struct {
+	grpcGreeter
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *blockingGreeter) SayHello(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if req.GetName() == "hold" {
+		close(g.started)
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return nil, spi.WrapError(spi.Canceled, ctx.Err(), "canceled")
+		}
+	}
+	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+// TestGRPCGracefulShutdown: Shutdown sends GOAWAY, lets the call in
+// progress finish and be answered, then closes.
+func TestGRPCGracefulShutdown(t *testing.T) {
+	srv, err := core.NewServer(core.ServerOptions{Codecs: []spi.Codec{protoCodec{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EnableGRPC(core.GRPCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g := &blockingGreeter{started: make(chan struct{}), release: make(chan struct{})}
+	if err := greeterpb.RegisterGreeterServer(srv, g); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cc := dialGRPC(t, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	var out greeterpb.HelloReply
+	go func() { done <- cc.Invoke(ctx, greeterPath+"SayHello", &greeterpb.HelloRequest{Name: "hold"}, &out) }()
+	<-g.started
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	// The server is draining: the call in progress holds Shutdown.
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a call in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.release)
+	if err := <-done; err != nil || out.GetMessage() != "Hello, hold!" {
+		t.Fatalf("call in progress during shutdown: %v %v", out.GetMessage(), err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// New calls find no server.
+	cctx, ccancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer ccancel()
+	if err := cc.Invoke(cctx, greeterPath+"SayHello", &greeterpb.HelloRequest{Name: "late"}, &out); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("call after shutdown: %v", err)
+	}
+}
