@@ -87,7 +87,7 @@ func runTestHost() {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("pid=%d\n", p.Pid())
+	fmt.Printf("pid=%d sock=%s\n", p.Pid(), p.socket())
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin)) // until killed
 	os.Exit(0)
 }
