@@ -26,6 +26,12 @@ bash scripts/ensure-tools.sh
 export PATH="$PWD/.kite/bin:$PATH"
 export KITE_ARTIFACTS="${KITE_ARTIFACTS:-$PWD/.kite/artifacts}"
 mkdir -p "$KITE_ARTIFACTS"
+# The tests get a temp dir of their own: whatever is left in it at the
+# end (a plugin socket, a lock file, a directory a test forgot) is a leak
+# a user's machine would keep, and fails the run below.
+export TMPDIR="$PWD/.kite/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 
 make --no-print-directory plugins
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
@@ -53,4 +59,11 @@ echo
 echo "== make test summary =="
 cat .kite/test-summary.txt
 echo "  fuzz targets fuzzed: $(grep -cE '^  (ok|FAIL) ' .kite/fuzz.log || true), ${KITE_CI_FUZZTIME:-3s} each, $(grep -cE '^  FAIL ' .kite/fuzz.log || true) failed"
+# go's own build directories go when go exits; anything else is a leak.
+leftovers=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -name 'go-build*' -printf '%f\n' | sort)
+if [ -n "$leftovers" ]; then
+  echo "  left in the temp dir ($TMPDIR): $(echo $leftovers)" >&2
+  exit 1
+fi
+echo "  temp dir: nothing left behind"
 exit $fuzz_rc
