@@ -37,6 +37,7 @@ import (
 	_ "github.com/kiterpc/kite/plugins/lb-weighted"
 	_ "github.com/kiterpc/kite/plugins/registry-consul"
 	_ "github.com/kiterpc/kite/plugins/registry-etcd"
+	_ "github.com/kiterpc/kite/plugins/registry-eureka"
 	_ "github.com/kiterpc/kite/plugins/registry-local"
 	_ "github.com/kiterpc/kite/plugins/registry-nacos"
 	_ "github.com/kiterpc/kite/plugins/registry-static"
