@@ -321,6 +321,7 @@ func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded(), quotaSig: make(chan struct{}, 1)}
+	st.msgs = st.msg1[:0]
 	path := f.PseudoValue("path")
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
@@ -811,18 +812,21 @@ type h2stream struct {
 	pre    [5]byte
 	preN   int
 	cur    []byte
+	curBP  *[]byte
 	curN   int
 	curLen int
 	// complete messages: unary keeps its one request here; a stream
 	// queues what the Kite stream's window cannot take yet
 	msgs        []grpcMsg
-	outstanding int   // delivered to the Kite stream, not consumed
-	sizes       []int // wire bytes of delivered messages, in order
+	msg1        [1]grpcMsg // msgs' first storage: a unary call needs no more
+	outstanding int        // delivered to the Kite stream, not consumed
+	sizes       []int      // wire bytes of delivered messages, in order
 	kst         *Stream
 }
 
 type grpcMsg struct {
 	b    []byte
+	bp   *[]byte // pooled storage of a unary request (returned after decoding)
 	flag byte
 	wire int
 }
@@ -871,18 +875,25 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 				fail = spi.Errorf(spi.Internal, "grpc: more than one request message for unary method %s", st.m.full)
 				break
 			}
-			st.cur = make([]byte, n)
+			if st.m.stream == nil {
+				// A unary request is decoded and dropped before the
+				// answer: its storage goes back to the pool.
+				st.curBP = protocol.GetBuffer(int(n))
+				st.cur = (*st.curBP)[:n]
+			} else {
+				st.cur, st.curBP = make([]byte, n), nil
+			}
 			st.curN, st.curLen = 0, int(n)
 		}
 		k := copy(st.cur[st.curN:], p)
 		st.curN += k
 		p = p[k:]
 		if st.curN == st.curLen {
-			st.msgs = append(st.msgs, grpcMsg{b: st.cur, flag: st.pre[0], wire: 5 + st.curLen})
+			st.msgs = append(st.msgs, grpcMsg{b: st.cur, bp: st.curBP, flag: st.pre[0], wire: 5 + st.curLen})
 			if st.m.stream != nil {
 				st.held += 5 + st.curLen
 			}
-			st.cur, st.preN = nil, 0
+			st.cur, st.curBP, st.preN = nil, nil, 0
 		}
 	}
 	if fail != nil {
@@ -1087,7 +1098,11 @@ func (st *h2stream) runUnary() {
 		if msg.flag == 1 {
 			f.Compress = st.comp.ID()
 		}
-		if err = decodeBody(s.table, &f, req, st.c.g.opts.MaxMessage); err == nil {
+		err = decodeBody(s.table, &f, req, st.c.g.opts.MaxMessage)
+		if msg.bp != nil { // codecs do not retain their input (spi.Codec)
+			protocol.PutBuffer(msg.bp)
+		}
+		if err == nil {
 			call.Request = req
 			st.hctx = handlerCtx{Context: st.ctx, m: m, call: call}
 			err = c.sc.invokeSafely(&st.hctx, call)
