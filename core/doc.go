@@ -13,6 +13,13 @@
 // Nothing on that path takes a global lock, builds a map or calls out of
 // process unless the user configured exactly that.
 //
+// gRPC: a server with EnableGRPC also answers gRPC (HTTP/2) on the same
+// listeners, told apart from Kite peers by each connection's first bytes
+// (grpc.go, grpc_conn.go); the "grpc" transport (GRPCTransport,
+// grpc_client.go) lets a Kite client call plain gRPC servers. HTTP/2
+// framing and HPACK come from golang.org/x/net/http2; docs/GRPC.md says
+// why and how names, codes, deadlines and metadata map.
+//
 // core imports spi and never a plugin; codecs and compressors are found
 // in the spi catalog (compiled-in plugins register there from init).
 package core
