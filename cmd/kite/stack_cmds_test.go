@@ -320,6 +320,6 @@ plugin "registry" "local" {
 `, strings.Repeat("ab", 32)))
 	r = kite(t, dir, nil, "plugins", "-f", wrong)
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, wrong+":2:1: loading registry plugin \"local\"")
+	assert.Contains(t, r.stderr, wrong+":4:12: loading registry plugin \"local\"", "points at the sha256 attribute")
 	assert.Contains(t, r.stderr, "refusing to start "+bin)
 }
