@@ -149,6 +149,9 @@ type bridgeCall struct {
 	oneway  bool
 	codec   uint8
 	sendWin int64
+	// deadline is when the call's timeout ends (zero: none); a server's
+	// RST_STREAM(CANCEL) after it is the deadline, as grpc-go reads it.
+	deadline time.Time
 	// response assembly
 	status  *spi.Error
 	trailer spi.Metadata
@@ -318,6 +321,7 @@ func (b *grpcBridge) startCall(f protocol.Frame) error {
 	}
 	if meta.HasTimeout {
 		hf = append(hf, hpack.HeaderField{Name: "grpc-timeout", Value: encodeGRPCTimeout(meta.Timeout)})
+		c.deadline = time.Now().Add(meta.Timeout)
 	}
 	hf = mdToHeaders(hf, &md)
 	b.wmu.Lock()
@@ -606,6 +610,9 @@ func (b *grpcBridge) onFrame(f http2.Frame) error {
 					code, msg = spi.Unavailable, "gRPC server refused the stream; call was not processed"
 				case http2.ErrCodeCancel:
 					code = spi.Canceled
+					if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+						code, msg = spi.DeadlineExceeded, "deadline exceeded (the gRPC server reset the stream)"
+					}
 				}
 				b.emitLocked(kiteStatusFrame(c, spi.Errorf(code, "%s", msg), nil))
 			}
