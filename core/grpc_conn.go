@@ -475,7 +475,17 @@ func (h *h2conn) goAway() {
 	h.goingAway = true
 	last := h.lastID
 	h.mu.Unlock()
-	h.enqueue(h2item{kind: kGoAway, id: last, val: uint32(http2.ErrCodeNo), data: []byte("server shutting down")})
+	// Wait (briefly) until it is on the wire: a Shutdown with nothing in
+	// flight closes connections right after, and the client should learn
+	// why from the GOAWAY rather than from a reset.
+	sent := make(chan struct{})
+	h.enqueue(h2item{kind: kGoAway, id: last, val: uint32(http2.ErrCodeNo), data: []byte("server shutting down"), done: func() { close(sent) }})
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-sent:
+	case <-t.C:
+	}
 }
 
 // shutdown ends every stream of a connection that stopped reading and
@@ -646,6 +656,10 @@ func (w *h2writer) handle(it *h2item) error {
 	case kRST:
 		return w.fr.WriteRSTStream(it.id, http2.ErrCode(it.val))
 	case kGoAway:
+		if it.done != nil {
+			w.done = append(w.done, it.done)
+			it.done = nil
+		}
 		return w.fr.WriteGoAway(it.id, http2.ErrCode(it.val), it.data)
 	case kStream:
 		o := w.outs[it.id]

@@ -552,3 +552,45 @@ func TestGRPCGracefulShutdown(t *testing.T) {
 		t.Fatalf("call after shutdown: %v", err)
 	}
 }
+
+// TestGRPCShutdownSendsGoAway: an idle gRPC connection gets an HTTP/2
+// GOAWAY(NO_ERROR) naming the shutdown before the server closes it.
+func TestGRPCShutdownSendsGoAway(t *testing.T) {
+	srv, addr, _ := startGRPCServer(t, core.ServerOptions{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	_ = fr.WriteSettings()
+	// The server's SETTINGS prove the connection is being served as gRPC.
+	if f, err := fr.ReadFrame(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := f.(*http2.SettingsFrame); !ok {
+		t.Fatalf("first frame %T, want SETTINGS", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeNo || string(g.DebugData()) != "server shutting down" {
+				t.Fatalf("GOAWAY %v %q", g.ErrCode, g.DebugData())
+			}
+			break
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
