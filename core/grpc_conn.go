@@ -475,12 +475,12 @@ func (h *h2conn) goAway() {
 	h.goingAway = true
 	last := h.lastID
 	h.mu.Unlock()
-	// Wait (briefly) until it is on the wire: a Shutdown with nothing in
+	// Wait (at most 200 ms) until it is on the wire: a Shutdown with nothing in
 	// flight closes connections right after, and the client should learn
 	// why from the GOAWAY rather than from a reset.
 	sent := make(chan struct{})
 	h.enqueue(h2item{kind: kGoAway, id: last, val: uint32(http2.ErrCodeNo), data: []byte("server shutting down"), done: func() { close(sent) }})
-	t := time.NewTimer(time.Second)
+	t := time.NewTimer(200 * time.Millisecond) // per connection: a stuck peer must not stall Shutdown long
 	defer t.Stop()
 	select {
 	case <-sent:
