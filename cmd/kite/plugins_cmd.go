@@ -66,6 +66,10 @@ Flags:`)
 			return code
 		}
 		defer st.Close()
+		if err := st.StartPlugins(); err != nil {
+			fmt.Fprintf(stderr, "kite plugins: %v\n", err)
+			return exitError
+		}
 		for _, p := range st.Plugins() {
 			rows = append(rows, rowOf(p))
 		}

@@ -2,8 +2,9 @@ package stack
 
 import "github.com/kiterpc/kite/core/config"
 
-// Check validates the kite.hcl at path as strictly as Load does for a
-// process about to serve it, then stops what it started: the file
+// Check validates the kite.hcl at path as strictly as a process that
+// builds every block would (Load, then StartPlugins: Load alone starts
+// no plugin), then stops what it started: the file
 // parses and type-checks against the catalog; each declared plugin's
 // executable (and files) exists and matches its sha256, starts, answers
 // the handshake within the start timeout and serves the declared kind;
@@ -23,6 +24,10 @@ import "github.com/kiterpc/kite/core/config"
 func Check(path string, opts ...Option) (*config.File, error) {
 	st, err := Load(path, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.StartPlugins(); err != nil {
+		st.Close()
 		return nil, err
 	}
 	f := st.File()

@@ -10,10 +10,13 @@
 //	c, err := st.Client("echo")
 //	err = c.Call(ctx, "Echo.Echo", req, &resp)
 //
-// Load starts the external plugins the file declares through spi/plugin
-// (the binary's sha256 is checked before it runs; a mismatch names the
-// file) and checks each plugin-served block against the schema the
-// plugin reports. Registries, balancers, filters, codecs and
+// An external plugin the file declares is started through spi/plugin
+// when a block this process builds uses it — not at Load: a server does
+// not start the balancer plugin only clients use. Its binary's sha256
+// is checked before it runs (a mismatch names the file), and each block
+// it serves is checked against the schema it reports. Check and
+// StartPlugins start every declared plugin up front (kite check, kite
+// plugins). Registries, balancers, filters, codecs and
 // compressors are built through the catalog — or the plugin serving
 // them — with their block's spi.Config when a server or client needs
 // them; a failure names the kite.hcl position of the block (or of the

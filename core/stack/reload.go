@@ -36,7 +36,9 @@ type ReloadReport struct {
 // dropping calls: a changed balancer block is built and swapped in with
 // core.Client.SetBalancer (calls in flight finish on the old picker), and
 // timeouts and method timeouts change atomically. Plugins the new file
-// adds are started. If the file does not load, nothing changes.
+// adds are started when a block that is built uses them; a changed
+// declaration of a running plugin is refused. If the file does not
+// load, nothing changes.
 func (st *Stack) Reload(path string) error {
 	_, err := st.ReloadReport(path)
 	return err
@@ -57,7 +59,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.loadPlugins(nf); err != nil {
+	if err := st.checkDecls(nf); err != nil {
 		return nil, err
 	}
 	if err := st.checkPluginConfigs(nf); err != nil {
@@ -123,7 +125,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 			s.disc = &d
 		}
 		if !sameComponent(mc.balancer, comp) {
-			v, err := st.build(comp, where)
+			v, err := st.build(nf, comp, where)
 			if err != nil {
 				return failed(err)
 			}
@@ -240,7 +242,7 @@ func (st *Stack) reloadRegistry(old, nf *config.File, ref string, at hcl.Range, 
 	if oc, ok := old.Component(spi.KindRegistry, ref); running == nil || (ok && sameComponent(oc, nc)) {
 		return st.registry(nf, ref, at) // unchanged, or never built: the shared instance
 	}
-	v, err := st.build(nc, where)
+	v, err := st.build(nf, nc, where)
 	if err != nil {
 		return nil, err
 	}

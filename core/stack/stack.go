@@ -53,6 +53,10 @@ type Stack struct {
 	log          hclog.Logger
 	startTimeout time.Duration
 
+	// startMu serialises plugin starts, so a plugin two builds need at
+	// once is started once.
+	startMu sync.Mutex
+
 	mu      sync.Mutex
 	path    string
 	file    *config.File
@@ -99,11 +103,13 @@ type PluginInfo struct {
 }
 
 // Load parses the kite.hcl at path against the catalog (spi.Default
-// unless WithCatalog), starts the external plugins it declares — each
-// binary's sha256 is checked before it runs — and checks every plugin-
-// served block against the schema the plugin reports. Registries,
-// balancers, filters, codecs and compressors are built when a server or
-// client needs them. Errors name the kite.hcl position they come from.
+// unless WithCatalog). Registries, balancers, filters, codecs and
+// compressors are built when a server or client needs them, and an
+// external plugin is started — its sha256 checked first, and every
+// block it serves checked against the schema it reports — only when a
+// block this process builds uses it: a server does not start the
+// balancer plugin only its clients use. StartPlugins (and Check) start
+// all of them. Errors name the kite.hcl position they come from.
 func Load(path string, opts ...Option) (*Stack, error) {
 	o := options{cat: spi.Default, log: hclog.Default(), startTimeout: 10 * time.Second}
 	for _, fn := range opts {
@@ -132,15 +138,22 @@ func Load(path string, opts ...Option) (*Stack, error) {
 		servers:    map[*core.Server]struct{}{},
 		ops:        ops{started: time.Now(), gatherer: o.gatherer, ownLogger: ownLogger},
 	}
-	if err := st.loadPlugins(f); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := st.checkPluginConfigs(f); err != nil {
-		st.Close()
-		return nil, err
-	}
 	return st, nil
+}
+
+// StartPlugins starts every external plugin the current file declares
+// that is not running yet and checks every plugin-served block against
+// its plugin's schema. Load starts plugins only when a block that is
+// built uses them; Check and `kite plugins` call this to verify (or
+// list) all of them up front.
+func (st *Stack) StartPlugins() error {
+	f := st.File()
+	for _, d := range f.Plugins {
+		if _, err := st.startPlugin(f, d); err != nil {
+			return err
+		}
+	}
+	return st.checkPluginConfigs(f)
 }
 
 // File returns the configuration the stack currently follows (the last
@@ -157,46 +170,85 @@ func (st *Stack) Catalog() *spi.Catalog { return st.cat }
 // Logger returns the stack's logger.
 func (st *Stack) Logger() hclog.Logger { return st.log }
 
-// loadPlugins starts every plugin block of f not already running with the
-// same declaration. A block whose path or checksum changed since the
-// stack loaded it is refused: a running plugin's implementations are in
-// use, so swapping the binary needs a restart.
-func (st *Stack) loadPlugins(f *config.File) error {
+// checkDecls refuses a plugin block of f whose declaration changed
+// since the stack started that plugin: a running plugin's
+// implementations are in use, so swapping the binary needs a restart.
+// Plugins not started yet are not started here.
+func (st *Stack) checkDecls(f *config.File) error {
 	for _, d := range f.Plugins {
-		key := pluginKey{d.Kind, d.Name}
-		st.mu.Lock()
-		lp := st.plugins[key]
-		st.mu.Unlock()
-		if lp != nil {
-			if lp.decl.Path != d.Path || lp.decl.SHA256 != d.SHA256 || !equalStrings(lp.decl.Args, d.Args) || !equalEnv(lp.decl.Env, d.Env) || !equalEnv(lp.decl.Files, d.Files) {
-				return fmt.Errorf("%s: %s plugin %q changed (path, sha256, args, env or files) since it was loaded from %s; restart the process to load the new binary",
-					pos(d.DeclRange), d.Kind, d.Name, lp.decl.Path)
-			}
-			continue
+		if lp := st.plugin(d.Kind, d.Name); lp != nil && !sameDecl(lp.decl, d) {
+			return changedDecl(d, lp.decl)
 		}
-		timeout := st.startTimeout
-		if d.StartTimeout > 0 {
-			timeout = d.StartTimeout // the block's start_timeout
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		entry, proc, err := plugin.Load(ctx, plugin.Decl{
-			Kind: d.Kind, Name: d.Name, Path: d.Path, SHA256: d.SHA256,
-			Args: d.Args, Env: envList(d.Env), Files: fileSums(d.Files), StartTimeout: timeout,
-		}, st.log)
-		cancel()
-		if err != nil {
-			// plugin.Load's message names the binary (and, for a checksum
-			// mismatch, both sums); prefix where the fault is: the path,
-			// sha256 or files attribute when the error says which, else
-			// the block.
-			return fmt.Errorf("%s: loading %s plugin %q: %w", pos(declAt(d, err)), d.Kind, d.Name, err)
-		}
-		st.mu.Lock()
-		st.plugins[key] = &loadedPlugin{decl: d, entry: entry, proc: proc}
-		st.mu.Unlock()
-		st.log.Debug("plugin loaded", "kind", d.Kind, "name", d.Name, "path", d.Path, "version", entry.Version, "pid", proc.Pid())
 	}
 	return nil
+}
+
+func sameDecl(a, b *config.PluginDecl) bool {
+	return a.Path == b.Path && a.SHA256 == b.SHA256 && equalStrings(a.Args, b.Args) && equalEnv(a.Env, b.Env) && equalEnv(a.Files, b.Files)
+}
+
+func changedDecl(d, was *config.PluginDecl) error {
+	return fmt.Errorf("%s: %s plugin %q changed (path, sha256, args, env or files) since it was loaded from %s; restart the process to load the new binary",
+		pos(d.DeclRange), d.Kind, d.Name, was.Path)
+}
+
+// startPlugin returns the running plugin declared by d, starting it
+// first if needed (starts are serialised: one process per plugin). On a
+// start, every block of f the plugin serves is checked against the
+// schema it reports.
+func (st *Stack) startPlugin(f *config.File, d *config.PluginDecl) (*loadedPlugin, error) {
+	key := pluginKey{d.Kind, d.Name}
+	st.startMu.Lock()
+	defer st.startMu.Unlock()
+	st.mu.Lock()
+	lp, closed := st.plugins[key], st.closed
+	st.mu.Unlock()
+	if closed {
+		return nil, errors.New("stack: closed")
+	}
+	if lp != nil {
+		if !sameDecl(lp.decl, d) {
+			return nil, changedDecl(d, lp.decl)
+		}
+		return lp, nil
+	}
+	timeout := st.startTimeout
+	if d.StartTimeout > 0 {
+		timeout = d.StartTimeout // the block's start_timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	entry, proc, err := plugin.Load(ctx, plugin.Decl{
+		Kind: d.Kind, Name: d.Name, Path: d.Path, SHA256: d.SHA256,
+		Args: d.Args, Env: envList(d.Env), Files: fileSums(d.Files), StartTimeout: timeout,
+	}, st.log)
+	cancel()
+	if err != nil {
+		// plugin.Load's message names the binary (and, for a checksum
+		// mismatch, both sums); prefix where the fault is: the path,
+		// sha256 or files attribute when the error says which, else
+		// the block.
+		return nil, fmt.Errorf("%s: loading %s plugin %q: %w", pos(declAt(d, err)), d.Kind, d.Name, err)
+	}
+	lp = &loadedPlugin{decl: d, entry: entry, proc: proc}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		_ = proc.Close()
+		return nil, errors.New("stack: closed")
+	}
+	st.plugins[key] = lp
+	st.mu.Unlock()
+	st.log.Debug("plugin loaded", "kind", d.Kind, "name", d.Name, "path", d.Path, "version", entry.Version, "pid", proc.Pid())
+	var errs []error
+	for _, c := range f.Components(d.Kind) {
+		if c.Plugin != nil && c.Impl == d.Name {
+			errs = append(errs, checkSchema(c, entry.Schema))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return lp, nil
 }
 
 // declAt is the position of the plugin block's attribute a load error is
@@ -214,9 +266,10 @@ func declAt(d *config.PluginDecl, err error) hcl.Range {
 	return d.DeclRange
 }
 
-// checkPluginConfigs checks each block served by a plugin against the
-// schema the plugin reported when it started: config.Parse could not,
-// since the schema was unknown until then.
+// checkPluginConfigs checks each block served by a running plugin
+// against the schema the plugin reported when it started: config.Parse
+// could not, since the schema was unknown until then. Blocks of plugins
+// not started yet are checked when they start.
 func (st *Stack) checkPluginConfigs(f *config.File) error {
 	var errs []error
 	for _, kind := range []spi.Kind{spi.KindRegistry, spi.KindBalancer, spi.KindFilter, spi.KindCodec, spi.KindCompressor} {
@@ -326,14 +379,24 @@ func (st *Stack) plugin(kind spi.Kind, name string) *loadedPlugin {
 // Plugins lists every implementation the stack can build from: the
 // catalog's compiled-in entries, with the file's external plugins (which
 // replace a compiled-in one of the same kind and name) carrying their
-// path, checksum and the version the running binary reports.
+// path, checksum and the version the running binary reports. A declared
+// plugin not started yet (nothing built uses it; see StartPlugins) is
+// listed with an empty Version and Pid 0.
 func (st *Stack) Plugins() []PluginInfo {
 	st.mu.Lock()
 	ext := make(map[pluginKey]*loadedPlugin, len(st.plugins))
 	for k, v := range st.plugins {
 		ext[k] = v
 	}
+	f := st.file
 	st.mu.Unlock()
+	var idle []*config.PluginDecl
+	for _, d := range f.Plugins {
+		if _, ok := ext[pluginKey{d.Kind, d.Name}]; !ok {
+			idle = append(idle, d)
+			ext[pluginKey{d.Kind, d.Name}] = nil
+		}
+	}
 	var out []PluginInfo
 	for _, e := range st.cat.Entries() {
 		if _, shadowed := ext[pluginKey{e.Kind, e.Name}]; shadowed {
@@ -341,7 +404,13 @@ func (st *Stack) Plugins() []PluginInfo {
 		}
 		out = append(out, PluginInfo{Kind: e.Kind, Name: e.Name, Version: e.Version, Doc: e.Doc, Source: e.Source})
 	}
+	for _, d := range idle {
+		out = append(out, PluginInfo{Kind: d.Kind, Name: d.Name, Source: d.Command(), SHA256: d.SHA256})
+	}
 	for _, lp := range ext {
+		if lp == nil {
+			continue
+		}
 		out = append(out, PluginInfo{
 			Kind: lp.entry.Kind, Name: lp.entry.Name, Version: lp.entry.Version, Doc: lp.entry.Doc,
 			Source: lp.decl.Command(), SHA256: lp.decl.SHA256, Pid: lp.proc.Pid(),
@@ -375,17 +444,21 @@ func (st *Stack) component(f *config.File, kind spi.Kind, ref string, at hcl.Ran
 	return c, where, nil
 }
 
-// build builds c through the plugin serving it or the catalog; errors
-// name where in the file the component comes from.
-func (st *Stack) build(c *config.Component, where hcl.Range) (any, error) {
+// build builds c (a component of f) through the plugin serving it —
+// started now if it is not running yet — or the catalog; errors name
+// where in the file the component comes from.
+func (st *Stack) build(f *config.File, c *config.Component, where hcl.Range) (any, error) {
 	var (
 		v   any
 		err error
 	)
 	if c.Plugin != nil {
-		lp := st.plugin(c.Kind, c.Impl)
-		if lp == nil {
-			return nil, fmt.Errorf("%s: %s %q: plugin %q is not loaded", pos(where), c.Kind, c.Label, c.Impl)
+		lp, serr := st.startPlugin(f, c.Plugin)
+		if serr != nil {
+			return nil, serr
+		}
+		if serr := checkSchema(c, lp.entry.Schema); serr != nil {
+			return nil, serr
 		}
 		v, err = lp.entry.New(c.Config)
 		if err == nil && !implementsKind(c.Kind, v) {
@@ -457,7 +530,7 @@ func (st *Stack) registry(f *config.File, ref string, at hcl.Range) (spi.Registr
 	if r != nil {
 		return r, nil
 	}
-	v, err := st.build(c, where)
+	v, err := st.build(f, c, where)
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +557,7 @@ func (st *Stack) filters(f *config.File, refs []string, at hcl.Range) ([]spi.Fil
 		if err != nil {
 			return nil, err
 		}
-		v, err := st.build(c, where)
+		v, err := st.build(f, c, where)
 		if err != nil {
 			return nil, err
 		}
@@ -499,7 +572,7 @@ func (st *Stack) codec(f *config.File, ref string, at hcl.Range) (spi.Codec, err
 	if err != nil {
 		return nil, err
 	}
-	v, err := st.build(c, where)
+	v, err := st.build(f, c, where)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +585,7 @@ func (st *Stack) compressor(f *config.File, ref string, at hcl.Range) (spi.Compr
 	if err != nil {
 		return nil, err
 	}
-	v, err := st.build(c, where)
+	v, err := st.build(f, c, where)
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +598,7 @@ func (st *Stack) balancer(f *config.File, ref string, at hcl.Range) (spi.Balance
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := st.build(c, where)
+	v, err := st.build(f, c, where)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -253,9 +253,17 @@ plugin "registry" "fake" {
   sha256 = "%s"
 }
 `, strings.Repeat("0", 64)))
-	_, err := stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	// Plugins start lazily: Load does not run the binary, Check and
+	// StartPlugins do.
+	st, err := stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer st.Close()
+	err = st.StartPlugins()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), path+":2:1")
+	_, cerr := stack.Check(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.Error(t, cerr)
+	assert.Equal(t, err.Error(), cerr.Error())
+	assert.Contains(t, err.Error(), path+":4:12", "at the sha256 attribute's value")
 	assert.Contains(t, err.Error(), bin, "the message names the binary")
 	sum := sha256.Sum256([]byte("#!/bin/sh\nexit 0\n"))
 	assert.Contains(t, err.Error(), hex.EncodeToString(sum[:]), "and its actual checksum")
@@ -434,19 +442,27 @@ plugin "registry" "local" {
 	defer st.Close()
 	t.Logf("load %v", time.Since(t0))
 
-	var ext *stack.PluginInfo
-	for _, p := range st.Plugins() {
-		if p.Kind == spi.KindRegistry && p.Name == "local" {
-			ext = &p
+	find := func() *stack.PluginInfo {
+		for _, p := range st.Plugins() {
+			if p.Kind == spi.KindRegistry && p.Name == "local" {
+				return &p
+			}
 		}
+		return nil
 	}
+	ext := find()
+	require.NotNil(t, ext, "a declared plugin is listed before it starts")
+	assert.Zero(t, ext.Pid, "nothing built uses it yet: not started")
+	assert.Equal(t, bin, ext.Source)
+
+	in, stop := serving(t, st, "echo", &echo{name: "through-plugin"})
+	ext = find() // the server built its registry: the plugin runs now
 	require.NotNil(t, ext)
 	assert.Equal(t, bin, ext.Source)
 	assert.Equal(t, sum, ext.SHA256)
 	assert.Equal(t, "1.0.0", ext.Version)
 	assert.NotZero(t, ext.Pid)
 
-	in, stop := serving(t, st, "echo", &echo{name: "through-plugin"})
 	c, err := st.Client("echo")
 	require.NoError(t, err)
 	var resp EchoResp
@@ -472,10 +488,17 @@ registry "local" "main" {
   dri = "/tmp"
 }
 `, bin, sum))
-	_, err = stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	_, err = stack.Check(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path+":7:9: unsupported attribute \"dri\"")
 	assert.Contains(t, err.Error(), "valid attributes: dir, poll_interval, ttl")
+	// Loaded for serving, the same error comes at the first build.
+	st, err = stack.Load(path, stack.WithCatalog(testCatalog(t)), stack.WithLogger(quiet))
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.Registry("main")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path+":7:9: unsupported attribute \"dri\"")
 }
 
 func addrs(ins []spi.Instance) []string {

@@ -48,11 +48,12 @@ func TestBadPythonPlugins(t *testing.T) {
 			src = strings.Replace(src, `env = {`, `env = { KITE_TEST_SDK = `+hclString(abs(t, sdkDir))+`,`, 1)
 			path := writeHCL(t, src)
 			start := time.Now()
-			st, err := stack.Load(path, stack.WithLogger(testLogger()), stack.WithPluginStartTimeout(c.timeout))
+			// Plugins start when a block that is built uses them, or all
+			// at once in Check (kite check) and StartPlugins.
+			_, err := stack.Check(path, stack.WithLogger(testLogger()), stack.WithPluginStartTimeout(c.timeout))
 			elapsed := time.Since(start)
 			if err == nil {
-				st.Close()
-				t.Fatal("a broken plugin loaded")
+				t.Fatal("a broken plugin passed Check")
 			}
 			msg := err.Error()
 			for _, w := range append([]string{
@@ -66,7 +67,7 @@ func TestBadPythonPlugins(t *testing.T) {
 			// The start timeout bounds every case (plus the kill of the
 			// plugin and the host's own work on a loaded machine).
 			if elapsed > c.timeout+3*time.Second {
-				t.Errorf("Load took %v, start timeout %v", elapsed, c.timeout)
+				t.Errorf("Check took %v, start timeout %v", elapsed, c.timeout)
 			}
 			t.Logf("after %v: %s", elapsed.Round(time.Millisecond), msg)
 		})
@@ -85,10 +86,9 @@ func TestPythonPluginBlockErrors(t *testing.T) {
   colour = "red"
 }
 `)
-	st, err := stack.Load(path, stack.WithLogger(testLogger()))
+	_, err := stack.Check(path, stack.WithLogger(testLogger()))
 	if err == nil {
-		st.Close()
-		t.Fatal("loaded a block with an unknown attribute and without a required one")
+		t.Fatal("Check passed a block with an unknown attribute and without a required one")
 	}
 	msg := err.Error()
 	for _, w := range []string{
