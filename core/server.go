@@ -170,6 +170,14 @@ type Server struct {
 	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
 }
 
+// ended is a context that has ended: closeAll(ended) closes connections
+// without writing what they have queued.
+var ended = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // DefaultWriteTimeout is ServerOptions.WriteTimeout's default (from the
 // core/defaults table).
 const DefaultWriteTimeout = defaults.WriteTimeout
@@ -496,7 +504,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		s.closeAll(nil)
+		s.closeAll(ended)
 		return err
 	}
 	return s.closeAll(ctx)
@@ -546,13 +554,13 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.stopAcceptingLocked()
 	s.mu.Unlock()
-	s.closeAll(nil)
+	s.closeAll(ended)
 	return nil
 }
 
-// closeAll closes every connection. With a ctx, each first writes what it
-// has queued, as long as ctx lasts; past it (or with a nil ctx) they are
-// closed at once and ctx's error is returned.
+// closeAll closes every connection, each first writing what it has
+// queued as long as ctx lasts; past it (ended: at once) the rest are
+// closed without waiting and ctx's error is returned.
 func (s *Server) closeAll(ctx context.Context) error {
 	s.mu.Lock()
 	conns := make([]*serverConn, 0, len(s.conns))
@@ -562,7 +570,7 @@ func (s *Server) closeAll(ctx context.Context) error {
 	s.mu.Unlock()
 	var err error
 	for _, c := range conns {
-		if ctx != nil && err == nil {
+		if err == nil {
 			err = c.w.drainCtx(ctx)
 		}
 		c.close(spi.Errorf(spi.Unavailable, "server closed"))

@@ -102,7 +102,7 @@ func newBatchWriter(conn net.Conn, onErr func(error), quiet func() bool) *batchW
 }
 
 // write queues frame. The bytes are copied before it returns.
-func (w *batchWriter) write(frame []byte) error { return w.send(nil, frame, nil) }
+func (w *batchWriter) write(frame []byte) error { return w.send(context.Background(), frame, nil) }
 
 // writeCtx is write for a frame whose caller may give up: while it waits
 // for room it returns ctx's error once ctx ends, and the frame is dropped.
@@ -116,10 +116,11 @@ func (w *batchWriter) writeCtx(ctx context.Context, frame []byte) error {
 // with Detach and returns it to the pool after writing it. Either way the
 // caller's fb no longer aliases anything the writer holds once this
 // returns, so Release (a no-op after Detach) and reuse of fb are safe.
-func (w *batchWriter) writeBuilt(fb *protocol.Builder) error { return w.writeBuiltCtx(nil, fb) }
+func (w *batchWriter) writeBuilt(fb *protocol.Builder) error {
+	return w.writeBuiltCtx(context.Background(), fb)
+}
 
-// writeBuiltCtx is writeBuilt honouring ctx as writeCtx does; a nil ctx
-// never ends.
+// writeBuiltCtx is writeBuilt honouring ctx as writeCtx does.
 func (w *batchWriter) writeBuiltCtx(ctx context.Context, fb *protocol.Builder) error {
 	frame := fb.Finish()
 	if len(frame) < largeFrame {
@@ -150,12 +151,11 @@ func (w *batchWriter) writeUrgent(frame []byte) error {
 }
 
 // waitFor blocks, with mu held, while full() holds, the writer has not
-// failed and ctx (nil: never) has not ended. It returns the writer's
-// error or ctx's.
+// failed and ctx has not ended. It returns the writer's error or ctx's.
 func (w *batchWriter) waitFor(ctx context.Context, full func() bool) error {
 	if w.err == nil && full() {
 		var stop func() bool
-		if ctx != nil {
+		if ctx.Done() != nil { // Background never ends: nothing to watch
 			// Wake the waiters when ctx ends; Broadcast under mu so the
 			// wake-up cannot fall between a check and the Wait.
 			stop = context.AfterFunc(ctx, func() {
@@ -165,7 +165,7 @@ func (w *batchWriter) waitFor(ctx context.Context, full func() bool) error {
 			})
 		}
 		w.waiting++
-		for w.err == nil && full() && (ctx == nil || ctx.Err() == nil) {
+		for w.err == nil && full() && ctx.Err() == nil {
 			w.cond.Wait()
 		}
 		w.waiting--
@@ -176,7 +176,7 @@ func (w *batchWriter) waitFor(ctx context.Context, full func() bool) error {
 	if w.err != nil {
 		return w.err
 	}
-	if ctx != nil && full() {
+	if full() {
 		return ctx.Err()
 	}
 	return nil
@@ -205,7 +205,7 @@ func (w *batchWriter) notePressure() {
 // waitRoom blocks while a frame could not be queued without waiting
 // (what an answer does before it is encoded, so a handler under
 // back-pressure holds its response value, not an encoded copy too). It
-// returns the writer's error, or ctx's once ctx ends (nil ctx: never).
+// returns the writer's error, or ctx's once ctx ends.
 func (w *batchWriter) waitRoom(ctx context.Context) error {
 	if !w.over.Load() {
 		return nil // a full queue is over the cap too
@@ -224,7 +224,7 @@ func (w *batchWriter) waitBelowCap() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.waitFor(nil, w.overCap)
+	return w.waitFor(context.Background(), w.overCap)
 }
 
 // pressure reports since when unsent bytes have exceeded the cap (zero
@@ -257,7 +257,7 @@ func (w *batchWriter) armDeadline() {
 
 // send queues frame; fb, when set, is the Builder frame lives in, whose
 // buffer the writer takes over instead of copying frame. While the queue
-// is full it waits; ctx (nil: never) ending drops the frame.
+// is full it waits; ctx ending drops the frame.
 func (w *batchWriter) send(ctx context.Context, frame []byte, fb *protocol.Builder) error {
 	w.mu.Lock()
 	if err := w.waitFor(ctx, w.queueFull); err != nil {
@@ -458,9 +458,9 @@ func (w *batchWriter) close(err error) {
 
 // drain blocks until everything queued so far has been written to the
 // socket (or the writer failed).
-func (w *batchWriter) drain() { _ = w.drainCtx(nil) }
+func (w *batchWriter) drain() { _ = w.drainCtx(context.Background()) }
 
-// drainCtx is drain giving up when ctx (nil: never) ends; it returns ctx's
+// drainCtx is drain giving up when ctx ends; it returns ctx's
 // error then, and nil once drained or failed. Graceful shutdown drains
 // with its deadline.
 func (w *batchWriter) drainCtx(ctx context.Context) error {
