@@ -1,3 +1,7 @@
+//go:build linux
+
+// Linux only: the EMFILE test lowers RLIMIT_NOFILE and reads /proc.
+
 package core
 
 import (
