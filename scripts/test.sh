@@ -32,6 +32,12 @@ mkdir -p "$KITE_ARTIFACTS"
 export TMPDIR="$PWD/.kite/tmp"
 rm -rf "$TMPDIR"
 mkdir -p "$TMPDIR"
+# The local registry's per-user directory ($XDG_RUNTIME_DIR/kite, else
+# $TMPDIR/kite-registry-<uid>) is where it lives by design, not a leak:
+# give the run a fresh one of its own, outside the temp dir.
+export XDG_RUNTIME_DIR="$PWD/.kite/run"
+rm -rf "$XDG_RUNTIME_DIR"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 
 make --no-print-directory plugins
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
