@@ -227,7 +227,8 @@ func hostileRound(addr string, bomb []byte, rep *HostileReport) {
 				return
 			}
 		}
-		for {
+		// One answer decides: the StreamEnd that ends the overrun stream.
+		{
 			typ, _, code, err := c.next(5 * time.Second)
 			if err != nil {
 				if timedOut(err) {

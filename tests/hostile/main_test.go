@@ -3,7 +3,6 @@ package hostile
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,12 +252,6 @@ func (c *conn) data(id uint32, body []byte) {
 
 func (c *conn) control(t protocol.Type, id uint32, body []byte) {
 	c.write(protocol.AppendControl(nil, t, id, body))
-}
-
-func (c *conn) window(id uint32, n uint32) {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], n)
-	c.control(protocol.TypeWindowUpdate, id, b[:])
 }
 
 func (c *conn) write(b []byte) {
