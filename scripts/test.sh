@@ -29,9 +29,11 @@ mkdir -p "$KITE_ARTIFACTS"
 # The tests get a temp dir of their own: whatever is left in it at the
 # end (a plugin socket, a lock file, a directory a test forgot) is a leak
 # a user's machine would keep, and fails the run below.
-export TMPDIR="$PWD/.kite/tmp"
-rm -rf "$TMPDIR"
-mkdir -p "$TMPDIR"
+# It is outside the repository, as a user's temp dir is (tests build
+# modules there that must not sit inside this one).
+export TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/kite-test.XXXXXX")"
+test_tmp=$TMPDIR
+trap 'rm -rf "$test_tmp"; if [ -f scripts/services.sh ]; then bash scripts/services.sh down; fi' EXIT
 # The local registry's per-user directory ($XDG_RUNTIME_DIR/kite, else
 # $TMPDIR/kite-registry-<uid>) is where it lives by design, not a leak:
 # give the run a fresh one of its own, outside the temp dir.

@@ -103,7 +103,9 @@ func (r *Registry) write(rec record) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, fs.ErrNotExist) || try == 3 {
+		// Each retry means another process pruned the directory in
+		// between: a few in a row are possible while many leave at once.
+		if !errors.Is(err, fs.ErrNotExist) || try == 50 {
 			return err
 		}
 	}
