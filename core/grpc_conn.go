@@ -1170,8 +1170,9 @@ func (st *h2stream) runStream() {
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("panic in stream handler", "method", m.full, "panic", r)
-				err = spi.Errorf(spi.Internal, "panic in handler %s: %v", m.full, r)
+				// As on Kite's protocol: the caller gets a generic Internal
+				// with an incident id, the value and stack stay in the log.
+				err = s.panicked(m.full, c.sc.peer, r)
 			}
 		}()
 		return invoke(hctx, call)

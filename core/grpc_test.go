@@ -73,6 +73,9 @@ func (g *grpcGreeter) SayHello(ctx context.Context, req *greeterpb.HelloRequest)
 }
 
 func (g *grpcGreeter) StreamGreetings(ctx context.Context, req *greeterpb.HelloRequest, stream greeterpb.Greeter_StreamGreetingsServer) error {
+	if req.GetName() == "panic" {
+		panic("secret-value-42") // must not reach the caller
+	}
 	for i := int32(1); i <= req.GetCount(); i++ {
 		if err := stream.Send(&greeterpb.HelloReply{Message: fmt.Sprintf("Hello #%d, %s!", i, req.GetName()), Seq: i}); err != nil {
 			return err
@@ -592,5 +595,28 @@ func TestGRPCShutdownSendsGoAway(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stream handler's panic reaches a gRPC caller as a generic Internal
+// with an incident id, as on Kite's protocol: the panic value stays in
+// the server's log.
+func TestGRPCStreamPanicKeepsValueLocal(t *testing.T) {
+	_, addr, _ := startGRPCServer(t, core.ServerOptions{})
+	cc := dialGRPC(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ss, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, greeterPath+"StreamGreetings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.SendMsg(&greeterpb.HelloRequest{Name: "panic", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ss.CloseSend()
+	err = ss.RecvMsg(&greeterpb.HelloReply{})
+	s := status.Convert(err)
+	if s.Code() != codes.Internal || strings.Contains(s.Message(), "secret-value-42") || !strings.Contains(s.Message(), "incident") {
+		t.Fatalf("want a generic Internal with an incident id, got %v: %q", s.Code(), s.Message())
 	}
 }
