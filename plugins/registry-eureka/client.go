@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // apiClient speaks Eureka's REST API to a list of servers, failing over
@@ -29,31 +30,7 @@ type apiClient struct {
 // parseServer turns "host:port", "http://host:port" or
 // "http://user:pass@host:port/ctx" into a base URL; the context path
 // defaults to /eureka (Spring Cloud's; Netflix's own war uses /eureka/v2).
-func parseServer(s string) (*url.URL, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("empty server address")
-	}
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q has no host", s)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if u.Path == "" {
-		u.Path = "/eureka"
-	}
-	u.RawQuery, u.Fragment = "", ""
-	return u, nil
-}
+func parseServer(s string) (*url.URL, error) { return registrykit.ParseServerURL(s, "/eureka") }
 
 // apiError is a non-2xx answer.
 type apiError struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/registrykit"
 )
 
 // apiClient speaks the Nacos Open API over HTTP to a list of servers,
@@ -34,31 +35,7 @@ type apiClient struct {
 // parseServer turns "host:port", "http://host:port" or
 // "http://host:port/ctx" into a base URL; the context path defaults to
 // /nacos.
-func parseServer(s string) (*url.URL, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("empty server address")
-	}
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q has no host", s)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if u.Path == "" {
-		u.Path = "/nacos"
-	}
-	u.RawQuery, u.Fragment = "", ""
-	return u, nil
-}
+func parseServer(s string) (*url.URL, error) { return registrykit.ParseServerURL(s, "/nacos") }
 
 // apiError is a non-2xx answer from Nacos.
 type apiError struct {
