@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kiterpc/kite/spi"
 )
@@ -48,11 +49,8 @@ func jsonKind(goType string) string {
 	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
 		return "a number (" + goType + ")"
 	}
-	if len(goType) > 2 && goType[:2] == "[]" {
+	if strings.HasPrefix(goType, "[]") {
 		return "an array (" + goType + ")"
 	}
-	if len(goType) > 4 && goType[:4] == "map[" {
-		return "an object (" + goType + ")"
-	}
-	return "an object (" + goType + ")"
+	return "an object (" + goType + ")" // structs and maps
 }
