@@ -7,7 +7,8 @@
 //
 //   - Pass forwards them unchanged;
 //   - Delay forwards every chunk after a fixed latency (throughput is kept:
-//     chunks are pipelined, as on a long link);
+//     chunks are pipelined, as on a long link), optionally varied by a
+//     jitter (DelayJitter) while the bytes stay in order;
 //   - Drop silently discards the bytes of one direction (or both);
 //   - Cut closes both sides; while a proxy-wide Cut is set, new
 //     connections are closed as soon as they are accepted (a refused

@@ -62,6 +62,10 @@ type Fault struct {
 	Dir Direction
 	// Latency is the delay added to every chunk (Delay).
 	Latency time.Duration
+	// Jitter varies Latency per chunk, uniformly within ±Jitter, drawn
+	// from a generator seeded with Seed (Delay). Chunks stay in order: one
+	// drawn shorter than its predecessor's waits for it, as on a TCP link.
+	Jitter time.Duration
 	// Offset is the position of a byte to flip, counted in the affected
 	// direction from the moment the fault took effect on the connection
 	// (Corrupt); negative means none. Offset 0 hits the first byte sent
@@ -79,6 +83,12 @@ func Pass() Fault { return Fault{Mode: ModePass} }
 
 // Delay forwards every chunk in both directions after d.
 func Delay(d time.Duration) Fault { return Fault{Mode: ModeDelay, Latency: d} }
+
+// DelayJitter forwards every chunk in both directions after d ± jitter
+// (uniform), the random draws seeded with seed so a run can be replayed.
+func DelayJitter(d, jitter time.Duration, seed uint64) Fault {
+	return Fault{Mode: ModeDelay, Latency: d, Jitter: jitter, Seed: seed}
+}
 
 // DelayDir forwards every chunk flowing in dir after d.
 func DelayDir(dir Direction, d time.Duration) Fault {
@@ -110,6 +120,9 @@ func BlackHole() Fault { return Fault{Mode: ModeBlackHole} }
 func (f Fault) String() string {
 	switch f.Mode {
 	case ModeDelay:
+		if f.Jitter > 0 {
+			return fmt.Sprintf("delay %s %s ±%s", f.Dir, f.Latency, f.Jitter)
+		}
 		return fmt.Sprintf("delay %s %s", f.Dir, f.Latency)
 	case ModeDrop:
 		return fmt.Sprintf("drop %s", f.Dir)
@@ -132,6 +145,9 @@ func (f Fault) validate() error {
 	case ModeDelay:
 		if f.Latency < 0 {
 			return fmt.Errorf("faultproxy: negative latency %s", f.Latency)
+		}
+		if f.Jitter < 0 || f.Jitter > f.Latency {
+			return fmt.Errorf("faultproxy: jitter %s is not within [0, latency %s]", f.Jitter, f.Latency)
 		}
 	case ModeCorrupt:
 		if f.Rate < 0 || f.Rate > 1 {

@@ -419,7 +419,11 @@ func (c *Conn) read(dir Direction, src net.Conn, q chan<- chunk) {
 				deliver = !s.Dir.covers(dir)
 			case ModeDelay:
 				if s.Dir.covers(dir) {
-					due = time.Now().Add(s.Latency)
+					d := s.Latency
+					if s.Jitter > 0 {
+						d += time.Duration(rng.Int64N(2*int64(s.Jitter)+1)) - s.Jitter
+					}
+					due = time.Now().Add(d)
 				}
 			case ModeCorrupt:
 				if s.Dir.covers(dir) {

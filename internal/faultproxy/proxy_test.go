@@ -178,6 +178,44 @@ func TestDelay(t *testing.T) {
 	assert.Less(t, time.Since(start), lat)
 }
 
+// TestDelayJitter: each chunk is delayed by the latency ± the jitter, so
+// round trips spread over the range; bytes still arrive in order.
+func TestDelayJitter(t *testing.T) {
+	e := startEcho(t)
+	p := startProxy(t, e.addr())
+	c := dial(t, p)
+	roundTrip(t, c, []byte("warm"))
+
+	const lat, jit = 40 * time.Millisecond, 20 * time.Millisecond
+	require.NoError(t, p.Set(DelayJitter(lat, jit, 7)))
+	lo, hi := time.Hour, time.Duration(0)
+	for range 20 {
+		start := time.Now()
+		roundTrip(t, c, []byte("j"))
+		rtt := time.Since(start)
+		lo, hi = min(lo, rtt), max(hi, rtt)
+	}
+	t.Logf("round trips with %s ± %s each way: %s .. %s", lat, jit, lo.Round(time.Millisecond), hi.Round(time.Millisecond))
+	assert.GreaterOrEqual(t, lo, 2*(lat-jit), "never faster than the latency less the jitter")
+	assert.Greater(t, hi-lo, jit, "the delays vary")
+
+	// In order, whatever each chunk drew.
+	want := make([]byte, 64)
+	for i := range want {
+		want[i] = byte(i)
+		_, err := c.Write(want[i : i+1])
+		require.NoError(t, err)
+	}
+	got := make([]byte, len(want))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	assert.Error(t, p.Set(DelayJitter(lat, 2*lat, 1)), "jitter beyond the latency")
+	assert.Equal(t, "delay both 40ms ±20ms", DelayJitter(lat, jit, 1).String())
+}
+
 func TestDrop(t *testing.T) {
 	e := startEcho(t)
 	p := startProxy(t, e.addr())
