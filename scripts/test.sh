@@ -20,6 +20,8 @@ bash scripts/ensure-python.sh
 bash scripts/ensure-node.sh
 # codec-hessian's Java interop test needs a JDK and Debian's libhessian-java.
 bash scripts/ensure-java.sh
+# ip, nft and etcd for tests/cluster/hosts (network namespaces as hosts).
+bash scripts/ensure-netns.sh
 # protoc and protoc-gen-go (go.mod's version, into .kite/bin) for
 # cmd/protoc-gen-kite's regeneration test.
 bash scripts/ensure-tools.sh
