@@ -322,6 +322,7 @@ func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
 	}
 	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded(), quotaSig: make(chan struct{}, 1)}
 	st.msgs = st.msg1[:0]
+	st.halfClosed.Store(st.recvEnded)
 	path := f.PseudoValue("path")
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
@@ -362,15 +363,11 @@ func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	s := h.s
-	if n := s.inflight.Add(1); n > int64(s.opts.MaxConcurrency) {
-		s.release()
-		refuse(spi.Errorf(spi.ResourceExhausted, "server at max_concurrency (%d)", s.opts.MaxConcurrency))
-		return
-	}
-	if n := h.sc.active.Add(1); n > int32(s.opts.MaxConnConcurrency) {
-		h.sc.active.Add(-1)
-		s.release()
-		refuse(spi.Errorf(spi.ResourceExhausted, "connection at max_conn_concurrency (%d)", s.opts.MaxConnConcurrency))
+	// The server's own admission, as for a Kite call: max_concurrency,
+	// max_conn_concurrency and the peer's share (max_peer_share, fair
+	// admission near the limit). finish gives the slot back.
+	if e := h.sc.admit(); e != nil {
+		refuse(e)
 		return
 	}
 	if st.hasTimeout {
@@ -390,6 +387,11 @@ func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
 	h.enqueue(h2item{kind: kOpen, id: id})
 	if m.stream != nil {
 		st.kst = newStream(st.ctx, st.cancel, spi.ServerSide, id, m.full, st, codec, nil, 0, s.opts.StreamWindow)
+		// As on Kite's protocol: unread messages are bounded per stream
+		// and charged to the body budget until Recv decodes them, and a
+		// stream on which nothing moves for stream_idle_timeout ends.
+		st.kst.limitBuffer(h.sc, s.lim.streamBuf)
+		st.kst.watchIdle(s.opts.StreamIdleTimeout)
 		go st.runStream()
 		if st.recvEnded {
 			st.mu.Lock()
@@ -750,6 +752,12 @@ func (w *h2writer) unblock() error {
 			}
 			o.q[0] = h2item{}
 			o.q = o.q[1:]
+			if w.outs[id] != o { // ended (trailers or reset): the rest is dropped
+				for i := range o.q {
+					o.q[i].drop(w)
+				}
+				o.q = nil
+			}
 		}
 		if len(o.q) > 0 {
 			keep = append(keep, id)
@@ -810,6 +818,13 @@ type h2stream struct {
 
 	finished atomic.Bool
 	hdrSent  atomic.Bool
+	// halfClosed mirrors recvEnded for endByServer, which may run with
+	// mu held (Stream.abort from deliver).
+	halfClosed atomic.Bool
+	// endMu orders a stream's response items: headers go with the first
+	// item, nothing follows the trailers (ended).
+	endMu    sync.Mutex
+	ended    bool
 	queued   atomic.Int64 // bytes handed to the writer, not yet written
 	quotaSig chan struct{}
 
@@ -822,6 +837,7 @@ type h2stream struct {
 	recvWin    int64 // what the peer may still send on this stream
 	unreturned int   // bytes received and not yet returned to the peer
 	held       int   // bytes of complete messages not yet consumed
+	charged    int64 // body budget held: messages being assembled or queued here (a unary request: until finish)
 	// message assembly
 	pre    [5]byte
 	preN   int
@@ -850,7 +866,9 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 	c := st.c
 	maxMsg := c.g.opts.MaxMessage
 	st.mu.Lock()
-	if st.aborted || st.recvEnded || st.recvErr != nil {
+	if st.aborted || st.recvEnded || st.recvErr != nil || st.finished.Load() {
+		// finished: the call ended (its budget was given back), so
+		// nothing more is charged or kept for it.
 		st.mu.Unlock()
 		return
 	}
@@ -889,6 +907,13 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 				fail = spi.Errorf(spi.Internal, "grpc: more than one request message for unary method %s", st.m.full)
 				break
 			}
+			// Charged to the server's body budget (and the peer's share
+			// of it) before the buffer is made, as a Kite request is.
+			if !c.sc.charge(int64(n)) {
+				fail = c.sc.budgetError("request message", int64(n))
+				break
+			}
+			st.charged += int64(n)
 			if st.m.stream == nil {
 				// A unary request is decoded and dropped before the
 				// answer: its storage goes back to the pool.
@@ -917,6 +942,7 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 	}
 	if end {
 		st.recvEnded = true
+		st.halfClosed.Store(true)
 		if st.preN != 0 || st.cur != nil {
 			st.mu.Unlock()
 			st.fail(spi.Errorf(spi.Internal, "grpc: stream ended inside a message"))
@@ -962,6 +988,10 @@ func (st *h2stream) deliverLocked() {
 		}
 		st.outstanding++
 		st.sizes = append(st.sizes, m.wire)
+		// The Kite stream charges what it buffers (limitBuffer) until
+		// Recv decodes it: the charge moves there.
+		st.charged -= int64(len(m.b))
+		st.c.sc.uncharge(int64(len(m.b)))
 		k.deliver(f)
 	}
 	if st.recvEnded && len(st.msgs) == 0 && !st.endSent {
@@ -977,6 +1007,7 @@ func (st *h2stream) onEnd() {
 		return
 	}
 	st.recvEnded = true
+	st.halfClosed.Store(true)
 	if st.preN != 0 || st.cur != nil {
 		st.mu.Unlock()
 		st.fail(spi.Errorf(spi.Internal, "grpc: stream ended inside a message"))
@@ -1002,6 +1033,7 @@ func (st *h2stream) fail(err error) {
 	}
 	st.recvErr = err
 	st.msgs = nil
+	st.unchargeLocked()
 	dispatched := st.dispatched
 	st.dispatched = true
 	st.mu.Unlock()
@@ -1093,8 +1125,16 @@ func (st *h2stream) finish() {
 	}
 	c.mu.Unlock()
 	st.cancel()
-	c.sc.active.Add(-1)
-	c.s.release()
+	st.mu.Lock()
+	st.unchargeLocked()
+	st.mu.Unlock()
+	c.sc.unadmit()
+}
+
+// unchargeLocked gives back the body budget the stream still holds.
+func (st *h2stream) unchargeLocked() {
+	st.c.sc.uncharge(st.charged)
+	st.charged = 0
 }
 
 func (st *h2stream) runUnary() {
@@ -1112,7 +1152,11 @@ func (st *h2stream) runUnary() {
 		if msg.flag == 1 {
 			f.Compress = st.comp.ID()
 		}
-		err = decodeBody(s.table, &f, req, st.c.g.opts.MaxMessage)
+		// A compressed request is charged at its decompressed size
+		// before it is decompressed (decodeBodyIn), until the call ends.
+		var dc int64
+		dc, err = decodeBodyIn(s.table, &f, req, st.c.g.opts.MaxMessage, c.sc)
+		defer c.sc.uncharge(dc)
 		if msg.bp != nil { // codecs do not retain their input (spi.Codec)
 			protocol.PutBuffer(msg.bp)
 		}
@@ -1192,6 +1236,15 @@ func (st *h2stream) runStream() {
 		st.finish()
 		return
 	}
+	st.endMu.Lock()
+	defer st.endMu.Unlock()
+	if st.ended {
+		// The server ended the stream already (endByServer sent the
+		// trailers): only the admission is left to give back, after them.
+		c.enqueue(h2item{kind: kStream, id: st.id, done: st.finish})
+		return
+	}
+	st.ended = true
 	var trl []hpack.HeaderField
 	if !st.hdrSent.Swap(true) {
 		trl = append(trl, respHeaders(st.ct)...)
@@ -1217,6 +1270,13 @@ const grpcSendQuota = 256 << 10
 
 func (st *h2stream) sendBuilt(fb *protocol.Builder) error {
 	frame, buf := fb.Detach()
+	if protocol.Type(frame[3]) == protocol.TypeStreamEnd {
+		// Stream.abort: the server ended the stream (idle, buffer or
+		// budget exceeded); the client learns why from the trailers.
+		st.endByServer(frame)
+		protocol.PutBuffer(buf)
+		return nil
+	}
 	n := len(frame) - protocol.HeaderSize
 	if n > st.c.g.opts.MaxMessage {
 		protocol.PutBuffer(buf)
@@ -1225,11 +1285,18 @@ func (st *h2stream) sendBuilt(fb *protocol.Builder) error {
 	frame[protocol.HeaderSize-5] = 0
 	binary.BigEndian.PutUint32(frame[protocol.HeaderSize-4:], uint32(n))
 	it := h2item{kind: kStream, id: st.id, data: frame[protocol.HeaderSize-5:], buf: buf, st: st}
+	st.endMu.Lock()
+	if st.ended {
+		st.endMu.Unlock()
+		protocol.PutBuffer(buf)
+		return st.kst.terminalErr()
+	}
 	if !st.hdrSent.Swap(true) {
 		it.hdrs = respHeaders(st.ct)
 	}
 	st.queued.Add(int64(len(it.data)))
 	st.c.enqueue(it)
+	st.endMu.Unlock()
 	// The Kite stream counts messages; HTTP/2 counts bytes in the writer.
 	// Give the message credit back at once and hold the sender here while
 	// too much waits for the peer's window.
@@ -1244,6 +1311,36 @@ func (st *h2stream) sendBuilt(fb *protocol.Builder) error {
 		}
 	}
 	return nil
+}
+
+// endByServer answers a stream the server ended while its handler may
+// still run: trailers with the status the Kite stream's end frame
+// carries, then RST_STREAM if the client is still sending. The handler's
+// own end is dropped by the writer (the stream is closed by then).
+func (st *h2stream) endByServer(frame []byte) {
+	var err error = spi.Errorf(spi.Internal, "stream ended by the server")
+	if len(frame) >= protocol.HeaderSize {
+		metaLen := int(binary.BigEndian.Uint32(frame[12:16]))
+		if metaLen <= len(frame)-protocol.HeaderSize {
+			var m protocol.Meta
+			if protocol.DecodeMeta(frame[protocol.HeaderSize:protocol.HeaderSize+metaLen], &m) == nil {
+				if e := m.Err(); e != nil {
+					err = e
+				}
+			}
+		}
+	}
+	st.endMu.Lock()
+	defer st.endMu.Unlock()
+	if st.ended {
+		return
+	}
+	st.ended = true
+	var trl []hpack.HeaderField
+	if !st.hdrSent.Swap(true) {
+		trl = append(trl, respHeaders(st.ct)...)
+	}
+	st.c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(trl, err, nil), rst: !st.halfClosed.Load(), val: uint32(http2.ErrCodeNo)})
 }
 
 func (st *h2stream) sendFrame(b []byte) error {
