@@ -9,6 +9,13 @@
 // long as the client's session: a server that dies, or loses ZooKeeper
 // for longer than the session timeout, drops out by itself.
 //
+// With several servers (an ensemble), the client library moves to
+// another member when its connection breaks; Register, Deregister and
+// Resolve that meet the broken connection wait for the reconnect (up to
+// the session timeout, or FirstSessionGrace for a client that never had
+// a session) instead of failing, so a leader election or a dead member
+// costs a delay, not an error (tests/cluster/ensemble).
+//
 // Session expiry is recovered from: the client opens a new session and
 // re-creates every node registered through it, so a server that was cut
 // off for a while reappears without restarting. Watches use ChildrenW on

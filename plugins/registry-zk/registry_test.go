@@ -96,15 +96,17 @@ func TestConformance(t *testing.T) {
 // cutter is a dialer that can cut the client off from ZooKeeper: it
 // closes the open connections and refuses new ones until restored.
 type cutter struct {
-	mu    sync.Mutex
-	cut   bool
-	conns []net.Conn
+	mu      sync.Mutex
+	cut     bool
+	conns   []net.Conn
+	refused int // dials refused while cut
 }
 
 func (c *cutter) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cut {
+		c.refused++
 		return nil, errors.New("test: network cut")
 	}
 	conn, err := net.DialTimeout(network, addr, timeout)
@@ -368,4 +370,57 @@ func TestErrorCodes(t *testing.T) {
 		assert.ErrorIs(t, err, tc.err)
 	}
 	assert.NoError(t, wrap(nil, "x"))
+}
+
+func (c *cutter) refusedDials() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
+}
+
+// TestOperationsRideThroughAReconnect: an operation that meets a lost
+// connection waits for the client to reconnect (within the session
+// timeout) instead of failing, as during an ensemble's leader election.
+// Before, Register, Deregister and Resolve failed at once with
+// Unavailable ("could not connect to a server", "connection closed")
+// and tests/cluster/ensemble's leader-kill scenario lost registrations.
+func TestOperationsRideThroughAReconnect(t *testing.T) {
+	addr := zkAddr(t)
+	root := testRoot(t)
+	net := &cutter{}
+	r := newTest(t, Config{Servers: []string{addr}, Root: root, SessionTimeout: "20s", dialer: net.dial})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	in1, in2 := inst("ride", 9201), inst("ride", 9202)
+	require.NoError(t, r.Register(ctx, in1))
+
+	net.set(true)
+	require.Eventually(t, func() bool { return r.conn.State() != zk.StateHasSession },
+		10*time.Second, 10*time.Millisecond, "the cut is noticed")
+	results := make(chan error, 3)
+	go func() { results <- r.Register(ctx, in2) }()
+	go func() { results <- r.Deregister(ctx, in1) }()
+	go func() {
+		_, err := r.Resolve(ctx, "ride")
+		results <- err
+	}()
+	// The client library flushes queued requests with ErrNoServer each
+	// time it has tried every server; after two rounds of refused dials
+	// the operations have met that error at least once.
+	base := net.refusedDials()
+	require.Eventually(t, func() bool { return net.refusedDials() >= base+2 },
+		10*time.Second, 10*time.Millisecond, "the client retries its servers")
+	select {
+	case err := <-results:
+		t.Fatalf("an operation returned while the client was cut off: %v", err)
+	default:
+	}
+	net.set(false)
+	for range 3 {
+		require.NoError(t, <-results)
+	}
+	got, err := r.Resolve(ctx, "ride")
+	require.NoError(t, err)
+	assert.True(t, registrykit.Equal(got, []spi.Instance{in2}), "after the reconnect: %v", got)
+	assert.Equal(t, int64(0), r.Expiries())
 }

@@ -1,0 +1,283 @@
+package ensemble
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/kiterpc/kite/core"
+	"github.com/kiterpc/kite/spi"
+
+	_ "github.com/kiterpc/kite/plugins/codec-json"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// soakEnv, when set to a duration, repeats each scenario's rounds until
+// that much time has passed and makes the quorum loss last 30 s.
+const soakEnv = "KITE_CLUSTER_SOAK_DURATION"
+
+// soak returns the soak duration, 0 for one round (make test).
+func soak(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv(soakEnv)
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a positive Go duration such as 5m", soakEnv, v)
+	}
+	return d
+}
+
+// rounds calls round(i) once, or under soak until the soak time is up.
+func rounds(t *testing.T, round func(i int)) {
+	d := soak(t)
+	end := time.Now().Add(d)
+	for i := 1; ; i++ {
+		round(i)
+		if t.Failed() || !time.Now().Before(end) {
+			return
+		}
+	}
+}
+
+const service = "echo"
+
+type EchoReq struct {
+	Seq int `json:"seq"`
+}
+
+type EchoResp struct {
+	Seq    int    `json:"seq"`
+	Server string `json:"server"`
+}
+
+type echo struct{ name string }
+
+func (e *echo) Echo(_ context.Context, r *EchoReq) (*EchoResp, error) {
+	return &EchoResp{Seq: r.Seq, Server: e.name}, nil
+}
+
+func logger() hclog.Logger {
+	if os.Getenv("KITE_CLUSTER_LOG") != "" {
+		return hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Debug})
+	}
+	return hclog.NewNullLogger()
+}
+
+// startKite serves the echo service in process on a loopback port until
+// the test ends, and returns its address.
+func startKite(t *testing.T, name string) string {
+	t.Helper()
+	srv, err := core.NewServer(core.ServerOptions{Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Register("Echo", &echo{name: name}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// newClient is a client of service through reg whose Echo.Echo is
+// idempotent (retried on another instance when a connection breaks).
+func newClient(t *testing.T, reg spi.Registry) *core.Client {
+	t.Helper()
+	c, err := core.NewClient(core.ClientOptions{
+		Service: service, Registry: reg, Logger: logger(),
+		Methods: map[string]core.MethodOptions{"Echo.Echo": {Idempotent: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// view is the sorted addresses the client currently calls.
+func view(c *core.Client) []string {
+	var out []string
+	for _, in := range c.Instances() {
+		out = append(out, in.Addr)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sorted(addrs ...string) []string {
+	out := slices.Clone(addrs)
+	sort.Strings(out)
+	return out
+}
+
+// viewIs reports whether the client's view is exactly addrs.
+func viewIs(c *core.Client, addrs ...string) func() bool {
+	want := sorted(addrs...)
+	return func() bool { return slices.Equal(view(c), want) }
+}
+
+// waitFor polls cond every 5 ms until it holds and returns how long that
+// took, failing the test after bound.
+func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > bound {
+			t.Fatalf("%s: not within %v", what, bound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// load keeps workers calling Echo.Echo until stopped and accounts for
+// every call: answered, failed (by code, with a sample), or lost — not
+// returned within its deadline plus a second.
+type load struct {
+	deadline time.Duration
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	seq      atomic.Int64
+
+	mu      sync.Mutex
+	ok      int
+	failed  map[spi.Code]int
+	samples map[spi.Code]string
+	lost    int
+	servers map[string]int // answers per server name
+}
+
+const (
+	loadWorkers  = 4
+	callDeadline = 2 * time.Second
+)
+
+func startLoad(t *testing.T, c *core.Client) *load {
+	l := &load{deadline: callDeadline, stop: make(chan struct{}),
+		failed: map[spi.Code]int{}, samples: map[spi.Code]string{}, servers: map[string]int{}}
+	for range loadWorkers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				seq := int(l.seq.Add(1))
+				ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
+				began := time.Now()
+				var resp EchoResp
+				err := c.Call(ctx, "Echo.Echo", &EchoReq{Seq: seq}, &resp)
+				took := time.Since(began)
+				cancel()
+				if err == nil && resp.Seq != seq {
+					err = fmt.Errorf("answer to call %d came back as %d", seq, resp.Seq)
+				}
+				l.record(err, took, resp.Server)
+				if err != nil {
+					// Do not spin against a failure.
+					select {
+					case <-l.stop:
+						return
+					case <-time.After(2 * time.Millisecond):
+					}
+				}
+			}
+		}()
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *load) record(err error, took time.Duration, server string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if took > l.deadline+time.Second {
+		l.lost++
+	}
+	if err != nil {
+		code := spi.CodeOf(err)
+		l.failed[code]++
+		if _, ok := l.samples[code]; !ok {
+			l.samples[code] = err.Error()
+		}
+		return
+	}
+	l.ok++
+	l.servers[server]++
+}
+
+func (l *load) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// tally is a snapshot of a load's counters.
+type tally struct {
+	OK, Failed, Lost int
+	Servers          map[string]int
+	Failures         string
+}
+
+func (l *load) snapshot() tally {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tl := tally{OK: l.ok, Lost: l.lost, Servers: map[string]int{}}
+	for s, n := range l.servers {
+		tl.Servers[s] = n
+	}
+	var parts []string
+	for code, n := range l.failed {
+		tl.Failed += n
+		parts = append(parts, fmt.Sprintf("%d × %s (e.g. %s)", n, code, l.samples[code]))
+	}
+	sort.Strings(parts)
+	tl.Failures = strings.Join(parts, "; ")
+	return tl
+}
+
+// finish stops the load and returns its final tally.
+func (l *load) finish() tally {
+	l.halt()
+	return l.snapshot()
+}
+
+// reached waits until a call answers from server (traffic reaches it).
+func reached(l *load, server string) func() bool {
+	return func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.servers[server] > 0
+	}
+}
