@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,7 +18,8 @@ import (
 type Options struct {
 	// Listen is the "host:port" to serve on; port 0 picks one.
 	Listen string
-	// Pprof mounts /debug/pprof/.
+	// Pprof mounts /debug/pprof/ (off unless asked: kite.hcl's
+	// admin { pprof = true }).
 	Pprof bool
 	// Source is what the pages show; required.
 	Source Source
@@ -39,11 +38,7 @@ type Server struct {
 	opts    Options
 	log     hclog.Logger
 	handler http.Handler
-
-	mu   sync.Mutex
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	l       listener
 }
 
 // New returns an admin server; Start begins serving.
@@ -88,58 +83,19 @@ func (s *Server) routes() http.Handler {
 // Start listens on Options.Listen and serves in the background. It
 // returns once the listener is bound.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return errors.New("admin: already started")
+	if err := s.l.start("admin", s.opts.Listen, s.handler, s.log); err != nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", s.opts.Listen)
-	if err != nil {
-		return fmt.Errorf("admin: listening on %s: %w", s.opts.Listen, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
-	s.done = make(chan struct{})
-	go func(srv *http.Server, done chan struct{}) {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("admin listener stopped", "error", err)
-		}
-	}(s.srv, s.done)
-	s.log.Info("admin listener serving", "addr", ln.Addr().String(), "pprof", s.opts.Pprof)
+	s.log.Info("admin listener serving", "addr", s.Addr(), "pprof", s.opts.Pprof)
 	return nil
 }
 
 // Addr returns the bound address ("" before Start).
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return ""
-	}
-	return s.ln.Addr().String()
-}
+func (s *Server) Addr() string { return s.l.addr() }
 
 // Close stops the listener, letting requests in progress finish within
 // ctx (a pprof profile in progress is cut off when ctx ends).
-func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		_ = srv.Close()
-	}
-	<-done
-	return err
-}
+func (s *Server) Close(ctx context.Context) error { return s.l.close(ctx) }
 
 // HealthBody is /healthz's JSON answer.
 type HealthBody struct {

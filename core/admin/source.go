@@ -12,8 +12,8 @@ import (
 // for concurrent use; core/stack provides one for a Stack.
 type Source interface {
 	// Health returns each server's health; it must be cheap (it backs
-	// /healthz, which load balancers poll).
-	Health() []ServerHealth
+	// /healthz, which load balancers poll, and the probe listener).
+	HealthSource
 	// Snapshot returns everything the status page shows. It may ask
 	// registries, within ctx.
 	Snapshot(ctx context.Context) Snapshot

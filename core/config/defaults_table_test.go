@@ -27,6 +27,8 @@ server "s" {
 client "c" {
   compression { name = "zstd" }
 }
+admin {}
+probes {}
 `
 	f, diags := Parse([]byte(src), "kite.hcl", testCatalog())
 	require.False(t, diags.HasErrors(), "%v", diags)
@@ -42,6 +44,10 @@ client "c" {
 				v = reflect.ValueOf(srv).Elem()
 			case "client":
 				v = reflect.ValueOf(cl).Elem()
+			case "admin":
+				v = reflect.ValueOf(f.Admin).Elem()
+			case "probes":
+				v = reflect.ValueOf(f.Probes).Elem()
 			case "compression": // a block of both; the server's is checked here
 				v = reflect.ValueOf(srv).Elem()
 				blocks = []string{"server", "compression"}

@@ -6,12 +6,18 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiterpc/kite/core/defaults"
 )
 
 // DefaultAdminListen is where an `admin {}` block without listen binds:
 // loopback, so metrics, pprof and the status page are not exposed by
 // accident.
-const DefaultAdminListen = "127.0.0.1:9100"
+const DefaultAdminListen = defaults.AdminListen
+
+// DefaultProbesListen is where a `probes {}` block without listen binds:
+// every interface, since a kubelet probes the pod IP.
+const DefaultProbesListen = defaults.ProbesListen
 
 // Log defaults.
 const (
@@ -21,6 +27,10 @@ const (
 
 var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "listen"}, {Name: "pprof"},
+}}
+
+var probesSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "listen"},
 }}
 
 var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -35,11 +45,23 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 type Admin struct {
 	// Listen is "host:port"; port 0 picks one.
 	Listen string
-	// Pprof serves /debug/pprof/ when true (the default).
+	// Pprof serves /debug/pprof/ when true (default false).
 	Pprof bool
 	// Loopback reports whether Listen's host is a loopback address (or
 	// "localhost"); the parser warns when it is not.
 	Loopback bool
+
+	DeclRange hcl.Range
+	Ranges    map[string]hcl.Range
+}
+
+// Probes is the top-level `probes` block: the Kubernetes probe listener
+// (/healthz liveness, /readyz readiness and nothing else), kept apart
+// from the admin listener so that it can bind the pod IP without
+// exposing the status page, /metrics or pprof.
+type Probes struct {
+	// Listen is "host:port"; port 0 picks one.
+	Listen string
 
 	DeclRange hcl.Range
 	Ranges    map[string]hcl.Range
@@ -71,7 +93,7 @@ func (l *Log) JSON() bool { return l.Format == "json" }
 var logLevels = []string{"trace", "debug", "info", "warn", "error", "off"}
 
 func (p *parser) decodeAdmin(blk *hcl.Block) *Admin {
-	a := &Admin{Listen: DefaultAdminListen, Pprof: true, DeclRange: blk.DefRange, Ranges: map[string]hcl.Range{}}
+	a := &Admin{Listen: DefaultAdminListen, Pprof: defaults.AdminPprof, DeclRange: blk.DefRange, Ranges: map[string]hcl.Range{}}
 	c, d := content(blk.Body, adminSchema)
 	p.diags = append(p.diags, d...)
 	b := p.block(c.Attributes, "", attrSet{}, a.Ranges)
@@ -84,9 +106,22 @@ func (p *parser) decodeAdmin(blk *hcl.Block) *Admin {
 	a.Loopback = isLoopback(a.Listen)
 	if !a.Loopback {
 		p.warnf(p.at(a.Ranges, blk.DefRange, "listen"), "Admin listener not on loopback",
-			"admin listen = %q exposes /metrics, /debug/pprof and the status page (plugin paths, registry contents) beyond this machine. Bind it to 127.0.0.1 and put an authenticating proxy in front if it must be reached remotely.", a.Listen)
+			"admin listen = %q exposes /metrics, /debug/pprof and the status page (plugin paths, registry contents) beyond this machine. Bind it to 127.0.0.1 and put an authenticating proxy in front if it must be reached remotely; for Kubernetes probes use a probes block, which serves /healthz and /readyz only.", a.Listen)
 	}
 	return a
+}
+
+func (p *parser) decodeProbes(blk *hcl.Block) *Probes {
+	pr := &Probes{Listen: DefaultProbesListen, DeclRange: blk.DefRange, Ranges: map[string]hcl.Range{}}
+	c, d := content(blk.Body, probesSchema)
+	p.diags = append(p.diags, d...)
+	b := p.block(c.Attributes, "", attrSet{}, pr.Ranges)
+	if b.nonEmpty("listen", &pr.Listen) {
+		if _, _, err := net.SplitHostPort(pr.Listen); err != nil {
+			b.errorf(b.rng("listen"), "Invalid address", "%q is not a host:port address (%v); e.g. \":9101\" (every interface, as a kubelet probes the pod IP).", pr.Listen, err)
+		}
+	}
+	return pr
 }
 
 // isLoopback reports whether addr's host is a loopback IP or "localhost".

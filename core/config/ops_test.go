@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,7 +22,7 @@ log {
 `)
 	require.NotNil(t, f.Admin)
 	assert.Equal(t, "127.0.0.1:0", f.Admin.Listen)
-	assert.True(t, f.Admin.Pprof)
+	assert.False(t, f.Admin.Pprof, "pprof is off unless asked")
 	assert.True(t, f.Admin.Loopback)
 	require.NotNil(t, f.Log)
 	assert.Equal(t, "debug", f.Log.Level)
@@ -42,10 +45,45 @@ func TestAdminAndLogDefaults(t *testing.T) {
 
 	f = mustParse(t, `admin {
   listen = "localhost:9100"
-  pprof  = false
+  pprof  = true
 }`)
 	assert.True(t, f.Admin.Loopback)
-	assert.False(t, f.Admin.Pprof)
+	assert.True(t, f.Admin.Pprof)
+}
+
+func TestProbesBlock(t *testing.T) {
+	f := mustParse(t, `client "x" { target = "127.0.0.1:1" }`)
+	assert.Nil(t, f.Probes, "the probe listener is opt-in")
+
+	f = mustParse(t, "probes {}\n")
+	require.NotNil(t, f.Probes)
+	assert.Equal(t, ":9101", f.Probes.Listen, "every interface: the kubelet probes the pod IP")
+	assert.Empty(t, f.Warnings, "binding every interface is the point of the probe listener: no warning")
+
+	f = mustParse(t, `probes { listen = "0.0.0.0:8086" }`)
+	assert.Equal(t, "0.0.0.0:8086", f.Probes.Listen)
+	assert.Empty(t, f.Warnings)
+}
+
+func TestProbesErrorsNameTheAttribute(t *testing.T) {
+	cases := []struct {
+		src, summary string
+		line, col    int
+	}{
+		{"probes {\n  listen = \"8086\"\n}", "Invalid address", 2, 12},
+		{"probes {\n  listen = \"\"\n}", "Empty value", 2, 12},
+		{"probes {\n  pprof = true\n}", "Unsupported argument", 2, 3},
+		{"probes {}\n\nprobes {}", "Duplicate probes block", 3, 1},
+		{"probes {\n  listen = 8086\n}", "", 2, 12},
+	}
+	for _, c := range cases {
+		_, err := Load(writeTemp(t, c.src), testCatalog())
+		require.Error(t, err, c.src)
+		if c.summary != "" {
+			assert.Contains(t, err.Error(), c.summary, c.src)
+		}
+		assert.Contains(t, err.Error(), fmt.Sprintf("kite.hcl:%d:%d: ", c.line, c.col), c.src)
+	}
 }
 
 func TestAdminOffLoopbackWarns(t *testing.T) {
@@ -81,4 +119,11 @@ func TestAdminAndLogErrors(t *testing.T) {
 		}
 		assert.Contains(t, sums, c.summary, c.src)
 	}
+}
+
+func writeTemp(t *testing.T, src string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kite.hcl")
+	require.NoError(t, os.WriteFile(p, []byte(src), 0o600))
+	return p
 }

@@ -26,6 +26,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "server", LabelNames: []string{"name"}},
 	{Type: "client", LabelNames: []string{"name"}},
 	{Type: "admin"},
+	{Type: "probes"},
 	{Type: "log"},
 }}
 
@@ -164,7 +165,7 @@ func warnings(diags hcl.Diagnostics) hcl.Diagnostics {
 }
 
 func (p *parser) decodeFile(body hcl.Body) {
-	c, diags := content(body, fileSchema, "admin", "log")
+	c, diags := content(body, fileSchema, "admin", "probes", "log")
 	p.diags = append(p.diags, diags...)
 	f := p.file
 
@@ -172,6 +173,11 @@ func (p *parser) decodeFile(body hcl.Body) {
 	for _, blk := range c.Blocks.OfType("admin") {
 		if f.Admin == nil {
 			f.Admin = p.decodeAdmin(blk)
+		}
+	}
+	for _, blk := range c.Blocks.OfType("probes") {
+		if f.Probes == nil {
+			f.Probes = p.decodeProbes(blk)
 		}
 	}
 	for _, blk := range c.Blocks.OfType("log") {

@@ -30,6 +30,9 @@ type File struct {
 	// Admin is the admin listener block; nil when the file has none (the
 	// listener is opt-in).
 	Admin *Admin
+	// Probes is the Kubernetes probe listener block; nil when the file
+	// has none (opt-in too).
+	Probes *Probes
 	// Log is the log block; nil when the file has none (the program's
 	// logger is used as it is).
 	Log *Log

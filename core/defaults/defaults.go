@@ -118,6 +118,23 @@ const (
 	ReconnectBackoffMax = 5 * time.Second
 )
 
+// Operations listener defaults: kite.hcl's top-level admin and probes
+// blocks (both opt-in: without the block nothing listens).
+const (
+	// AdminListen: loopback. The admin listener shows the status page
+	// (plugin paths, registry contents), /metrics and, when asked,
+	// /debug/pprof: nothing a pod IP or a LAN should reach by accident.
+	AdminListen = "127.0.0.1:9100"
+	// AdminPprof: off. A CPU profile stalls nothing but costs CPU, a heap
+	// profile reveals data, and few processes are profiled on any given
+	// day: pprof = true turns it on where it is wanted.
+	AdminPprof = false
+	// ProbesListen: every interface, IPv4 and IPv6, because a kubelet
+	// probes the pod IP, never 127.0.0.1. It is safe to expose: the
+	// listener serves /healthz and /readyz and nothing else.
+	ProbesListen = ":9101"
+)
+
 // Retry defaults: the client's retry block and core.ClientOptions.Retry
 // (the resilience package's defaults, which a nil Policy takes).
 const (
@@ -215,6 +232,10 @@ var Table = []Setting{
 	{Block: "server.limits", Attr: "max_peer_share", Value: MaxPeerShare},
 	{Block: "server.limits", Attr: "write_timeout", Value: WriteTimeout},
 	{Block: "compression", Attr: "threshold", Value: CompressThreshold, Size: true},
+
+	{Block: "admin", Attr: "listen", Value: AdminListen},
+	{Block: "admin", Attr: "pprof", Value: AdminPprof},
+	{Block: "probes", Attr: "listen", Value: ProbesListen},
 
 	{Block: "client", Attr: "registry", Value: Registry},
 	{Block: "client", Attr: "balancer", Value: Balancer},

@@ -46,6 +46,8 @@ type ops struct {
 	seq      int
 	admin    *admin.Server
 	adminErr error
+	probes   *admin.Probes
+	probeErr error
 }
 
 // opsServer is what the admin listener and health need of one server.
@@ -128,6 +130,11 @@ func (st *Stack) serveStarting(srv *core.Server) {
 	if st.File().Admin != nil {
 		if _, err := st.StartAdmin(); err != nil {
 			st.log.Error("admin listener did not start; serving without it", "error", err)
+		}
+	}
+	if st.File().Probes != nil {
+		if _, err := st.StartProbes(); err != nil {
+			st.log.Error("probe listener did not start; serving without it", "error", err)
 		}
 	}
 }
@@ -226,18 +233,91 @@ func (st *Stack) AdminAddr() string {
 	return st.ops.admin.Addr()
 }
 
-// closeAdmin stops the admin listener (on Close).
+// StartProbes starts the probe listener of the file's probes block
+// (/healthz liveness, /readyz readiness), once; later calls return the
+// same address. Serve calls it for servers; a program with clients only
+// calls it itself. Close stops it. Readiness waits for a first server
+// when the file declares any.
+func (st *Stack) StartProbes() (string, error) {
+	f := st.File()
+	if f.Probes == nil {
+		return "", errors.New("stack: the kite.hcl has no probes block")
+	}
+	st.ops.mu.Lock()
+	defer st.ops.mu.Unlock()
+	if st.ops.probes != nil {
+		return st.ops.probes.Addr(), nil
+	}
+	if st.ops.probeErr != nil {
+		return "", st.ops.probeErr
+	}
+	p, err := admin.NewProbes(admin.ProbeOptions{
+		Listen: f.Probes.Listen, Source: stackSource{st}, WantServers: len(f.Servers) > 0, Logger: st.log,
+	})
+	if err == nil {
+		err = p.Start()
+	}
+	if err != nil {
+		st.ops.probeErr = fmt.Errorf("%s: %w", pos(f.Probes.DeclRange), err)
+		return "", st.ops.probeErr
+	}
+	st.ops.probes = p
+	return p.Addr(), nil
+}
+
+// ProbesAddr returns the probe listener's bound address, "" when it is
+// not running.
+func (st *Stack) ProbesAddr() string {
+	st.ops.mu.Lock()
+	defer st.ops.mu.Unlock()
+	if st.ops.probes == nil {
+		return ""
+	}
+	return st.ops.probes.Addr()
+}
+
+// closeAdmin stops the admin and probe listeners (on Close), the last
+// thing Close does: until then /readyz answers 503 and /healthz 200.
 func (st *Stack) closeAdmin() error {
 	st.ops.mu.Lock()
-	a := st.ops.admin
-	st.ops.admin = nil
+	a, p := st.ops.admin, st.ops.probes
+	st.ops.admin, st.ops.probes = nil, nil
 	st.ops.mu.Unlock()
-	if a == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return a.Close(ctx)
+	var errs []error
+	if a != nil {
+		errs = append(errs, a.Close(ctx))
+	}
+	if p != nil {
+		errs = append(errs, p.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// reloadListeners reports a changed admin or probes block: the
+// listeners keep their settings until a restart.
+func (st *Stack) reloadListeners(old, nf *config.File, rep *ReloadReport) {
+	if adminKey(old.Admin) != adminKey(nf.Admin) {
+		rep.NeedRestart = append(rep.NeedRestart, "admin block changed")
+	}
+	if probesKey(old.Probes) != probesKey(nf.Probes) {
+		rep.NeedRestart = append(rep.NeedRestart, "probes block changed")
+	}
+}
+
+func adminKey(a *config.Admin) string {
+	if a == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s pprof=%t", a.Listen, a.Pprof)
+}
+
+func probesKey(p *config.Probes) string {
+	if p == nil {
+		return ""
+	}
+	return p.Listen
 }
 
 // reloadLog applies a changed log level to a logger the stack built.

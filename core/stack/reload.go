@@ -176,6 +176,7 @@ func (st *Stack) ReloadReport(path string) (*ReloadReport, error) {
 		st.mu.Unlock()
 	}
 	st.reloadLog(old, nf, rep)
+	st.reloadListeners(old, nf, rep)
 	built := st.builtServers()
 	for _, s := range nf.Servers {
 		if prev, ok := old.Server(s.Name); ok && built[s.Name] && !reflect.DeepEqual(serverShape(prev), serverShape(s)) {
