@@ -35,6 +35,9 @@ type Call struct {
 	OneWay bool
 	// Stream marks the opening of a stream; Request/Response are nil.
 	Stream bool
+	// Protocol is the wire protocol a server call arrived on: "" for
+	// Kite's own, ProtocolGRPC for gRPC. Clients leave it "".
+	Protocol string
 }
 
 // Invoker performs a call: on the client it sends it, on the server it
@@ -59,6 +62,19 @@ type MetadataFilter interface {
 	Filter
 	// MetadataOnly marks the filter; it is never called.
 	MetadataOnly()
+}
+
+// BeforeOnlyFilter is implemented by filters that act only before they
+// call next: their invoker returns next's error unchanged and does not
+// touch the call (Trailer, Response) once next has returned — an
+// authentication check, a deny list, a metadata stamp. Served out of
+// process such a filter costs one exchange with its plugin per call
+// instead of two, since the bridge need not bring the result back to it.
+// Compiled in the mark changes nothing.
+type BeforeOnlyFilter interface {
+	Filter
+	// BeforeOnly marks the filter; it is never called.
+	BeforeOnly()
 }
 
 // FilterFunc adapts a function to Filter.

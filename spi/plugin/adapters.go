@@ -619,53 +619,112 @@ func (*remoteFilter) MetadataOnly() {}
 
 func (f *remoteFilter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {
-		var before *pb.BeforeResponse
-		err := f.p.do(ctx, "filter before", func(ctx context.Context, c *clients) (err error) {
-			before, err = c.filter.Before(ctx, &pb.BeforeRequest{Handle: f.h.id, Call: callToPB(ctx, call)})
-			return err
-		})
+		g, err := f.p.current()
 		if err != nil {
-			// Fail closed: a filter that cannot run (an auth or deny-list
-			// plugin that crashed) must not let calls through unchecked.
 			return err
 		}
-		if before.MetaChanged {
-			if call.Meta == nil {
-				call.Meta = &spi.Metadata{}
-			}
-			setMeta(call.Meta, before.Meta)
+		if g.fchan != nil {
+			return f.invokeChan(ctx, g, call, next)
 		}
-		if !before.Proceed {
-			return statusFromPB(before.Status)
-		}
-		callErr := next(ctx, call)
-		if before.CallId == 0 {
-			return callErr
-		}
-		// After runs even when the caller gave up, so the plugin's side of
-		// the call completes; it is bounded by its own timeout.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-		defer cancel()
-		var after *pb.AfterResponse
-		err = f.p.do(actx, "filter after", func(actx context.Context, c *clients) (err error) {
-			after, err = c.filter.After(actx, &pb.AfterRequest{
-				Handle: f.h.id, CallId: before.CallId, Call: callToPB(ctx, call),
-				Result: statusToPB(callErr), Trailer: metaToPB(call.Trailer),
-			})
-			return err
-		})
-		if err != nil {
-			// The call itself happened; report its own result rather than
-			// turn a done call into a failure that could be retried.
-			f.p.logger.Warn("filter plugin after failed; keeping the call's result", "method", call.Method, "error", err)
-			return callErr
-		}
-		if after.TrailerChanged {
-			if call.Trailer == nil {
-				call.Trailer = &spi.Metadata{}
-			}
-			setMeta(call.Trailer, after.Trailer)
-		}
-		return statusFromPB(after.Result)
+		return f.invokeGRPC(ctx, call, next)
 	}
+}
+
+// invokeChan runs the call through the plugin on the filter channel: one
+// exchange before the rest of the chain and, unless the filter is
+// before-only (Before answers call_id 0), one after it.
+func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.Call, next spi.Invoker) error {
+	fc := g.fchan
+	id := fc.next.Add(1)
+	var before pb.BeforeResponse
+	if err := fc.roundTrip(ctx, frameBefore, id, &pb.BeforeRequest{Handle: f.h.id, Call: callToPB(ctx, call)}, &before); err != nil {
+		// Fail closed, as on gRPC.
+		return f.p.chanError(ctx, g, "filter before", err)
+	}
+	if before.MetaChanged {
+		if call.Meta == nil {
+			call.Meta = &spi.Metadata{}
+		}
+		setMeta(call.Meta, before.Meta)
+	}
+	if !before.Proceed {
+		return statusFromPB(before.Status)
+	}
+	callErr := next(ctx, call)
+	if before.CallId == 0 {
+		return callErr
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	var after pb.AfterResponse
+	err := fc.roundTrip(actx, frameAfter, fc.next.Add(1), &pb.AfterRequest{
+		Handle: f.h.id, CallId: before.CallId, Call: callToPB(ctx, call),
+		Result: statusToPB(callErr), Trailer: metaToPB(call.Trailer),
+	}, &after)
+	if err != nil {
+		if _, app := err.(chanAppError); !app {
+			f.p.kick()
+		}
+		f.p.logger.Warn("filter plugin after failed; keeping the call's result", "method", call.Method, "error", err)
+		return callErr
+	}
+	if after.TrailerChanged {
+		if call.Trailer == nil {
+			call.Trailer = &spi.Metadata{}
+		}
+		setMeta(call.Trailer, after.Trailer)
+	}
+	return statusFromPB(after.Result)
+}
+
+// invokeGRPC runs the call through the plugin's Filter service.
+func (f *remoteFilter) invokeGRPC(ctx context.Context, call *spi.Call, next spi.Invoker) error {
+	var before *pb.BeforeResponse
+	err := f.p.do(ctx, "filter before", func(ctx context.Context, c *clients) (err error) {
+		before, err = c.filter.Before(ctx, &pb.BeforeRequest{Handle: f.h.id, Call: callToPB(ctx, call)})
+		return err
+	})
+	if err != nil {
+		// Fail closed: a filter that cannot run (an auth or deny-list
+		// plugin that crashed) must not let calls through unchecked.
+		return err
+	}
+	if before.MetaChanged {
+		if call.Meta == nil {
+			call.Meta = &spi.Metadata{}
+		}
+		setMeta(call.Meta, before.Meta)
+	}
+	if !before.Proceed {
+		return statusFromPB(before.Status)
+	}
+	callErr := next(ctx, call)
+	if before.CallId == 0 {
+		return callErr
+	}
+	// After runs even when the caller gave up, so the plugin's side of
+	// the call completes; it is bounded by its own timeout.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	var after *pb.AfterResponse
+	err = f.p.do(actx, "filter after", func(actx context.Context, c *clients) (err error) {
+		after, err = c.filter.After(actx, &pb.AfterRequest{
+			Handle: f.h.id, CallId: before.CallId, Call: callToPB(ctx, call),
+			Result: statusToPB(callErr), Trailer: metaToPB(call.Trailer),
+		})
+		return err
+	})
+	if err != nil {
+		// The call itself happened; report its own result rather than
+		// turn a done call into a failure that could be retried.
+		f.p.logger.Warn("filter plugin after failed; keeping the call's result", "method", call.Method, "error", err)
+		return callErr
+	}
+	if after.TrailerChanged {
+		if call.Trailer == nil {
+			call.Trailer = &spi.Metadata{}
+		}
+		setMeta(call.Trailer, after.Trailer)
+	}
+	return statusFromPB(after.Result)
 }

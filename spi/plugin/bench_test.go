@@ -2,7 +2,13 @@ package plugin
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/plugin/internal/testplugins"
@@ -67,7 +73,7 @@ func BenchmarkRegistryResolve(b *testing.B) {
 }
 
 func BenchmarkFilterBeforeAfter(b *testing.B) {
-	run := func(b *testing.B, f spi.Filter) {
+	run := func(b *testing.B, f spi.Filter, p *Process) {
 		invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, f)
 		ctx := context.Background()
 		meta := &spi.Metadata{}
@@ -75,12 +81,19 @@ func BenchmarkFilterBeforeAfter(b *testing.B) {
 		meta.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 		call := &spi.Call{Side: spi.ServerSide, Method: "User.Get", Peer: "127.0.0.1:4000", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
 		b.ReportAllocs()
+		var m *cpuMeter
+		if p != nil {
+			m = startCPU(p)
+		}
 		for b.Loop() {
 			call.Meta.CopyFrom(meta)
 			call.Trailer.Reset()
 			if err := invoke(ctx, call); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if m != nil {
+			m.report(b)
 		}
 	}
 	const cfg = `{"deny":["Admin.Drop"],"stamp":"kite"}`
@@ -90,11 +103,56 @@ func BenchmarkFilterBeforeAfter(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		run(b, v.(spi.Filter))
+		run(b, v.(spi.Filter), nil)
 	})
 	b.Run("bridged", func(b *testing.B) {
-		v, _ := load(b, spi.KindFilter, cfg)
-		run(b, v.(spi.Filter))
+		v, p := load(b, spi.KindFilter, cfg)
+		run(b, v.(spi.Filter), p)
+	})
+	b.Run("bridged-grpc", func(b *testing.B) {
+		v, p := loadWith(b, spi.KindFilter, cfg, func(d *Decl) { d.NoFilterChannel = true })
+		run(b, v.(spi.Filter), p)
+	})
+	b.Run("bridged-before-only", func(b *testing.B) {
+		v, p := load(b, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite","before_only":true}`)
+		run(b, v.(spi.Filter), p)
+	})
+}
+
+// BenchmarkFilterParallel is BenchmarkFilterBeforeAfter with 16
+// goroutines calling (8 per GOMAXPROCS on the 2-core machine).
+func BenchmarkFilterParallel(b *testing.B) {
+	run := func(b *testing.B, f spi.Filter, p *Process) {
+		invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, f)
+		b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+		b.ReportAllocs()
+		m := startCPU(p)
+		defer m.report(b)
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := context.Background()
+			call := &spi.Call{Side: spi.ServerSide, Method: "User.Get", Peer: "127.0.0.1:4000", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+			for pb.Next() {
+				call.Meta.Reset()
+				call.Meta.Set("authorization", "Bearer abc")
+				call.Trailer.Reset()
+				if err := invoke(ctx, call); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	const cfg = `{"deny":["Admin.Drop"],"stamp":"kite"}`
+	b.Run("bridged", func(b *testing.B) {
+		v, p := load(b, spi.KindFilter, cfg)
+		run(b, v.(spi.Filter), p)
+	})
+	b.Run("bridged-grpc", func(b *testing.B) {
+		v, p := loadWith(b, spi.KindFilter, cfg, func(d *Decl) { d.NoFilterChannel = true })
+		run(b, v.(spi.Filter), p)
+	})
+	b.Run("bridged-before-only", func(b *testing.B) {
+		v, p := load(b, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite","before_only":true}`)
+		run(b, v.(spi.Filter), p)
 	})
 }
 
@@ -151,4 +209,46 @@ func BenchmarkBalancerPick(b *testing.B) {
 		v, _ := load(b, spi.KindBalancer, `{}`)
 		run(b, v.(spi.Balancer).Build(ins))
 	})
+}
+
+// cpuMeter reports the CPU time this process and the plugin process p
+// spent per benchmark op, as "host-cpu-ns/op" and "plugin-cpu-ns/op": less
+// sensitive to other load on the machine than wall time per op.
+type cpuMeter struct {
+	p          *Process
+	host, plug time.Duration
+}
+
+func startCPU(p *Process) *cpuMeter {
+	return &cpuMeter{p: p, host: selfCPU(), plug: taskCPU(p.Pid())}
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	host, plug := selfCPU()-m.host, taskCPU(m.p.Pid())-m.plug
+	b.ReportMetric(float64(host.Nanoseconds())/float64(b.N), "host-cpu-ns/op")
+	b.ReportMetric(float64(plug.Nanoseconds())/float64(b.N), "plugin-cpu-ns/op")
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// taskCPU sums the CPU time of every thread of pid (nanoseconds, from
+// /proc/PID/task/*/schedstat).
+func taskCPU(pid int) time.Duration {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var ns int64
+		if _, err := fmt.Sscan(string(b), &ns); err == nil {
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }

@@ -52,6 +52,11 @@ type Decl struct {
 	// StartTimeout bounds the start and handshake; 0 means 10 s (or the
 	// deadline of Load's context if sooner).
 	StartTimeout time.Duration
+	// NoFilterChannel makes a filter plugin's calls use the gRPC Filter
+	// service even when the plugin offers the filter channel (see
+	// docs/PLUGINS.md): for comparing the two, or to get around a
+	// problem with the channel.
+	NoFilterChannel bool
 }
 
 // FileSum is a file and the hex SHA-256 it must have.
@@ -117,6 +122,36 @@ type generation struct {
 	started time.Time
 	exited  chan struct{} // closed once reason is set
 	reason  string
+	// fchan is the filter channel of a filter plugin that offers one
+	// (nil: filter calls use the gRPC Filter service); chanDir is the
+	// private directory of its socket.
+	fchan   *filterChan
+	chanDir string
+}
+
+// stop ends the generation: its filter channel, its go-plugin client
+// (the process, if still running) and the sockets it leaves behind.
+func (g *generation) stop() {
+	if g.fchan != nil {
+		g.fchan.close()
+	}
+	stopClient(g.client)
+	removeChannelDir(g.chanDir)
+}
+
+// removeChannelDir removes the private directory of a filter channel's
+// socket, which a plugin removes itself when it exits cleanly but not
+// when it is killed: only a directory in the temp directory named like
+// one (channelDirPrefix + digits), holding nothing but the socket.
+func removeChannelDir(dir string) {
+	if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), channelDirPrefix) {
+		return
+	}
+	sock := filepath.Join(dir, "s")
+	if fi, err := os.Lstat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(sock)
+	}
+	_ = os.Remove(dir) // fails, harmlessly, if anything else is in it
 }
 
 func (g *generation) pid() int {
@@ -200,7 +235,7 @@ func Load(ctx context.Context, d Decl, logger hclog.Logger) (spi.Entry, *Process
 		err = fmt.Errorf("it serves a %s, not a %s", info.Kind, d.Kind)
 	}
 	if err != nil {
-		stopClient(g.client)
+		g.stop()
 		return spi.Entry{}, nil, fmt.Errorf("%s: %w", d, err)
 	}
 	if info.Name != d.Name {
@@ -388,8 +423,33 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		return nil, fmt.Errorf("%s: %w", p.decl, err)
 	}
 	g := &generation{client: client, cmd: cmd, rpc: raw.(*clients), started: time.Now(), exited: make(chan struct{})}
-	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion())
+	if p.decl.Kind == spi.KindFilter && !p.decl.NoFilterChannel {
+		p.openChannel(g, timeout)
+	}
+	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion(), "filter_channel", g.fchan != nil)
 	return g, nil
+}
+
+// openChannel connects g to the filter channel the plugin offers in
+// Info, if any. A plugin that offers none (an older SDK, another
+// language) or whose channel cannot be reached is served on gRPC.
+func (p *Process) openChannel(g *generation, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	info, err := g.rpc.plugin.Info(ctx, &pb.Empty{})
+	cancel()
+	if err != nil || info.GetFilterChannel() == nil {
+		return // Load reports a failing Info
+	}
+	ch := info.GetFilterChannel()
+	if dir := filepath.Dir(ch.GetAddress()); strings.HasPrefix(filepath.Base(dir), channelDirPrefix) {
+		g.chanDir = dir
+	}
+	fc, err := dialFilterChan(ch)
+	if err != nil {
+		p.logger.Warn("filter channel unavailable; calling the filter over gRPC", "address", ch.GetAddress(), "error", err)
+		return
+	}
+	g.fchan = fc
 }
 
 // signalExitInfo is the logger go-plugin gets: its "plugin process
@@ -488,7 +548,7 @@ func (p *Process) supervise(g *generation) {
 		close(g.exited)
 		// Release the dead generation's connection (and go-plugin's
 		// goroutines); the process is already gone, so this is quick.
-		stopClient(g.client)
+		g.stop()
 		if stoppedBySignal(g.cmd.ProcessState) {
 			// SIGTERM or SIGINT: most likely sent to the whole process
 			// group (systemd, timeout, Ctrl-C) while the host itself is
@@ -517,7 +577,7 @@ func (p *Process) supervise(g *generation) {
 			if err == nil {
 				err = p.reconfigure(ng)
 				if err != nil {
-					stopClient(ng.client)
+					ng.stop()
 				}
 			}
 			if err != nil {
@@ -530,7 +590,7 @@ func (p *Process) supervise(g *generation) {
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()
-				stopClient(ng.client)
+				ng.stop()
 				return
 			}
 			p.gen = ng
@@ -646,6 +706,14 @@ func (p *Process) callError(ctx context.Context, g *generation, what string, err
 	return spi.WrapError(spi.Unavailable, err, "%s: %s failed: %v", p.decl, what, err)
 }
 
+// chanError is callError for a call on g's filter channel.
+func (p *Process) chanError(ctx context.Context, g *generation, what string, err error) error {
+	if e, ok := err.(chanAppError); ok {
+		return e.e
+	}
+	return p.callError(ctx, g, what, err)
+}
+
 // do runs one rpc on the current generation.
 func (p *Process) do(ctx context.Context, what string, fn func(ctx context.Context, c *clients) error) error {
 	g, err := p.current()
@@ -708,7 +776,7 @@ func (p *Process) Close() error {
 	close(p.stop)
 	p.wg.Wait()
 	if g != nil {
-		stopClient(g.client)
+		g.stop()
 	}
 	live.Lock()
 	delete(live.procs, p)

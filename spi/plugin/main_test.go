@@ -111,12 +111,22 @@ func testLogger() hclog.Logger {
 // loadEntry starts the test plugin serving kind.
 func loadEntry(tb testing.TB, kind spi.Kind) (spi.Entry, *Process) {
 	tb.Helper()
+	return loadEntryWith(tb, kind, nil)
+}
+
+// loadEntryWith is loadEntry with the declaration changed by edit.
+func loadEntryWith(tb testing.TB, kind spi.Kind, edit func(*Decl)) (spi.Entry, *Process) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	e, p, err := Load(ctx, Decl{
+	d := Decl{
 		Kind: kind, Name: "test-" + string(kind), Path: testPlugin, SHA256: fileSum(testPlugin),
 		Args: []string{string(kind)},
-	}, testLogger())
+	}
+	if edit != nil {
+		edit(&d)
+	}
+	e, p, err := Load(ctx, d, testLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -131,6 +141,17 @@ func loadEntry(tb testing.TB, kind spi.Kind) (spi.Entry, *Process) {
 func load(tb testing.TB, kind spi.Kind, cfg string) (any, *Process) {
 	tb.Helper()
 	e, p := loadEntry(tb, kind)
+	v, err := e.New(spi.Config(cfg))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v, p
+}
+
+// loadWith is load with the declaration changed by edit.
+func loadWith(tb testing.TB, kind spi.Kind, cfg string, edit func(*Decl)) (any, *Process) {
+	tb.Helper()
+	e, p := loadEntryWith(tb, kind, edit)
 	v, err := e.New(spi.Config(cfg))
 	if err != nil {
 		tb.Fatal(err)

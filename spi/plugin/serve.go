@@ -72,6 +72,10 @@ func Serve(entry spi.Entry) {
 	log.SetFlags(0)
 	log.SetOutput(logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv := newServer(entry, logger)
+	if entry.Kind == spi.KindFilter {
+		srv.openChannel()
+		defer srv.closeChannel()
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSet(srv),
@@ -108,6 +112,9 @@ type server struct {
 	handles map[uint64]any
 
 	filters filterCalls
+	// channel is the filter channel (filter plugins), nil if it could
+	// not be opened.
+	channel *channelServer
 }
 
 func newServer(entry spi.Entry, logger hclog.Logger) *server {
@@ -176,6 +183,10 @@ type pluginService struct {
 
 func (p pluginService) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
 	e := p.s.entry
+	var ch *pb.FilterChannel
+	if p.s.channel != nil {
+		ch = p.s.channel.info
+	}
 	schema := make([]*pb.Field, len(e.Schema))
 	for i, f := range e.Schema {
 		schema[i] = &pb.Field{Name: f.Name, Type: string(f.Type), Required: f.Required, Doc: f.Doc}
@@ -188,6 +199,7 @@ func (p pluginService) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error
 		Doc:             e.Doc,
 		Schema:          schema,
 		Sdk:             runtime.Version() + " kite-sdk",
+		FilterChannel:   ch,
 	}, nil
 }
 

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +57,9 @@ type filterCall struct {
 	done    chan struct{}
 	err     error // the filter's final error, valid after done
 	first   *result
+	// beforeOnly: the filter is an spi.BeforeOnlyFilter; next returns
+	// at once and no After comes.
+	beforeOnly bool
 }
 
 type result struct {
@@ -82,6 +84,9 @@ func (c *filterCall) terminal(ctx context.Context, call *spi.Call) error {
 			return c.first.err
 		}
 		return spi.Errorf(spi.FailedPrecondition, "filter plugin: next called twice before the first call finished")
+	}
+	if c.beforeOnly {
+		return nil
 	}
 	select {
 	case r := <-c.result:
@@ -127,6 +132,7 @@ func (f filterService) Before(rctx context.Context, req *pb.BeforeRequest) (*pb.
 		result:  make(chan result, 1),
 		done:    make(chan struct{}),
 	}
+	_, fc.beforeOnly = v.(spi.BeforeOnlyFilter)
 	// The filter's context outlives this rpc: its code after next runs
 	// during After. It carries the call's deadline.
 	var ctx context.Context
@@ -143,14 +149,17 @@ func (f filterService) Before(rctx context.Context, req *pb.BeforeRequest) (*pb.
 		defer cancel()
 		defer func() {
 			if r := recover(); r != nil {
-				f.s.logger.Error("filter panicked", "method", call.Method, "panic", fmt.Sprint(r))
-				fc.err = spi.Errorf(spi.Internal, "filter plugin %q panicked: %v", f.s.entry.Name, r)
+				fc.err = f.s.filterPanic(call.Method, r)
 			}
 		}()
 		fc.err = invoke(ctx, call)
 	}()
 	select {
 	case <-fc.reached:
+		if fc.beforeOnly {
+			f.s.filters.take(id)
+			id = 0 // no After
+		}
 		return &pb.BeforeResponse{Proceed: true, MetaChanged: true, Meta: metaToPB(fc.seen.Meta), CallId: id}, nil
 	case <-fc.done:
 		f.s.filters.take(id)

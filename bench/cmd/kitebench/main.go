@@ -4,6 +4,7 @@
 //
 //	kitebench run    [-d 2s] [-rounds 1] [-workloads default|all|LIST] [-systems all|LIST] [-pin auto|on|off] [-out DIR]
 //	kitebench idle   [-conns 10000]      # RSS of a Kite server holding idle connections
+//	kitebench filters [-d 2s] [-rounds 3] [-callers 1,16]  # a filter compiled in vs out of process
 //	kitebench server -system NAME        # one echo server (used by run)
 //	kitebench client -system NAME ...    # one measured client run, JSON on stdout (used by run)
 //
@@ -31,6 +32,10 @@ func main() {
 		err = clientCmd(os.Args[2:])
 	case "idle":
 		err = idleCmd(os.Args[2:])
+	case "filters":
+		err = filtersCmd(os.Args[2:])
+	case "filter-plugin":
+		filterPluginCmd()
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -44,7 +49,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: kitebench run|idle|server|client [flags]   (kitebench CMD -h for flags)
+	fmt.Fprint(os.Stderr, `usage: kitebench run|idle|filters|server|client [flags]   (kitebench CMD -h for flags)
 `)
 	os.Exit(2)
 }

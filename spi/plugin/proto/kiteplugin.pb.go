@@ -208,7 +208,12 @@ type InfoResponse struct {
 	Doc     string   `protobuf:"bytes,5,opt,name=doc,proto3" json:"doc,omitempty"`
 	Schema  []*Field `protobuf:"bytes,6,rep,name=schema,proto3" json:"schema,omitempty"`
 	// Free-form description of the SDK, e.g. "go1.26 kite-sdk".
-	Sdk           string `protobuf:"bytes,7,opt,name=sdk,proto3" json:"sdk,omitempty"`
+	Sdk string `protobuf:"bytes,7,opt,name=sdk,proto3" json:"sdk,omitempty"`
+	// Filter plugins only, optional: a channel for the per-call filter
+	// traffic, cheaper than the Filter service (see docs/PLUGIN-PROTOCOL.md,
+	// "The filter channel"). Absent (older SDKs, other languages), the host
+	// calls the Filter service.
+	FilterChannel *FilterChannel `protobuf:"bytes,8,opt,name=filter_channel,json=filterChannel,proto3" json:"filter_channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +297,89 @@ func (x *InfoResponse) GetSdk() string {
 	return ""
 }
 
+func (x *InfoResponse) GetFilterChannel() *FilterChannel {
+	if x != nil {
+		return x.FilterChannel
+	}
+	return nil
+}
+
+// FilterChannel is a Unix socket on which the plugin serves Before and
+// After in length-prefixed frames, multiplexed by request id, instead of
+// one gRPC call each.
+type FilterChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Framing version; the host uses the channel only if it speaks it (1).
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// "unix".
+	Network string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	// The socket's path.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// Random bytes (32) the host sends in the first frame of each
+	// connection; the plugin closes a connection that does not.
+	Token         []byte `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterChannel) Reset() {
+	*x = FilterChannel{}
+	mi := &file_kiteplugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterChannel) ProtoMessage() {}
+
+func (x *FilterChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_kiteplugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterChannel.ProtoReflect.Descriptor instead.
+func (*FilterChannel) Descriptor() ([]byte, []int) {
+	return file_kiteplugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FilterChannel) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FilterChannel) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *FilterChannel) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *FilterChannel) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ConfigureRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -303,7 +391,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[4]
+	mi := &file_kiteplugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +403,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[4]
+	mi := &file_kiteplugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +416,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{4}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureRequest) GetHandle() uint64 {
@@ -358,7 +446,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_kiteplugin_proto_msgTypes[5]
+	mi := &file_kiteplugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +458,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[5]
+	mi := &file_kiteplugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +471,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{5}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigureResponse) GetName() string {
@@ -411,7 +499,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_kiteplugin_proto_msgTypes[6]
+	mi := &file_kiteplugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +511,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[6]
+	mi := &file_kiteplugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +524,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{6}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ErrorDetail) GetDetails() []byte {
@@ -459,7 +547,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_kiteplugin_proto_msgTypes[7]
+	mi := &file_kiteplugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +559,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[7]
+	mi := &file_kiteplugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +572,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{7}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Status) GetCode() uint32 {
@@ -518,7 +606,7 @@ type CodecRequest struct {
 
 func (x *CodecRequest) Reset() {
 	*x = CodecRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[8]
+	mi := &file_kiteplugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +618,7 @@ func (x *CodecRequest) String() string {
 func (*CodecRequest) ProtoMessage() {}
 
 func (x *CodecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[8]
+	mi := &file_kiteplugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +631,7 @@ func (x *CodecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodecRequest.ProtoReflect.Descriptor instead.
 func (*CodecRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{8}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CodecRequest) GetHandle() uint64 {
@@ -569,7 +657,7 @@ type CodecResponse struct {
 
 func (x *CodecResponse) Reset() {
 	*x = CodecResponse{}
-	mi := &file_kiteplugin_proto_msgTypes[9]
+	mi := &file_kiteplugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +669,7 @@ func (x *CodecResponse) String() string {
 func (*CodecResponse) ProtoMessage() {}
 
 func (x *CodecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[9]
+	mi := &file_kiteplugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +682,7 @@ func (x *CodecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodecResponse.ProtoReflect.Descriptor instead.
 func (*CodecResponse) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{9}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CodecResponse) GetData() []byte {
@@ -616,7 +704,7 @@ type CompressRequest struct {
 
 func (x *CompressRequest) Reset() {
 	*x = CompressRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[10]
+	mi := &file_kiteplugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +716,7 @@ func (x *CompressRequest) String() string {
 func (*CompressRequest) ProtoMessage() {}
 
 func (x *CompressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[10]
+	mi := &file_kiteplugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +729,7 @@ func (x *CompressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompressRequest.ProtoReflect.Descriptor instead.
 func (*CompressRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{10}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CompressRequest) GetHandle() uint64 {
@@ -680,7 +768,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_kiteplugin_proto_msgTypes[11]
+	mi := &file_kiteplugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +780,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[11]
+	mi := &file_kiteplugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +793,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{11}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Instance) GetService() string {
@@ -766,7 +854,7 @@ type Instances struct {
 
 func (x *Instances) Reset() {
 	*x = Instances{}
-	mi := &file_kiteplugin_proto_msgTypes[12]
+	mi := &file_kiteplugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +866,7 @@ func (x *Instances) String() string {
 func (*Instances) ProtoMessage() {}
 
 func (x *Instances) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[12]
+	mi := &file_kiteplugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +879,7 @@ func (x *Instances) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instances.ProtoReflect.Descriptor instead.
 func (*Instances) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{12}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Instances) GetInstances() []*Instance {
@@ -811,7 +899,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[13]
+	mi := &file_kiteplugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +911,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[13]
+	mi := &file_kiteplugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +924,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{13}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterRequest) GetHandle() uint64 {
@@ -863,7 +951,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[14]
+	mi := &file_kiteplugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +963,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[14]
+	mi := &file_kiteplugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +976,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{14}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResolveRequest) GetHandle() uint64 {
@@ -915,7 +1003,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[15]
+	mi := &file_kiteplugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1015,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[15]
+	mi := &file_kiteplugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1028,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{15}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BuildRequest) GetHandle() uint64 {
@@ -968,7 +1056,7 @@ type RingPoint struct {
 
 func (x *RingPoint) Reset() {
 	*x = RingPoint{}
-	mi := &file_kiteplugin_proto_msgTypes[16]
+	mi := &file_kiteplugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1068,7 @@ func (x *RingPoint) String() string {
 func (*RingPoint) ProtoMessage() {}
 
 func (x *RingPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[16]
+	mi := &file_kiteplugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1081,7 @@ func (x *RingPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingPoint.ProtoReflect.Descriptor instead.
 func (*RingPoint) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{16}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RingPoint) GetHash() uint64 {
@@ -1027,7 +1115,7 @@ type PickTable struct {
 
 func (x *PickTable) Reset() {
 	*x = PickTable{}
-	mi := &file_kiteplugin_proto_msgTypes[17]
+	mi := &file_kiteplugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1127,7 @@ func (x *PickTable) String() string {
 func (*PickTable) ProtoMessage() {}
 
 func (x *PickTable) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[17]
+	mi := &file_kiteplugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1140,7 @@ func (x *PickTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PickTable.ProtoReflect.Descriptor instead.
 func (*PickTable) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{17}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PickTable) GetSchedule() []uint32 {
@@ -1086,7 +1174,7 @@ type MetaPair struct {
 
 func (x *MetaPair) Reset() {
 	*x = MetaPair{}
-	mi := &file_kiteplugin_proto_msgTypes[18]
+	mi := &file_kiteplugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1186,7 @@ func (x *MetaPair) String() string {
 func (*MetaPair) ProtoMessage() {}
 
 func (x *MetaPair) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[18]
+	mi := &file_kiteplugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1199,7 @@ func (x *MetaPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaPair.ProtoReflect.Descriptor instead.
 func (*MetaPair) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{18}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MetaPair) GetKey() string {
@@ -1148,7 +1236,7 @@ type CallInfo struct {
 
 func (x *CallInfo) Reset() {
 	*x = CallInfo{}
-	mi := &file_kiteplugin_proto_msgTypes[19]
+	mi := &file_kiteplugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1248,7 @@ func (x *CallInfo) String() string {
 func (*CallInfo) ProtoMessage() {}
 
 func (x *CallInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[19]
+	mi := &file_kiteplugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1261,7 @@ func (x *CallInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallInfo.ProtoReflect.Descriptor instead.
 func (*CallInfo) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{19}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CallInfo) GetMethod() string {
@@ -1235,7 +1323,7 @@ type BeforeRequest struct {
 
 func (x *BeforeRequest) Reset() {
 	*x = BeforeRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[20]
+	mi := &file_kiteplugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1335,7 @@ func (x *BeforeRequest) String() string {
 func (*BeforeRequest) ProtoMessage() {}
 
 func (x *BeforeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[20]
+	mi := &file_kiteplugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1348,7 @@ func (x *BeforeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeforeRequest.ProtoReflect.Descriptor instead.
 func (*BeforeRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{20}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BeforeRequest) GetHandle() uint64 {
@@ -1294,7 +1382,7 @@ type BeforeResponse struct {
 
 func (x *BeforeResponse) Reset() {
 	*x = BeforeResponse{}
-	mi := &file_kiteplugin_proto_msgTypes[21]
+	mi := &file_kiteplugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1394,7 @@ func (x *BeforeResponse) String() string {
 func (*BeforeResponse) ProtoMessage() {}
 
 func (x *BeforeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[21]
+	mi := &file_kiteplugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1407,7 @@ func (x *BeforeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeforeResponse.ProtoReflect.Descriptor instead.
 func (*BeforeResponse) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{21}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BeforeResponse) GetProceed() bool {
@@ -1371,7 +1459,7 @@ type AfterRequest struct {
 
 func (x *AfterRequest) Reset() {
 	*x = AfterRequest{}
-	mi := &file_kiteplugin_proto_msgTypes[22]
+	mi := &file_kiteplugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1471,7 @@ func (x *AfterRequest) String() string {
 func (*AfterRequest) ProtoMessage() {}
 
 func (x *AfterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[22]
+	mi := &file_kiteplugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1484,7 @@ func (x *AfterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AfterRequest.ProtoReflect.Descriptor instead.
 func (*AfterRequest) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{22}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AfterRequest) GetHandle() uint64 {
@@ -1447,7 +1535,7 @@ type AfterResponse struct {
 
 func (x *AfterResponse) Reset() {
 	*x = AfterResponse{}
-	mi := &file_kiteplugin_proto_msgTypes[23]
+	mi := &file_kiteplugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1547,7 @@ func (x *AfterResponse) String() string {
 func (*AfterResponse) ProtoMessage() {}
 
 func (x *AfterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kiteplugin_proto_msgTypes[23]
+	mi := &file_kiteplugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1560,7 @@ func (x *AfterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AfterResponse.ProtoReflect.Descriptor instead.
 func (*AfterResponse) Descriptor() ([]byte, []int) {
-	return file_kiteplugin_proto_rawDescGZIP(), []int{23}
+	return file_kiteplugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AfterResponse) GetResult() *Status {
@@ -1508,7 +1596,7 @@ const file_kiteplugin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12\x10\n" +
-	"\x03doc\x18\x04 \x01(\tR\x03doc\"\xce\x01\n" +
+	"\x03doc\x18\x04 \x01(\tR\x03doc\"\x94\x02\n" +
 	"\fInfoResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
@@ -1516,7 +1604,13 @@ const file_kiteplugin_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12\x10\n" +
 	"\x03doc\x18\x05 \x01(\tR\x03doc\x12-\n" +
 	"\x06schema\x18\x06 \x03(\v2\x15.kite.plugin.v1.FieldR\x06schema\x12\x10\n" +
-	"\x03sdk\x18\a \x01(\tR\x03sdk\"K\n" +
+	"\x03sdk\x18\a \x01(\tR\x03sdk\x12D\n" +
+	"\x0efilter_channel\x18\b \x01(\v2\x1d.kite.plugin.v1.FilterChannelR\rfilterChannel\"s\n" +
+	"\rFilterChannel\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"K\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
@@ -1635,85 +1729,87 @@ func file_kiteplugin_proto_rawDescGZIP() []byte {
 	return file_kiteplugin_proto_rawDescData
 }
 
-var file_kiteplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_kiteplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_kiteplugin_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: kite.plugin.v1.Empty
 	(*Handle)(nil),            // 1: kite.plugin.v1.Handle
 	(*Field)(nil),             // 2: kite.plugin.v1.Field
 	(*InfoResponse)(nil),      // 3: kite.plugin.v1.InfoResponse
-	(*ConfigureRequest)(nil),  // 4: kite.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 5: kite.plugin.v1.ConfigureResponse
-	(*ErrorDetail)(nil),       // 6: kite.plugin.v1.ErrorDetail
-	(*Status)(nil),            // 7: kite.plugin.v1.Status
-	(*CodecRequest)(nil),      // 8: kite.plugin.v1.CodecRequest
-	(*CodecResponse)(nil),     // 9: kite.plugin.v1.CodecResponse
-	(*CompressRequest)(nil),   // 10: kite.plugin.v1.CompressRequest
-	(*Instance)(nil),          // 11: kite.plugin.v1.Instance
-	(*Instances)(nil),         // 12: kite.plugin.v1.Instances
-	(*RegisterRequest)(nil),   // 13: kite.plugin.v1.RegisterRequest
-	(*ResolveRequest)(nil),    // 14: kite.plugin.v1.ResolveRequest
-	(*BuildRequest)(nil),      // 15: kite.plugin.v1.BuildRequest
-	(*RingPoint)(nil),         // 16: kite.plugin.v1.RingPoint
-	(*PickTable)(nil),         // 17: kite.plugin.v1.PickTable
-	(*MetaPair)(nil),          // 18: kite.plugin.v1.MetaPair
-	(*CallInfo)(nil),          // 19: kite.plugin.v1.CallInfo
-	(*BeforeRequest)(nil),     // 20: kite.plugin.v1.BeforeRequest
-	(*BeforeResponse)(nil),    // 21: kite.plugin.v1.BeforeResponse
-	(*AfterRequest)(nil),      // 22: kite.plugin.v1.AfterRequest
-	(*AfterResponse)(nil),     // 23: kite.plugin.v1.AfterResponse
-	nil,                       // 24: kite.plugin.v1.Instance.MetadataEntry
+	(*FilterChannel)(nil),     // 4: kite.plugin.v1.FilterChannel
+	(*ConfigureRequest)(nil),  // 5: kite.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 6: kite.plugin.v1.ConfigureResponse
+	(*ErrorDetail)(nil),       // 7: kite.plugin.v1.ErrorDetail
+	(*Status)(nil),            // 8: kite.plugin.v1.Status
+	(*CodecRequest)(nil),      // 9: kite.plugin.v1.CodecRequest
+	(*CodecResponse)(nil),     // 10: kite.plugin.v1.CodecResponse
+	(*CompressRequest)(nil),   // 11: kite.plugin.v1.CompressRequest
+	(*Instance)(nil),          // 12: kite.plugin.v1.Instance
+	(*Instances)(nil),         // 13: kite.plugin.v1.Instances
+	(*RegisterRequest)(nil),   // 14: kite.plugin.v1.RegisterRequest
+	(*ResolveRequest)(nil),    // 15: kite.plugin.v1.ResolveRequest
+	(*BuildRequest)(nil),      // 16: kite.plugin.v1.BuildRequest
+	(*RingPoint)(nil),         // 17: kite.plugin.v1.RingPoint
+	(*PickTable)(nil),         // 18: kite.plugin.v1.PickTable
+	(*MetaPair)(nil),          // 19: kite.plugin.v1.MetaPair
+	(*CallInfo)(nil),          // 20: kite.plugin.v1.CallInfo
+	(*BeforeRequest)(nil),     // 21: kite.plugin.v1.BeforeRequest
+	(*BeforeResponse)(nil),    // 22: kite.plugin.v1.BeforeResponse
+	(*AfterRequest)(nil),      // 23: kite.plugin.v1.AfterRequest
+	(*AfterResponse)(nil),     // 24: kite.plugin.v1.AfterResponse
+	nil,                       // 25: kite.plugin.v1.Instance.MetadataEntry
 }
 var file_kiteplugin_proto_depIdxs = []int32{
 	2,  // 0: kite.plugin.v1.InfoResponse.schema:type_name -> kite.plugin.v1.Field
-	24, // 1: kite.plugin.v1.Instance.metadata:type_name -> kite.plugin.v1.Instance.MetadataEntry
-	11, // 2: kite.plugin.v1.Instances.instances:type_name -> kite.plugin.v1.Instance
-	11, // 3: kite.plugin.v1.RegisterRequest.instance:type_name -> kite.plugin.v1.Instance
-	11, // 4: kite.plugin.v1.BuildRequest.instances:type_name -> kite.plugin.v1.Instance
-	16, // 5: kite.plugin.v1.PickTable.ring:type_name -> kite.plugin.v1.RingPoint
-	18, // 6: kite.plugin.v1.CallInfo.meta:type_name -> kite.plugin.v1.MetaPair
-	19, // 7: kite.plugin.v1.BeforeRequest.call:type_name -> kite.plugin.v1.CallInfo
-	7,  // 8: kite.plugin.v1.BeforeResponse.status:type_name -> kite.plugin.v1.Status
-	18, // 9: kite.plugin.v1.BeforeResponse.meta:type_name -> kite.plugin.v1.MetaPair
-	19, // 10: kite.plugin.v1.AfterRequest.call:type_name -> kite.plugin.v1.CallInfo
-	7,  // 11: kite.plugin.v1.AfterRequest.result:type_name -> kite.plugin.v1.Status
-	18, // 12: kite.plugin.v1.AfterRequest.trailer:type_name -> kite.plugin.v1.MetaPair
-	7,  // 13: kite.plugin.v1.AfterResponse.result:type_name -> kite.plugin.v1.Status
-	18, // 14: kite.plugin.v1.AfterResponse.trailer:type_name -> kite.plugin.v1.MetaPair
-	0,  // 15: kite.plugin.v1.Plugin.Info:input_type -> kite.plugin.v1.Empty
-	4,  // 16: kite.plugin.v1.Plugin.Configure:input_type -> kite.plugin.v1.ConfigureRequest
-	1,  // 17: kite.plugin.v1.Plugin.Release:input_type -> kite.plugin.v1.Handle
-	8,  // 18: kite.plugin.v1.Codec.Marshal:input_type -> kite.plugin.v1.CodecRequest
-	8,  // 19: kite.plugin.v1.Codec.Unmarshal:input_type -> kite.plugin.v1.CodecRequest
-	10, // 20: kite.plugin.v1.Compressor.Compress:input_type -> kite.plugin.v1.CompressRequest
-	10, // 21: kite.plugin.v1.Compressor.Decompress:input_type -> kite.plugin.v1.CompressRequest
-	13, // 22: kite.plugin.v1.Registry.Register:input_type -> kite.plugin.v1.RegisterRequest
-	13, // 23: kite.plugin.v1.Registry.Deregister:input_type -> kite.plugin.v1.RegisterRequest
-	14, // 24: kite.plugin.v1.Registry.Resolve:input_type -> kite.plugin.v1.ResolveRequest
-	14, // 25: kite.plugin.v1.Registry.Watch:input_type -> kite.plugin.v1.ResolveRequest
-	1,  // 26: kite.plugin.v1.Registry.Close:input_type -> kite.plugin.v1.Handle
-	15, // 27: kite.plugin.v1.Balancer.Build:input_type -> kite.plugin.v1.BuildRequest
-	20, // 28: kite.plugin.v1.Filter.Before:input_type -> kite.plugin.v1.BeforeRequest
-	22, // 29: kite.plugin.v1.Filter.After:input_type -> kite.plugin.v1.AfterRequest
-	3,  // 30: kite.plugin.v1.Plugin.Info:output_type -> kite.plugin.v1.InfoResponse
-	5,  // 31: kite.plugin.v1.Plugin.Configure:output_type -> kite.plugin.v1.ConfigureResponse
-	0,  // 32: kite.plugin.v1.Plugin.Release:output_type -> kite.plugin.v1.Empty
-	9,  // 33: kite.plugin.v1.Codec.Marshal:output_type -> kite.plugin.v1.CodecResponse
-	9,  // 34: kite.plugin.v1.Codec.Unmarshal:output_type -> kite.plugin.v1.CodecResponse
-	9,  // 35: kite.plugin.v1.Compressor.Compress:output_type -> kite.plugin.v1.CodecResponse
-	9,  // 36: kite.plugin.v1.Compressor.Decompress:output_type -> kite.plugin.v1.CodecResponse
-	0,  // 37: kite.plugin.v1.Registry.Register:output_type -> kite.plugin.v1.Empty
-	0,  // 38: kite.plugin.v1.Registry.Deregister:output_type -> kite.plugin.v1.Empty
-	12, // 39: kite.plugin.v1.Registry.Resolve:output_type -> kite.plugin.v1.Instances
-	12, // 40: kite.plugin.v1.Registry.Watch:output_type -> kite.plugin.v1.Instances
-	0,  // 41: kite.plugin.v1.Registry.Close:output_type -> kite.plugin.v1.Empty
-	17, // 42: kite.plugin.v1.Balancer.Build:output_type -> kite.plugin.v1.PickTable
-	21, // 43: kite.plugin.v1.Filter.Before:output_type -> kite.plugin.v1.BeforeResponse
-	23, // 44: kite.plugin.v1.Filter.After:output_type -> kite.plugin.v1.AfterResponse
-	30, // [30:45] is the sub-list for method output_type
-	15, // [15:30] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	4,  // 1: kite.plugin.v1.InfoResponse.filter_channel:type_name -> kite.plugin.v1.FilterChannel
+	25, // 2: kite.plugin.v1.Instance.metadata:type_name -> kite.plugin.v1.Instance.MetadataEntry
+	12, // 3: kite.plugin.v1.Instances.instances:type_name -> kite.plugin.v1.Instance
+	12, // 4: kite.plugin.v1.RegisterRequest.instance:type_name -> kite.plugin.v1.Instance
+	12, // 5: kite.plugin.v1.BuildRequest.instances:type_name -> kite.plugin.v1.Instance
+	17, // 6: kite.plugin.v1.PickTable.ring:type_name -> kite.plugin.v1.RingPoint
+	19, // 7: kite.plugin.v1.CallInfo.meta:type_name -> kite.plugin.v1.MetaPair
+	20, // 8: kite.plugin.v1.BeforeRequest.call:type_name -> kite.plugin.v1.CallInfo
+	8,  // 9: kite.plugin.v1.BeforeResponse.status:type_name -> kite.plugin.v1.Status
+	19, // 10: kite.plugin.v1.BeforeResponse.meta:type_name -> kite.plugin.v1.MetaPair
+	20, // 11: kite.plugin.v1.AfterRequest.call:type_name -> kite.plugin.v1.CallInfo
+	8,  // 12: kite.plugin.v1.AfterRequest.result:type_name -> kite.plugin.v1.Status
+	19, // 13: kite.plugin.v1.AfterRequest.trailer:type_name -> kite.plugin.v1.MetaPair
+	8,  // 14: kite.plugin.v1.AfterResponse.result:type_name -> kite.plugin.v1.Status
+	19, // 15: kite.plugin.v1.AfterResponse.trailer:type_name -> kite.plugin.v1.MetaPair
+	0,  // 16: kite.plugin.v1.Plugin.Info:input_type -> kite.plugin.v1.Empty
+	5,  // 17: kite.plugin.v1.Plugin.Configure:input_type -> kite.plugin.v1.ConfigureRequest
+	1,  // 18: kite.plugin.v1.Plugin.Release:input_type -> kite.plugin.v1.Handle
+	9,  // 19: kite.plugin.v1.Codec.Marshal:input_type -> kite.plugin.v1.CodecRequest
+	9,  // 20: kite.plugin.v1.Codec.Unmarshal:input_type -> kite.plugin.v1.CodecRequest
+	11, // 21: kite.plugin.v1.Compressor.Compress:input_type -> kite.plugin.v1.CompressRequest
+	11, // 22: kite.plugin.v1.Compressor.Decompress:input_type -> kite.plugin.v1.CompressRequest
+	14, // 23: kite.plugin.v1.Registry.Register:input_type -> kite.plugin.v1.RegisterRequest
+	14, // 24: kite.plugin.v1.Registry.Deregister:input_type -> kite.plugin.v1.RegisterRequest
+	15, // 25: kite.plugin.v1.Registry.Resolve:input_type -> kite.plugin.v1.ResolveRequest
+	15, // 26: kite.plugin.v1.Registry.Watch:input_type -> kite.plugin.v1.ResolveRequest
+	1,  // 27: kite.plugin.v1.Registry.Close:input_type -> kite.plugin.v1.Handle
+	16, // 28: kite.plugin.v1.Balancer.Build:input_type -> kite.plugin.v1.BuildRequest
+	21, // 29: kite.plugin.v1.Filter.Before:input_type -> kite.plugin.v1.BeforeRequest
+	23, // 30: kite.plugin.v1.Filter.After:input_type -> kite.plugin.v1.AfterRequest
+	3,  // 31: kite.plugin.v1.Plugin.Info:output_type -> kite.plugin.v1.InfoResponse
+	6,  // 32: kite.plugin.v1.Plugin.Configure:output_type -> kite.plugin.v1.ConfigureResponse
+	0,  // 33: kite.plugin.v1.Plugin.Release:output_type -> kite.plugin.v1.Empty
+	10, // 34: kite.plugin.v1.Codec.Marshal:output_type -> kite.plugin.v1.CodecResponse
+	10, // 35: kite.plugin.v1.Codec.Unmarshal:output_type -> kite.plugin.v1.CodecResponse
+	10, // 36: kite.plugin.v1.Compressor.Compress:output_type -> kite.plugin.v1.CodecResponse
+	10, // 37: kite.plugin.v1.Compressor.Decompress:output_type -> kite.plugin.v1.CodecResponse
+	0,  // 38: kite.plugin.v1.Registry.Register:output_type -> kite.plugin.v1.Empty
+	0,  // 39: kite.plugin.v1.Registry.Deregister:output_type -> kite.plugin.v1.Empty
+	13, // 40: kite.plugin.v1.Registry.Resolve:output_type -> kite.plugin.v1.Instances
+	13, // 41: kite.plugin.v1.Registry.Watch:output_type -> kite.plugin.v1.Instances
+	0,  // 42: kite.plugin.v1.Registry.Close:output_type -> kite.plugin.v1.Empty
+	18, // 43: kite.plugin.v1.Balancer.Build:output_type -> kite.plugin.v1.PickTable
+	22, // 44: kite.plugin.v1.Filter.Before:output_type -> kite.plugin.v1.BeforeResponse
+	24, // 45: kite.plugin.v1.Filter.After:output_type -> kite.plugin.v1.AfterResponse
+	31, // [31:46] is the sub-list for method output_type
+	16, // [16:31] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_kiteplugin_proto_init() }
@@ -1727,7 +1823,7 @@ func file_kiteplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kiteplugin_proto_rawDesc), len(file_kiteplugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

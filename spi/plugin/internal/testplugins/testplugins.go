@@ -34,11 +34,15 @@ func Entries() []spi.Entry {
 				return NewMemRegistry(c.Store, c.Prefix), nil
 			}},
 		{Kind: spi.KindFilter, Name: "guard", Version: "1.0.0", Doc: "stamps metadata, denies methods",
-			Schema: spi.Schema{{Name: "deny", Type: spi.TypeStringList}, {Name: "stamp", Type: spi.TypeString}},
+			Schema: spi.Schema{{Name: "deny", Type: spi.TypeStringList}, {Name: "stamp", Type: spi.TypeString},
+				{Name: "before_only", Type: spi.TypeBool}, {Name: "panic_on", Type: spi.TypeString}},
 			New: func(cfg spi.Config) (any, error) {
 				var c GuardConfig
 				if err := cfg.Decode(&c); err != nil {
 					return nil, err
+				}
+				if c.BeforeOnly {
+					return &BeforeOnlyGuard{Guard{cfg: c}}, nil
 				}
 				return &Guard{cfg: c}, nil
 			}},
@@ -262,6 +266,12 @@ func (w *memWatcher) Stop() { w.once.Do(func() { close(w.stop) }) }
 type GuardConfig struct {
 	Deny  []string `json:"deny"`
 	Stamp string   `json:"stamp"`
+	// BeforeOnly makes it a spi.BeforeOnlyFilter that does nothing
+	// after next (no x-result, no error mapping).
+	BeforeOnly bool `json:"before_only"`
+	// PanicOn is a method whose calls make the filter panic, with a
+	// value that names the method and "secret-in-panic".
+	PanicOn string `json:"panic_on"`
 }
 
 // Guard denies listed methods with PermissionDenied, stamps "x-stamp" on
@@ -274,8 +284,14 @@ func (g *Guard) Wrap(next spi.Invoker) spi.Invoker {
 		if slices.Contains(g.cfg.Deny, call.Method) {
 			return spi.Errorf(spi.PermissionDenied, "method %s is denied", call.Method)
 		}
+		if g.cfg.PanicOn != "" && call.Method == g.cfg.PanicOn {
+			panic("guard: secret-in-panic for " + call.Method)
+		}
 		if g.cfg.Stamp != "" {
 			call.Meta.Set("x-stamp", g.cfg.Stamp)
+		}
+		if g.cfg.BeforeOnly {
+			return next(ctx, call)
 		}
 		err := next(ctx, call)
 		call.Trailer.Set("x-result", spi.CodeOf(err).String())
@@ -285,6 +301,13 @@ func (g *Guard) Wrap(next spi.Invoker) spi.Invoker {
 		return err
 	}
 }
+
+// BeforeOnlyGuard is a Guard configured before_only: an
+// spi.BeforeOnlyFilter.
+type BeforeOnlyGuard struct{ Guard }
+
+// BeforeOnly implements spi.BeforeOnlyFilter.
+func (*BeforeOnlyGuard) BeforeOnly() {}
 
 // ---------------------------------------------------------------- balancer
 
