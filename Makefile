@@ -66,3 +66,11 @@ clean:
 .PHONY: soak
 soak:
 	@bash scripts/soak.sh
+
+# cluster-soak repeats the cluster scenarios of issue 14 (registry
+# ensembles, hosts in network namespaces with partitions, loss and
+# latency) under load, default 5 minutes (CLUSTER_SOAK=2m for shorter),
+# and prints lost calls, failovers and recovery times. Needs root.
+.PHONY: cluster-soak
+cluster-soak:
+	@bash scripts/cluster-soak.sh
