@@ -53,10 +53,11 @@ type grpcServer struct {
 // of each accepted connection tell them apart (the HTTP/2 client preface
 // "PRI * HTTP/2.0" against Kite's magic "KT"). Call it before serving.
 //
-// Method names map as docs/GRPC.md says: "/pkg.Svc/Method" reaches the
-// Kite method "Svc.Method" (the proto package is not part of Kite's
-// flat service names), and gRPC-only services added with RegisterGRPC
-// are matched by their full path first.
+// Method names map as docs/GRPC.md says: "/pkg.Svc/Method" is the Kite
+// method "pkg.Svc.Method" (proto services are registered under their
+// full names); a Go service registered under a short name "Svc" answers
+// "/<any package>.Svc/Method" too. gRPC-only services added with
+// RegisterGRPC are matched by their full path first.
 func (s *Server) EnableGRPC(opts GRPCOptions) error {
 	if opts.MaxMessage <= 0 {
 		opts.MaxMessage = s.opts.MaxFrame
@@ -93,7 +94,7 @@ func (s *Server) RegisterGRPC(fullName string, desc *ServiceDesc, impl any) erro
 		return fmt.Errorf("kite: invalid gRPC service name %q", fullName)
 	}
 	d := *desc
-	d.Name = strings.ReplaceAll(fullName, ".", "_") // validate's rules for the rest
+	d.Name = fullName
 	if err := d.validate(); err != nil {
 		return err
 	}
@@ -117,7 +118,6 @@ func (s *Server) RegisterGRPC(fullName string, desc *ServiceDesc, impl any) erro
 			return err
 		}
 	}
-	d.Name = fullName
 	g.desc = append(g.desc, &d)
 	return nil
 }
@@ -138,27 +138,24 @@ func (s *Server) GRPCServices() []string {
 }
 
 // GRPCMethodName maps a gRPC path "/pkg.Svc/Method" to the Kite method
-// name "Svc.Method": the service is the last dot-separated element of
-// the path's first part. ok is false for paths not of that form.
+// name "pkg.Svc.Method": the same name, dotted. ok is false for paths not
+// of that form.
 func GRPCMethodName(path string) (name string, ok bool) {
 	rest, found := strings.CutPrefix(path, "/")
 	if !found {
 		return "", false
 	}
 	svc, meth, found := strings.Cut(rest, "/")
-	if !found || svc == "" || meth == "" || strings.Contains(meth, "/") {
-		return "", false
-	}
-	if i := strings.LastIndexByte(svc, '.'); i >= 0 {
-		svc = svc[i+1:]
-	}
-	if svc == "" {
+	if !found || svc == "" || meth == "" || strings.ContainsAny(meth, "/.") {
 		return "", false
 	}
 	return svc + "." + meth, true
 }
 
-// lookup finds the method a gRPC path names, or nil.
+// lookup finds the method a gRPC path names, or nil: a gRPC-only
+// service's, else the Kite method of the same name (or its short alias,
+// as for a Kite call), else a Go service's whose short name is the
+// path's last service element, whatever its package.
 func (g *grpcServer) lookup(path string) *method {
 	if m, ok := g.paths.Load(path); ok {
 		return m.(*method)
@@ -172,7 +169,15 @@ func (g *grpcServer) lookup(path string) *method {
 			return nil
 		}
 		g.s.mu.Lock()
-		m = g.s.methods[name]
+		m = g.s.lookupMethod([]byte(name))
+		if m == nil {
+			svc, meth, _ := spi.SplitMethod(name)
+			if short := spi.ShortService(svc); short != svc {
+				// s.methods holds full names only: a short key is a Go
+				// service's, never a proto service's alias.
+				m = g.s.methods[short+"."+meth]
+			}
+		}
 		g.s.mu.Unlock()
 	}
 	if m != nil {
@@ -524,7 +529,7 @@ func (s *Server) MethodInfos() []MethodInfo {
 	sort.Slice(ms, func(i, j int) bool { return ms[i].full < ms[j].full })
 	out := make([]MethodInfo, 0, len(ms))
 	for _, m := range ms {
-		svc, name, _ := strings.Cut(m.full, ".")
+		svc, name, _ := spi.SplitMethod(m.full)
 		mi := MethodInfo{Service: svc, Method: name, Stream: m.stream != nil, Impl: m.srv}
 		if m.newReq != nil {
 			mi.Request = reflect.TypeOf(m.newReq())

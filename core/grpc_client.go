@@ -26,11 +26,15 @@ import (
 // above it, translating call by call. Everything above the connection —
 // balancers, registries, the retry budget, breakers, filters, heartbeats
 // (answered with HTTP/2 PINGs), GOAWAY handling — works unchanged. The
-// Kite method "Svc.Method" is called as "/<Package>.Svc/Method"; request
+// Kite method "pkg.Svc.Method" (a proto service's full name, as
+// protoc-gen-kite stubs call it) is called as "/pkg.Svc/Method", and a
+// short "Svc.Method" as "/<Package>.Svc/Method"; request
 // bodies travel as the client's codec encodes them (proto →
 // application/grpc, json → application/grpc+json).
 type GRPCTransport struct {
-	// Package is the proto package of the services called ("" for none).
+	// Package is the proto package of the services called by short
+	// name ("" for none); full names ("eco.v1.Inventory.Get") carry
+	// their own.
 	Package string
 	// Packages overrides Package per Kite service name.
 	Packages map[string]string
@@ -95,8 +99,17 @@ func (t *GRPCTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 	return b, nil
 }
 
+// path is the gRPC path of a Kite method: "eco.v1.Inventory.Get" →
+// "/eco.v1.Inventory/Get" as is; a short service name ("Svc.M") gets
+// Package (or its Packages entry) in front.
 func (t *GRPCTransport) path(method string) string {
-	svc, m, _ := strings.Cut(method, ".")
+	svc, m, ok := spi.SplitMethod(method)
+	if !ok {
+		svc, m, _ = strings.Cut(method, ".")
+	}
+	if strings.Contains(svc, ".") {
+		return "/" + svc + "/" + m
+	}
 	pkg := t.Package
 	if p, ok := t.Packages[svc]; ok {
 		pkg = p

@@ -119,7 +119,7 @@ func (g *grpcGreeter) Chat(_ context.Context, stream greeterpb.Greeter_ChatServe
 // need no token.
 var authFilter = spi.FilterFunc(func(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {
-		if call.Method == "Greeter.RecordNames" && call.Meta.Get("authorization") != "Bearer good" {
+		if call.Method == greeterpb.Greeter_RecordNames_FullMethodName && call.Meta.Get("authorization") != "Bearer good" {
 			return spi.Errorf(spi.Unauthenticated, "bad token")
 		}
 		return next(ctx, call)
@@ -208,7 +208,7 @@ func TestGRPCClientTypedErrorAndUnknownMethod(t *testing.T) {
 		t.Fatalf("want InvalidArgument %q, got %v", "a name is required", err)
 	}
 	err = cc.Invoke(ctx, "/kite.examples.greeter.Nope/SayHello", &greeterpb.HelloRequest{Name: "x"}, &greeterpb.HelloReply{})
-	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), `unknown method "Nope.SayHello"`) {
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), `unknown method "kite.examples.greeter.Nope.SayHello"`) {
 		t.Fatalf("want Unimplemented unknown method, got %v", err)
 	}
 	// The connection stays usable after both.

@@ -131,6 +131,7 @@ type Server struct {
 	table   *codecTable
 	log     hclog.Logger
 	methods map[string]*method
+	aliases aliasTable  // short names of proto services (service.go)
 	invoke  spi.Invoker // filter chain around the handler, built once
 
 	inflight atomic.Int64
@@ -307,10 +308,12 @@ func (s *Server) RegisterService(desc *ServiceDesc, impl any) error {
 		}
 		s.methods[full] = &method{full: full, srv: impl, stream: st.Handler}
 	}
+	s.rebuildAliases()
 	return nil
 }
 
-// Methods lists the registered "Service.Method" names.
+// Methods lists the registered "Service.Method" names (full names; not
+// the short aliases of proto services).
 func (s *Server) Methods() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -872,10 +875,10 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		sc.close(err)
 		return
 	}
-	m := sc.s.methods[string(meta.Method)]
+	m := sc.s.lookupMethod(meta.Method)
 	if m == nil || (f.Flags&protocol.FlagStream != 0) != (m.stream != nil) {
 		if !oneway {
-			e := errUnknownMethod(meta.Method, sc.s.methods)
+			e := sc.s.errUnknownMethod(meta.Method)
 			if m != nil {
 				e = spi.Errorf(spi.Unimplemented, "method %s is %s, called as %s", m.full, kindOf(m.stream != nil), kindOf(f.Flags&protocol.FlagStream != 0))
 			}

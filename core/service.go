@@ -130,8 +130,19 @@ func reflectMethod(m reflect.Method) MethodDesc {
 }
 
 func (d *ServiceDesc) validate() error {
-	if d.Name == "" || strings.ContainsAny(d.Name, ". ") {
-		return fmt.Errorf("kite: invalid service name %q", d.Name)
+	if !validServiceName(d.Name) {
+		return fmt.Errorf("kite: invalid service name %q: want a name like \"Echo\" or a proto service's full name like \"eco.v1.Inventory\"", d.Name)
+	}
+	badMethod := func(n string) bool { return strings.ContainsAny(n, "./ \t\r\n") }
+	for _, m := range d.Methods {
+		if badMethod(m.Name) {
+			return fmt.Errorf("kite: service %s: invalid method name %q (no dots, slashes or spaces)", d.Name, m.Name)
+		}
+	}
+	for _, st := range d.Streams {
+		if badMethod(st.Name) {
+			return fmt.Errorf("kite: service %s: invalid method name %q (no dots, slashes or spaces)", d.Name, st.Name)
+		}
 	}
 	seen := map[string]bool{}
 	for _, m := range d.Methods {
@@ -155,28 +166,110 @@ func (d *ServiceDesc) validate() error {
 	return nil
 }
 
-// errUnknownMethod is answered for methods not in the table. It says
-// what the caller could have called: the service's methods when the
-// service exists, else the services this server has (at most
-// maxListed names, sorted, so the message stays bounded).
-func errUnknownMethod(name []byte, methods map[string]*method) *spi.Error {
-	const maxListed = 16
-	svc, _, dotted := strings.Cut(string(name), ".")
-	var same []string
-	services := map[string]bool{}
-	for full := range methods {
-		s, m, _ := strings.Cut(full, ".")
-		services[s] = true
-		if dotted && s == svc {
-			same = append(same, m)
+// validServiceName: a short name ("Echo") or dot-separated elements
+// ("eco.v1.Inventory"), none empty, without slashes or spaces.
+func validServiceName(n string) bool {
+	if n == "" || strings.ContainsAny(n, "/ \t\r\n") {
+		return false
+	}
+	for _, e := range strings.Split(n, ".") {
+		if e == "" {
+			return false
 		}
 	}
+	return true
+}
+
+// Method names on the wire (docs/PROTOCOL.md, "Method names").
+//
+// A method is "<service>.<method>", split at the last dot. Services
+// generated from .proto files are named by their fully qualified proto
+// name ("eco.v1.Inventory.Get", gRPC's "/eco.v1.Inventory/Get"), so two
+// packages may declare the same service. Go services registered by
+// reflection (Register) or kite gen keep short names without dots
+// ("Echo.Say").
+//
+// For callers that still use the short name of a proto service (stubs
+// generated before names were qualified), "Inventory.Get" reaches
+// "eco.v1.Inventory.Get" while exactly one registered proto service is
+// called Inventory and no Go service is: the alias table below. With two
+// (eco.v1 and eco.v2), the short name is refused with the full names to
+// use. The call runs under the full name either way, so filters, metrics
+// and traces see one name per method.
+
+// aliasTable maps the short names of a server's qualified services to
+// their methods; built at registration, read without locks once serving.
+type aliasTable struct {
+	methods map[string]*method  // "Inventory.Get" → eco.v1.Inventory's Get
+	byShort map[string][]string // "Inventory" → qualified services, sorted
+}
+
+// rebuildAliases recomputes s.aliases from s.methods; s.mu is held.
+func (s *Server) rebuildAliases() {
+	goSvc := map[string]bool{}
+	byShort := map[string][]string{}
+	seen := map[string]bool{}
+	for full := range s.methods {
+		svc, _, _ := spi.SplitMethod(full)
+		short := spi.ShortService(svc)
+		if short == svc {
+			goSvc[svc] = true
+		} else if !seen[svc] {
+			seen[svc] = true
+			byShort[short] = append(byShort[short], svc)
+		}
+	}
+	t := aliasTable{methods: map[string]*method{}, byShort: byShort}
+	for _, svcs := range byShort {
+		sort.Strings(svcs)
+	}
+	for full, m := range s.methods {
+		svc, name, _ := spi.SplitMethod(full)
+		short := spi.ShortService(svc)
+		if short != svc && !goSvc[short] && len(byShort[short]) == 1 {
+			t.methods[short+"."+name] = m
+		}
+	}
+	s.aliases = t
+}
+
+// lookupMethod finds the method a Kite call names: its own name, else an
+// unambiguous short alias of a proto service. Registration is over once
+// calls arrive, so no lock is taken.
+func (s *Server) lookupMethod(name []byte) *method {
+	if m := s.methods[string(name)]; m != nil {
+		return m
+	}
+	return s.aliases.methods[string(name)]
+}
+
+// errUnknownMethod is answered for methods not in the table. It says
+// what the caller could have called: the full names when a short service
+// name is ambiguous, the service's methods when the service exists, else
+// the services this server has (at most maxListed names, sorted, so the
+// message stays bounded).
+func (s *Server) errUnknownMethod(name []byte) *spi.Error {
+	const maxListed = 16
+	svc, meth, dotted := spi.SplitMethod(string(name))
 	list := func(names []string) string {
 		sort.Strings(names)
 		if len(names) > maxListed {
 			return strings.Join(names[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(names)-maxListed)
 		}
 		return strings.Join(names, ", ")
+	}
+	if full := s.aliases.byShort[svc]; dotted && len(full) > 1 {
+		return spi.Errorf(spi.Unimplemented, "unknown method %q: service name %s is ambiguous on this server (%s); call it by its full name, e.g. %q",
+			name, svc, list(append([]string(nil), full...)), full[0]+"."+meth)
+	}
+	var same []string
+	services := map[string]bool{}
+	for full := range s.methods {
+		sv, m, _ := spi.SplitMethod(full)
+		services[sv] = true
+		if dotted && sv == svc {
+			same = append(same, m)
+		}
 	}
 	if len(same) > 0 {
 		return spi.Errorf(spi.Unimplemented, "unknown method %q: service %s has %s", name, svc, list(same))
@@ -185,8 +278,8 @@ func errUnknownMethod(name []byte, methods map[string]*method) *spi.Error {
 		return spi.Errorf(spi.Unimplemented, "unknown method %q: this server has no services registered", name)
 	}
 	names := make([]string, 0, len(services))
-	for s := range services {
-		names = append(names, s)
+	for sv := range services {
+		names = append(names, sv)
 	}
 	return spi.Errorf(spi.Unimplemented, "unknown method %q (want Service.Method): this server has services %s", name, list(names))
 }

@@ -115,9 +115,16 @@ func buildCatalog(srv *core.Server) *catalog {
 	return c
 }
 
-// resolve finds the proto name of a Kite service: the service of that
-// name in the file declaring its messages, else a synthesized file.
+// resolve finds the proto name of a Kite service: its own name when that
+// is a proto service's full name (protoc-gen-kite stubs), else the
+// service of that short name in the file declaring its messages, else a
+// synthesized file.
 func (c *catalog) resolve(svc string, ms []core.MethodInfo) string {
+	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc)); err == nil {
+		if _, ok := d.(protoreflect.ServiceDescriptor); ok {
+			return svc
+		}
+	}
 	var msgs []protoreflect.MessageDescriptor
 	for _, mi := range ms {
 		for _, t := range []reflect.Type{mi.Request, mi.Response} {

@@ -42,7 +42,14 @@ func Emit(f *File) ([]byte, error) {
 }
 
 func checkService(style Style, s *Service) error {
-	if s.Name == "" || strings.ContainsAny(s.Name, ". /") {
+	switch {
+	case style == StyleProto:
+		// The proto service's full name ("eco.v1.Inventory"), as gRPC
+		// names it; core splits "Service.Method" at the last dot.
+		if s.Name == "" || strings.ContainsAny(s.Name, " /") || strings.HasPrefix(s.Name, ".") || strings.HasSuffix(s.Name, ".") || strings.Contains(s.Name, "..") {
+			return fmt.Errorf("service %q: the wire name must be a proto full name such as \"eco.v1.Inventory\"", s.Name)
+		}
+	case s.Name == "" || strings.ContainsAny(s.Name, ". /"):
 		return fmt.Errorf("service %q: the wire name may not be empty or contain '.', ' ' or '/'", s.Name)
 	}
 	if len(s.Methods) == 0 {
@@ -128,7 +135,12 @@ func (e *emitter) service(s *Service) {
 	n := e.names(s)
 
 	// Names on the wire.
-	e.p("// Names of the %s service and its methods on the wire (\"Service.Method\"),", s.Name)
+	if e.f.Style == StyleProto {
+		e.p("// Names of the %s service and its methods on the wire (the proto", s.Name)
+		e.p("// full name, \"package.Service.Method\"; gRPC's \"/package.Service/Method\"),")
+	} else {
+		e.p("// Names of the %s service and its methods on the wire (\"Service.Method\"),", s.Name)
+	}
 	e.p("// for filters, metrics and generic calls with Client.Call.")
 	e.p("const (")
 	e.p("%s_ServiceName = %s", s.GoName, strconv.Quote(s.Name))

@@ -80,8 +80,9 @@ type Method struct {
 
 // Service is one service.
 type Service struct {
-	// Name is the service name on the wire ("Name.Method"); it may not
-	// contain dots (core rejects them).
+	// Name is the service name on the wire ("Name.Method"): in
+	// StyleProto the proto service's full name ("eco.v1.Inventory", as
+	// gRPC names it), in StyleInterface a short name without dots.
 	Name string
 	// GoName prefixes the generated identifiers; in StyleInterface it is
 	// the name of the interface being implemented.

@@ -74,7 +74,7 @@ func ProtoFile(plugin *protogen.Plugin, f *protogen.File) ([]byte, error) {
 		return PointerType(im.Ident(string(m.GoIdent.GoImportPath), pkgName, m.GoIdent.GoName))
 	}
 	for _, s := range f.Services {
-		svc := Service{Name: string(s.Desc.Name()), GoName: s.GoName, Doc: commentLines(s.Comments.Leading)}
+		svc := Service{Name: string(s.Desc.FullName()), GoName: s.GoName, Doc: commentLines(s.Comments.Leading)}
 		for _, m := range s.Methods {
 			meth := Method{
 				Name: m.GoName,

@@ -83,6 +83,7 @@ func TestProtoModel(t *testing.T) {
 	// Messages of other packages are imported under protoc-gen-go's name.
 	assert.Contains(t, s, `"google.golang.org/protobuf/types/known/emptypb"`)
 	assert.Contains(t, s, "Ping(ctx context.Context, req *emptypb.Empty) (*timestamppb.Timestamp, error)")
-	// Wire names are the short service names: core forbids dots.
-	assert.Contains(t, s, `Shop_Get_FullMethodName    = "Shop.Get"`)
+	// Wire names are the proto full names, as gRPC's paths have them.
+	assert.Contains(t, s, `Shop_ServiceName           = "kite.testdata.shop.Shop"`)
+	assert.Contains(t, s, `Shop_Get_FullMethodName    = "kite.testdata.shop.Shop.Get"`)
 }

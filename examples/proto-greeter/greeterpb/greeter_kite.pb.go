@@ -14,17 +14,18 @@ import (
 	"github.com/kiterpc/kite/spi"
 )
 
-// Names of the Greeter service and its methods on the wire ("Service.Method"),
+// Names of the kite.examples.greeter.Greeter service and its methods on the wire (the proto
+// full name, "package.Service.Method"; gRPC's "/package.Service/Method"),
 // for filters, metrics and generic calls with Client.Call.
 const (
-	Greeter_ServiceName                    = "Greeter"
-	Greeter_SayHello_FullMethodName        = "Greeter.SayHello"
-	Greeter_StreamGreetings_FullMethodName = "Greeter.StreamGreetings"
-	Greeter_RecordNames_FullMethodName     = "Greeter.RecordNames"
-	Greeter_Chat_FullMethodName            = "Greeter.Chat"
+	Greeter_ServiceName                    = "kite.examples.greeter.Greeter"
+	Greeter_SayHello_FullMethodName        = "kite.examples.greeter.Greeter.SayHello"
+	Greeter_StreamGreetings_FullMethodName = "kite.examples.greeter.Greeter.StreamGreetings"
+	Greeter_RecordNames_FullMethodName     = "kite.examples.greeter.Greeter.RecordNames"
+	Greeter_Chat_FullMethodName            = "kite.examples.greeter.Greeter.Chat"
 )
 
-// GreeterClient is the client API for the Greeter service.
+// GreeterClient is the client API for the kite.examples.greeter.Greeter service.
 //
 // Greeter greets people, once or as a stream.
 type GreeterClient interface {
@@ -44,14 +45,14 @@ type greeterClient struct {
 	c *core.Client
 }
 
-// NewGreeterClient returns a GreeterClient whose methods call the Greeter service through c.
+// NewGreeterClient returns a GreeterClient whose methods call the kite.examples.greeter.Greeter service through c.
 // c carries the connections, codec, filters and balancing; the returned
 // value is as safe for concurrent use as c and as long-lived.
 func NewGreeterClient(c *core.Client) GreeterClient {
 	return &greeterClient{c: c}
 }
 
-// SayHello calls Greeter.SayHello on the remote service.
+// SayHello calls kite.examples.greeter.Greeter.SayHello on the remote service.
 func (x *greeterClient) SayHello(ctx context.Context, req *HelloRequest) (*HelloReply, error) {
 	out := new(HelloReply)
 	if err := x.c.Call(ctx, Greeter_SayHello_FullMethodName, req, out); err != nil {
@@ -60,7 +61,7 @@ func (x *greeterClient) SayHello(ctx context.Context, req *HelloRequest) (*Hello
 	return out, nil
 }
 
-// StreamGreetings sends req to Greeter.StreamGreetings and returns the stream of responses.
+// StreamGreetings sends req to kite.examples.greeter.Greeter.StreamGreetings and returns the stream of responses.
 func (x *greeterClient) StreamGreetings(ctx context.Context, req *HelloRequest) (Greeter_StreamGreetingsClient, error) {
 	// The wrapper cancels the stream once it has failed or ended, so a
 	// broken stream never stays open on the server.
@@ -81,7 +82,7 @@ func (x *greeterClient) StreamGreetings(ctx context.Context, req *HelloRequest) 
 	return &greeterStreamGreetingsClient{st: st, cancel: cancel}, nil
 }
 
-// Greeter_StreamGreetingsClient is the caller's side of a Greeter.StreamGreetings stream (server-streaming).
+// Greeter_StreamGreetingsClient is the caller's side of a kite.examples.greeter.Greeter.StreamGreetings stream (server-streaming).
 // Cancel the context passed to StreamGreetings to abandon it early.
 type Greeter_StreamGreetingsClient interface {
 	// Recv returns the next response message, io.EOF once the server
@@ -107,7 +108,7 @@ func (x *greeterStreamGreetingsClient) Recv() (*HelloReply, error) {
 	return out, nil
 }
 
-// RecordNames opens a Greeter.RecordNames stream.
+// RecordNames opens a kite.examples.greeter.Greeter.RecordNames stream.
 func (x *greeterClient) RecordNames(ctx context.Context) (Greeter_RecordNamesClient, error) {
 	// The wrapper cancels the stream once it has failed or ended, so a
 	// broken stream never stays open on the server.
@@ -120,7 +121,7 @@ func (x *greeterClient) RecordNames(ctx context.Context) (Greeter_RecordNamesCli
 	return &greeterRecordNamesClient{st: st, cancel: cancel}, nil
 }
 
-// Greeter_RecordNamesClient is the caller's side of a Greeter.RecordNames stream (client-streaming).
+// Greeter_RecordNamesClient is the caller's side of a kite.examples.greeter.Greeter.RecordNames stream (client-streaming).
 // Cancel the context passed to RecordNames to abandon it early.
 type Greeter_RecordNamesClient interface {
 	// Send sends one request message, waiting for flow-control credit
@@ -155,14 +156,14 @@ func (x *greeterRecordNamesClient) CloseAndRecv() (*NameSummary, error) {
 	out := new(NameSummary)
 	if err := x.st.Recv(out); err != nil {
 		if err == io.EOF {
-			err = spi.Errorf(spi.Internal, "Greeter.RecordNames: the server ended the stream without a response")
+			err = spi.Errorf(spi.Internal, "kite.examples.greeter.Greeter.RecordNames: the server ended the stream without a response")
 		}
 		return nil, err
 	}
 	return out, nil
 }
 
-// Chat opens a Greeter.Chat stream.
+// Chat opens a kite.examples.greeter.Greeter.Chat stream.
 func (x *greeterClient) Chat(ctx context.Context) (Greeter_ChatClient, error) {
 	// The wrapper cancels the stream once it has failed or ended, so a
 	// broken stream never stays open on the server.
@@ -175,7 +176,7 @@ func (x *greeterClient) Chat(ctx context.Context) (Greeter_ChatClient, error) {
 	return &greeterChatClient{st: st, cancel: cancel}, nil
 }
 
-// Greeter_ChatClient is the caller's side of a Greeter.Chat stream (bidirectional-streaming).
+// Greeter_ChatClient is the caller's side of a kite.examples.greeter.Greeter.Chat stream (bidirectional-streaming).
 // Cancel the context passed to Chat to abandon it early.
 type Greeter_ChatClient interface {
 	// Send sends one request message, waiting for flow-control credit
@@ -217,7 +218,7 @@ func (x *greeterChatClient) Recv() (*HelloReply, error) {
 	return out, nil
 }
 
-// GreeterServer is the server API for the Greeter service. Embed
+// GreeterServer is the server API for the kite.examples.greeter.Greeter service. Embed
 // UnimplementedGreeterServer in implementations so that methods added to the
 // service later answer Unimplemented instead of breaking the build.
 //
@@ -234,30 +235,30 @@ type GreeterServer interface {
 	Chat(ctx context.Context, stream Greeter_ChatServer) error
 }
 
-// UnimplementedGreeterServer answers every Greeter method with Unimplemented.
+// UnimplementedGreeterServer answers every kite.examples.greeter.Greeter method with Unimplemented.
 type UnimplementedGreeterServer struct{}
 
 // SayHello answers Unimplemented.
 func (UnimplementedGreeterServer) SayHello(context.Context, *HelloRequest) (*HelloReply, error) {
-	return nil, spi.Errorf(spi.Unimplemented, "method Greeter.SayHello is not implemented")
+	return nil, spi.Errorf(spi.Unimplemented, "method kite.examples.greeter.Greeter.SayHello is not implemented")
 }
 
 // StreamGreetings answers Unimplemented.
 func (UnimplementedGreeterServer) StreamGreetings(context.Context, *HelloRequest, Greeter_StreamGreetingsServer) error {
-	return spi.Errorf(spi.Unimplemented, "method Greeter.StreamGreetings is not implemented")
+	return spi.Errorf(spi.Unimplemented, "method kite.examples.greeter.Greeter.StreamGreetings is not implemented")
 }
 
 // RecordNames answers Unimplemented.
 func (UnimplementedGreeterServer) RecordNames(context.Context, Greeter_RecordNamesServer) error {
-	return spi.Errorf(spi.Unimplemented, "method Greeter.RecordNames is not implemented")
+	return spi.Errorf(spi.Unimplemented, "method kite.examples.greeter.Greeter.RecordNames is not implemented")
 }
 
 // Chat answers Unimplemented.
 func (UnimplementedGreeterServer) Chat(context.Context, Greeter_ChatServer) error {
-	return spi.Errorf(spi.Unimplemented, "method Greeter.Chat is not implemented")
+	return spi.Errorf(spi.Unimplemented, "method kite.examples.greeter.Greeter.Chat is not implemented")
 }
 
-// Greeter_StreamGreetingsServer is the server's side of a Greeter.StreamGreetings stream (server-streaming).
+// Greeter_StreamGreetingsServer is the server's side of a kite.examples.greeter.Greeter.StreamGreetings stream (server-streaming).
 type Greeter_StreamGreetingsServer interface {
 	// Send sends one response message, waiting for flow-control credit
 	// when the caller is behind.
@@ -268,7 +269,7 @@ type greeterStreamGreetingsServer struct{ st *core.Stream }
 
 func (x greeterStreamGreetingsServer) Send(m *HelloReply) error { return x.st.Send(m) }
 
-// Greeter_RecordNamesServer is the server's side of a Greeter.RecordNames stream (client-streaming).
+// Greeter_RecordNamesServer is the server's side of a kite.examples.greeter.Greeter.RecordNames stream (client-streaming).
 type Greeter_RecordNamesServer interface {
 	// Recv returns the next request message, or io.EOF once the caller
 	// has sent its last.
@@ -290,7 +291,7 @@ func (x greeterRecordNamesServer) Recv() (*HelloRequest, error) {
 	return out, nil
 }
 
-// Greeter_ChatServer is the server's side of a Greeter.Chat stream (bidirectional-streaming).
+// Greeter_ChatServer is the server's side of a kite.examples.greeter.Greeter.Chat stream (bidirectional-streaming).
 type Greeter_ChatServer interface {
 	// Send sends one response message, waiting for flow-control credit
 	// when the caller is behind.
@@ -312,7 +313,7 @@ func (x greeterChatServer) Recv() (*HelloRequest, error) {
 	return out, nil
 }
 
-// Greeter_ServiceDesc describes the Greeter service to Server.RegisterService. Its
+// Greeter_ServiceDesc describes the kite.examples.greeter.Greeter service to Server.RegisterService. Its
 // handlers call the implementation directly, after one type assertion;
 // nothing is reflected per call.
 var Greeter_ServiceDesc = core.ServiceDesc{
@@ -334,7 +335,7 @@ var Greeter_ServiceDesc = core.ServiceDesc{
 				req := new(HelloRequest)
 				if err := stream.Recv(req); err != nil {
 					if err == io.EOF {
-						err = spi.Errorf(spi.InvalidArgument, "Greeter.StreamGreetings: the caller sent no request")
+						err = spi.Errorf(spi.InvalidArgument, "kite.examples.greeter.Greeter.StreamGreetings: the caller sent no request")
 					}
 					return err
 				}
@@ -356,7 +357,7 @@ var Greeter_ServiceDesc = core.ServiceDesc{
 	},
 }
 
-// RegisterGreeterServer registers impl with s as the Greeter service. Calls
+// RegisterGreeterServer registers impl with s as the kite.examples.greeter.Greeter service. Calls
 // reach impl's methods directly (see Greeter_ServiceDesc).
 func RegisterGreeterServer(s *core.Server, impl GreeterServer) error {
 	return s.RegisterService(&Greeter_ServiceDesc, impl)
