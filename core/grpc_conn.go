@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ type h2conn struct {
 	s  *Server
 	sc *serverConn
 	fr *http2.Framer
+	hd *h2headers // reader only
 
 	mu        sync.Mutex
 	streams   map[uint32]*h2stream
@@ -171,8 +173,7 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 	h.w.fr = http2.NewFramer(h.w.bw, nil)
 	h.w.henc = hpack.NewEncoder(&h.w.hbuf)
 	h.fr = http2.NewFramer(io.Discard, sc.r.Buffered())
-	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	h.fr.MaxHeaderListSize = uint32(sc.s.opts.MaxMetadata)
+	h.hd = newH2Headers(uint32(sc.s.opts.MaxMetadata)) // header blocks decoded here, not by the Framer
 	h.fr.SetReuseFrames()
 	sc.h2.Store(h)
 	go h.writeLoop()
@@ -220,22 +221,19 @@ func (h *h2conn) run() error {
 				h.resetStream(se.StreamID, se.Code, spi.Errorf(spi.Internal, "HTTP/2 stream error: %v", se))
 				continue
 			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				detail := ce.Error()
-				if d := h.fr.ErrorDetail(); d != nil {
-					detail = d.Error()
-				}
-				h.enqueue(h2item{kind: kGoAway, val: uint32(ce), data: []byte(detail)})
-				h.stopWriter()
-				return err
-			}
-			return err
+			return h.connFailed(err)
 		}
 		h.sc.lastRead.Store(time.Now().UnixNano())
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			h.onHeaders(f)
+		case *http2.HeadersFrame:
+			h.hd.begin(f)
+			if err := h.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded()); err != nil {
+				return err
+			}
+		case *http2.ContinuationFrame: // the Framer checks it follows its HEADERS
+			if err := h.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded()); err != nil {
+				return err
+			}
 		case *http2.DataFrame:
 			if err := h.onData(f); err != nil {
 				return err
@@ -269,8 +267,45 @@ func (h *h2conn) run() error {
 	}
 }
 
+// connFailed ends the connection after err: a connection error is
+// answered with GOAWAY and its code first.
+func (h *h2conn) connFailed(err error) error {
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		detail := ce.Error()
+		if d := h.fr.ErrorDetail(); d != nil {
+			detail = d.Error()
+		}
+		h.enqueue(h2item{kind: kGoAway, val: uint32(ce), data: []byte(detail)})
+		h.stopWriter()
+	}
+	return err
+}
+
+// headerFragment decodes a fragment of a header block and, at its end,
+// handles the block.
+func (h *h2conn) headerFragment(frag []byte, ended bool) error {
+	if err := h.hd.write(frag); err != nil {
+		return h.connFailed(err)
+	}
+	if !ended {
+		return nil
+	}
+	blk, err := h.hd.end()
+	if err != nil {
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			h.resetStream(se.StreamID, se.Code, spi.Errorf(spi.Internal, "HTTP/2 stream error: %v", se))
+			return nil
+		}
+		return h.connFailed(err)
+	}
+	h.onHeaders(blk)
+	return nil
+}
+
 // onHeaders opens a stream, or ends one with the client's trailers.
-func (h *h2conn) onHeaders(f *http2.MetaHeadersFrame) {
+func (h *h2conn) onHeaders(f *headerBlock) {
 	id := f.StreamID
 	h.mu.Lock()
 	if st := h.streams[id]; st != nil {
@@ -540,6 +575,10 @@ func (h *h2conn) writeLoop() {
 	var err error
 	for {
 		<-h.wsig
+		// Let the goroutines about to queue answers run first, so they
+		// land in this batch (as Kite's batchWriter does): on a busy
+		// connection one write(2) carries many calls' answers.
+		runtime.Gosched()
 		for err == nil {
 			h.wmu.Lock()
 			items := h.wq
