@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -147,22 +148,29 @@ func serveChild(kind string) {
 	fmt.Println(addr)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	stop()
+	if p := os.Getenv("GRPCPATH_SERVER_MEMPROFILE"); p != "" {
+		// Allocations of the whole run (go tool pprof -sample_index=alloc_objects).
+		if f, err := os.Create(p + "." + kind); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			_ = f.Close()
+		}
+	}
 }
 
 // child starts a server process and returns its address, a function
 // reading its CPU time so far (from /proc), and a stop function.
-func child(kind string) (string, func() time.Duration, func(), error) {
+func child(kind string) (string, func() time.Duration, func() (int64, int64), func(), error) {
 	cmd := exec.Command(os.Args[0], "-serve", kind)
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, nil, err
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return "", nil, nil, fmt.Errorf("server %s: %w", kind, err)
+		return "", nil, nil, nil, fmt.Errorf("server %s: %w", kind, err)
 	}
 	cpu := func() time.Duration {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
@@ -174,27 +182,54 @@ func child(kind string) (string, func() time.Duration, func(), error) {
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
 	}
-	return strings.TrimSpace(line), cpu, func() { _ = in.Close(); _ = cmd.Wait() }, nil
+	// Read and write system calls so far (/proc/PID/io): how well the
+	// server batches.
+	sys := func() (r, w int64) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", cmd.Process.Pid))
+		if err != nil {
+			return 0, 0
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+				r, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+				w, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		return r, w
+	}
+	return strings.TrimSpace(line), cpu, sys, func() { _ = in.Close(); _ = cmd.Wait() }, nil
 }
 
 // run measures one system for d with n callers; it returns calls/s and
 // the server process's CPU time per call (on a shared machine the CPU
 // cost is steadier than the wall-clock rate).
-func run(sys system, n, size int, d time.Duration) (float64, time.Duration, error) {
-	addr, srvCPU, stop, err := child(sys.kind)
+// selfCPU is this process's CPU time so far: the client's, for the
+// systems a client in this process measures.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func run(sys system, n, size int, d time.Duration) (float64, time.Duration, time.Duration, error) {
+	addr, srvCPU, srvSys, stop, err := child(sys.kind)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer stop()
 	call, closeC, err := sys.dial(addr)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer closeC()
 	p := &echopb.Payload{Data: make([]byte, size)}
 	ctx := context.Background()
 	if err := call(ctx, p); err != nil { // connect and warm
-		return 0, 0, fmt.Errorf("%s: first call: %w", sys.name, err)
+		return 0, 0, 0, fmt.Errorf("%s: first call: %w", sys.name, err)
 	}
 	warm, cancelWarm := context.WithTimeout(ctx, d/5)
 	var count atomic.Int64
@@ -220,18 +255,32 @@ func run(sys system, n, size int, d time.Duration) (float64, time.Duration, erro
 	cancelWarm()
 	measure, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	start, cpu0 := time.Now(), srvCPU()
+	start, cpu0, ccpu0 := time.Now(), srvCPU(), selfCPU()
+	r0, w0 := srvSys()
 	for range n {
 		wg.Add(1)
 		go loop(measure, true, &wg)
 	}
 	wg.Wait()
-	el, cpu := time.Since(start), srvCPU()-cpu0
+	el, cpu, ccpu := time.Since(start), srvCPU()-cpu0, selfCPU()-ccpu0
+	r1, w1 := srvSys()
 	if err, ok := failed.Load().(error); ok {
-		return 0, 0, fmt.Errorf("%s: %w", sys.name, err)
+		return 0, 0, 0, fmt.Errorf("%s: %w", sys.name, err)
 	}
 	calls := max(count.Load(), 1)
-	return float64(calls) / el.Seconds(), cpu / time.Duration(calls), nil
+	if os.Getenv("GRPCPATH_SYSCALLS") != "" {
+		fmt.Printf("         %s: server %.3f reads/call, %.3f writes/call\n", sys.name, float64(r1-r0)/float64(calls), float64(w1-w0)/float64(calls))
+	}
+	return float64(calls) / el.Seconds(), cpu / time.Duration(calls), ccpu / time.Duration(calls), nil
+}
+
+// loadavg is the 1-minute load average (the machine may be shared).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func median(xs []float64) float64 {
@@ -273,29 +322,32 @@ func main() {
 	}
 	res := make([][]float64, len(systems))
 	cpus := make([][]float64, len(systems))
+	ccpus := make([][]float64, len(systems))
 	fmt.Printf("grpcpath: %d callers, %d B payload, %v x %d rounds, GOMAXPROCS=%d, %s\n", *callers, *size, *dur, *rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	for r := range *rounds {
 		for i, sys := range systems {
 			if *only >= 0 && i != *only {
 				res[i] = append(res[i], 1)
 				cpus[i] = append(cpus[i], 1)
+				ccpus[i] = append(ccpus[i], 1)
 				continue
 			}
-			q, cpu, err := run(sys, *callers, *size, *dur)
+			q, cpu, ccpu, err := run(sys, *callers, *size, *dur)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return
 			}
 			res[i] = append(res[i], q)
 			cpus[i] = append(cpus[i], float64(cpu.Nanoseconds())/1e3)
-			fmt.Printf("round %d  %-38s %9.0f calls/s %7.1f µs server CPU/call\n", r+1, sys.name, q, float64(cpu.Nanoseconds())/1e3)
+			ccpus[i] = append(ccpus[i], float64(ccpu.Nanoseconds())/1e3)
+			fmt.Printf("round %d  %-38s %9.0f calls/s %7.1f µs server CPU/call %7.1f µs client CPU/call  load %s\n", r+1, sys.name, q, float64(cpu.Nanoseconds())/1e3, float64(ccpu.Nanoseconds())/1e3, loadavg())
 		}
 	}
 	fmt.Println()
 	med := make([]float64, len(systems))
 	for i, sys := range systems {
 		med[i] = median(res[i])
-		fmt.Printf("median   %-38s %9.0f calls/s %7.1f µs server CPU/call\n", sys.name, med[i], median(cpus[i]))
+		fmt.Printf("median   %-38s %9.0f calls/s %7.1f µs server CPU/call %7.1f µs client CPU/call\n", sys.name, med[i], median(cpus[i]), median(ccpus[i]))
 	}
 	ratio := func(a, b int, xs [][]float64) float64 { // median of per-round ratios (paired)
 		var rs []float64
