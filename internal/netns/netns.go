@@ -56,13 +56,24 @@ func New(t testing.TB) *Lab {
 	l.sw = l.name + "-sw"
 	l.link = l.name + "c"
 	t.Cleanup(l.Close) // before anything exists: a half-built lab goes too
+	if err := ip("netns", "add", l.sw); err != nil {
+		t.Fatalf("netns: building lab %s: %v", l.name, err)
+	}
+	// Test processes running side by side (go test runs packages in
+	// parallel) pick their subnets one at a time: the choice and the
+	// address that claims it happen under a lock on the namespaces'
+	// directory, which ip netns add has just made sure exists.
+	unlock, err := lockDir(netnsDir)
+	if err != nil {
+		t.Fatalf("netns: %v", err)
+	}
+	defer unlock()
 	subnet, err := freeSubnet()
 	if err != nil {
 		t.Fatalf("netns: %v", err)
 	}
 	l.subnet = subnet
 	steps := [][]string{
-		{"netns", "add", l.sw},
 		{"-n", l.sw, "link", "set", "lo", "up"},
 		{"-n", l.sw, "link", "add", "br0", "type", "bridge"},
 		{"-n", l.sw, "link", "set", "br0", "up"},
@@ -269,6 +280,22 @@ func freeSubnet() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no free 10.231.X.0/24 subnet")
+}
+
+// netnsDir is where ip netns keeps its named namespaces.
+const netnsDir = "/run/netns"
+
+// lockDir takes an exclusive flock on dir, waiting for it.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %v", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("locking %s: %v", dir, err)
+	}
+	return func() { _ = f.Close() }, nil // closing releases the lock
 }
 
 var owned = regexp.MustCompile(`^` + Prefix + `(\d+)-`)
