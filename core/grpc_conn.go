@@ -62,6 +62,7 @@ type h2writer struct {
 	initWin  int64
 	maxFrame int
 	outs     map[uint32]*h2out
+	free     []*h2out // h2outs of ended streams, for reuse
 	blocked  []uint32
 	done     []func()
 }
@@ -355,7 +356,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 		refuse(spi.Errorf(spi.Unimplemented, "content-type %s: codec not linked into this binary", ct))
 		return
 	}
-	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded(), quotaSig: make(chan struct{}, 1)}
+	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded()}
 	st.msgs = st.msg1[:0]
 	st.halfClosed.Store(st.recvEnded)
 	path := f.PseudoValue("path")
@@ -421,6 +422,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	h.mu.Unlock()
 	h.enqueue(h2item{kind: kOpen, id: id})
 	if m.stream != nil {
+		st.quotaSig = make(chan struct{}, 1) // only a stream's sends wait for quota
 		st.kst = newStream(st.ctx, st.cancel, spi.ServerSide, id, m.full, st, codec, nil, 0, s.opts.StreamWindow)
 		// As on Kite's protocol: unread messages are bounded per stream
 		// and charged to the body budget until Recv decodes them, and a
@@ -656,13 +658,20 @@ func (w *h2writer) handle(it *h2item) error {
 		_, err := w.bw.Write(it.data)
 		return err
 	case kOpen:
-		w.outs[it.id] = &h2out{win: w.initWin}
+		var o *h2out
+		if n := len(w.free); n > 0 {
+			o, w.free = w.free[n-1], w.free[:n-1]
+		} else {
+			o = new(h2out)
+		}
+		*o = h2out{win: w.initWin}
+		w.outs[it.id] = o
 	case kGone:
 		if o := w.outs[it.id]; o != nil {
 			for i := range o.q {
 				o.q[i].drop(w)
 			}
-			delete(w.outs, it.id)
+			w.closeOut(it.id, o)
 		}
 	case kSettings:
 		for _, s := range it.settings {
@@ -755,19 +764,30 @@ func (w *h2writer) write(id uint32, o *h2out, it *h2item) (blocked bool, err err
 		if err := w.headers(id, it.trl, true); err != nil {
 			return false, err
 		}
-		delete(w.outs, id)
+		w.closeOut(id, o)
 	}
 	if it.rst {
 		if err := w.fr.WriteRSTStream(id, http2.ErrCode(it.val)); err != nil {
 			return false, err
 		}
-		delete(w.outs, id)
+		w.closeOut(id, o)
 	}
 	if it.done != nil {
 		w.done = append(w.done, it.done)
 		it.done = nil
 	}
 	return false, nil
+}
+
+// closeOut forgets a stream's send side; its h2out is kept for the next
+// stream (reset when taken, so what a caller still does to it is moot).
+func (w *h2writer) closeOut(id uint32, o *h2out) {
+	if w.outs[id] == o {
+		delete(w.outs, id)
+		if len(w.free) < 256 {
+			w.free = append(w.free, o)
+		}
+	}
 }
 
 // unblock writes what waited for window, in the order streams blocked.
