@@ -13,6 +13,14 @@
 // again. While etcd is unreachable, watchers keep their last snapshot
 // and Resolve answers from the last list it saw for that service.
 //
+// With several endpoints (a cluster), the client spreads requests over
+// the members that answer. Writes — put, delete, lease grant, all safe
+// to repeat — that fail because the cluster is electing or lost the
+// member holding the request are tried again (each try bounded to 2 s)
+// until the caller's context ends, so a leader change or a dead member
+// costs a delay, not an error; while quorum is lost they fail when the
+// context ends, and succeed once it is back (tests/cluster/ensemble).
+//
 // The package registers itself in spi.Default from init; import it for
 // its side effect, or build a Registry directly with New.
 package etcd

@@ -14,6 +14,8 @@ import (
 	"github.com/kiterpc/kite/spi/registrykit"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Name is the catalog name of this registry.
@@ -244,6 +246,54 @@ func unavailable(err error, format string, args ...any) error {
 	return spi.WrapError(spi.Unavailable, err, format+": %v", append(args, err)...)
 }
 
+// transient reports whether err is a failure that a retry, a moment
+// later, may not meet: the cluster is electing a leader, lost the
+// member that had the request, or timed a proposal out because of that.
+// etcd's client retries such failures of reads itself but hands them
+// out for writes, which it cannot know to be safe to repeat.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost), errors.Is(err, rpctypes.ErrTimeoutWaitAppliedIndex),
+		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrNotLeader),
+		errors.Is(err, rpctypes.ErrLeaderChanged), errors.Is(err, rpctypes.ErrStopped),
+		errors.Is(err, rpctypes.ErrUnhealthy), errors.Is(err, rpctypes.ErrTooManyRequests):
+		return true
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// attemptTimeout bounds one try of a write. A proposal that a follower
+// forwarded to a leader that then died is answered only after etcd's
+// request timeout (5 s + 2 × the election timeout: 7 s with defaults);
+// measured in tests/cluster/ensemble, a Register made as the leader was
+// killed took 7.1 s that way. A try abandoned after 2 s and sent again
+// reaches the new leader instead (an abandoned write may still apply:
+// the writes are safe to repeat).
+const attemptTimeout = 2 * time.Second
+
+// retryTransient runs op until it succeeds, fails for good or ctx ends:
+// the registry's writes (put and delete of a key, lease grant) are safe
+// to repeat, so a leader change or a dead member costs a caller a delay
+// instead of an error. While quorum is lost this retries until ctx ends,
+// as etcd's client does for reads.
+func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	backoff := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := op(actx)
+		abandoned := actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !(abandoned || transient(err)) {
+			return err
+		}
+		if !sleepCtx(ctx, backoff) {
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
 // Register writes in under the registry's lease, granting the lease first
 // if there is none yet.
 func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
@@ -267,13 +317,17 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 			return err
 		}
 	}
-	_, err = r.cli.Put(ctx, key, string(val), clientv3.WithLease(r.lease))
+	put := func(ctx context.Context) error {
+		_, err := r.cli.Put(ctx, key, string(val), clientv3.WithLease(r.lease))
+		return err
+	}
+	err = retryTransient(ctx, put)
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		// The lease ended before the keepalive goroutine noticed: start
 		// over with a new one, which rewrites the others too.
 		r.dropLeaseLocked()
 		if err = r.grantLocked(ctx); err == nil {
-			_, err = r.cli.Put(ctx, key, string(val), clientv3.WithLease(r.lease))
+			err = retryTransient(ctx, put)
 		}
 	}
 	if err != nil {
@@ -296,7 +350,11 @@ func (r *Registry) Deregister(ctx context.Context, in spi.Instance) error {
 	// Forget it first: even if the delete fails, the lease must not bring
 	// it back on the next re-grant.
 	delete(r.regs, key)
-	if _, err := r.cli.Delete(ctx, key); err != nil {
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		_, err := r.cli.Delete(ctx, key)
+		return err
+	})
+	if err != nil {
 		return unavailable(err, "etcd registry: deregistering %v", in)
 	}
 	return nil
@@ -306,7 +364,13 @@ func (r *Registry) Deregister(ctx context.Context, in spi.Instance) error {
 // registration under it. leaseMu must be held.
 func (r *Registry) grantLocked(ctx context.Context) error {
 	ttlSec := int64((r.opts.ttl + time.Second - 1) / time.Second)
-	resp, err := r.cli.Grant(ctx, ttlSec)
+	var resp *clientv3.LeaseGrantResponse
+	err := retryTransient(ctx, func(ctx context.Context) (err error) {
+		// A grant whose answer was lost leaves a lease nobody keeps
+		// alive: it expires after ttl, holding no key.
+		resp, err = r.cli.Grant(ctx, ttlSec)
+		return err
+	})
 	if err != nil {
 		return unavailable(err, "etcd registry: granting a %ds lease", ttlSec)
 	}
@@ -319,7 +383,11 @@ func (r *Registry) grantLocked(ctx context.Context) error {
 		return unavailable(err, "etcd registry: keeping lease %x alive", id)
 	}
 	for key, val := range r.regs {
-		if _, err := r.cli.Put(ctx, key, val, clientv3.WithLease(id)); err != nil {
+		err := retryTransient(ctx, func(ctx context.Context) error {
+			_, err := r.cli.Put(ctx, key, val, clientv3.WithLease(id))
+			return err
+		})
+		if err != nil {
 			kaStop()
 			r.revokeQuietly(id)
 			return unavailable(err, "etcd registry: re-registering %s", key)
