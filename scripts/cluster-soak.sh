@@ -12,9 +12,10 @@
 #
 # Both packages run at the same time and honour KITE_CLUSTER_SOAK_DURATION
 # (set from CLUSTER_SOAK): each repeats its scenarios' rounds until that
-# much time has passed. Every scenario prints a SUMMARY line (rounds,
-# calls, failed, lost, failovers, detection and recovery times); they are
-# collected at the end. The full log goes to .kite/cluster-soak.log.
+# much time has passed. The multi-host scenarios print a SUMMARY line
+# each (rounds, calls, failed, lost, failovers, detection and recovery
+# times), the ensemble ones a "total:" line; both are collected at the
+# end. The full log goes to .kite/cluster-soak.log.
 # Needs root (network namespaces); the tools are installed on first run.
 # Exit status: non-zero when any scenario failed (a lost call among them).
 set -euo pipefail
@@ -53,8 +54,10 @@ go test -count=1 -v -p 2 -timeout "$((secs + 900))s" ${CLUSTER_SOAK_FLAGS:-} "${
 
 echo
 echo "== make cluster-soak summary ($duration per package) =="
-grep -E '^(ok|FAIL|--- FAIL)' "$log" || true
-grep -hE '^SUMMARY' "$log" || echo "  (no SUMMARY lines: see $log)"
+grep -E '^(ok|FAIL)|^--- (PASS|FAIL)' "$log" || true
+# SUMMARY lines (tests/cluster/hosts) and the tests' "total:" lines
+# (tests/cluster/ensemble).
+grep -hE '^SUMMARY|_test\.go:[0-9]+: total:' "$log" | sed -E 's/^[[:space:]]+//' || echo "  (no summary lines: see $log)"
 if [ "$rc" -ne 0 ]; then
   echo "cluster-soak: FAILED (exit $rc); failing tests:" >&2
   grep -E '^\s*--- FAIL' "$log" >&2 || true
