@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
 
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/spi"
@@ -41,7 +42,14 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(hostEnv); addr != "" {
 		os.Exit(runHost(addr, os.Getenv(hostNameEnv), os.Getenv(hostEtcdEnv)))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // Req, Resp, Empty and Stats are the messages of the test service.
