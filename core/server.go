@@ -169,6 +169,8 @@ type Server struct {
 	idleWorkers atomic.Int32
 
 	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
+
+	rejectObs []spi.RejectObserver // filters told of calls refused before the chain (reject.go)
 }
 
 // ended is a context that has ended: closeAll(ended) closes connections
@@ -270,6 +272,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s.initAdmission()
 	s.invoke = s.buildChain(s.callHandler)
+	s.rejectObs = rejectObservers(opts.Filters)
 	return s, nil
 }
 
@@ -877,26 +880,34 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	}
 	m := sc.s.lookupMethod(meta.Method)
 	if m == nil || (f.Flags&protocol.FlagStream != 0) != (m.stream != nil) {
-		if !oneway {
+		if !oneway || len(sc.s.rejectObs) > 0 {
 			e := sc.s.errUnknownMethod(meta.Method)
 			if m != nil {
 				e = spi.Errorf(spi.Unimplemented, "method %s is %s, called as %s", m.full, kindOf(m.stream != nil), kindOf(f.Flags&protocol.FlagStream != 0))
+				sc.s.rejected(m.full, true, sc.peer, "", spi.ReasonWrongKind, e, oneway)
+			} else {
+				sc.s.rejected(string(meta.Method), false, sc.peer, "", spi.ReasonUnknownMethod, e, oneway)
 			}
-			sc.writeError(f.ID, e)
+			if !oneway {
+				sc.writeError(f.ID, e)
+			}
 		}
 		f.Release()
 		return
 	}
 	if sc.goaway.Load() {
 		// Not processed, so safe for the client to retry elsewhere.
+		e := spi.Errorf(spi.Unavailable, "server shutting down (GOAWAY); call was not processed")
+		sc.s.rejected(m.full, true, sc.peer, "", spi.ReasonShuttingDown, e, oneway)
 		if !oneway {
-			sc.writeError(f.ID, spi.Errorf(spi.Unavailable, "server shutting down (GOAWAY); call was not processed"))
+			sc.writeError(f.ID, e)
 		}
 		f.Release()
 		return
 	}
 	s := sc.s
 	if e := sc.admit(); e != nil {
+		s.rejected(m.full, true, sc.peer, "", spi.ReasonConcurrency, e, oneway)
 		if !oneway {
 			sc.writeError(f.ID, e)
 		}
@@ -908,8 +919,10 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 	wire := int64(len(f.Meta) + len(f.Body))
 	if !sc.charge(wire) {
 		sc.unadmit()
+		e := sc.budgetError("request", wire)
+		s.rejected(m.full, true, sc.peer, "", spi.ReasonBodyMemory, e, oneway)
 		if !oneway {
-			sc.writeError(f.ID, sc.budgetError("request", wire))
+			sc.writeError(f.ID, e)
 		}
 		f.Release()
 		return
@@ -1043,6 +1056,7 @@ func (sc *serverConn) runUnary(ctx context.Context, scall *serverCall, f protoco
 	var err error
 	if meta.HasTimeout && meta.Timeout <= 0 {
 		err = spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started")
+		s.rejected(m.full, true, sc.peer, "", spi.ReasonDeadline, err, oneway)
 	} else {
 		// The body is decoded inside the chain, after its metadata
 		// filters (decodeStep), so that a call they refuse is never

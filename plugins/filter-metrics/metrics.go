@@ -48,17 +48,37 @@ type Options struct {
 	Buckets []float64
 	// PeerLabel adds a peer label to the call counter and the histogram.
 	PeerLabel bool
+	// MaxPeers bounds the peer label's values (default DefaultMaxPeers):
+	// beyond it, calls from new peers are labelled OtherPeer until a
+	// labelled peer has been idle for PeerTTL and gives up its slot.
+	MaxPeers int
+	// PeerTTL is how long a peer stays labelled without calls once the
+	// table is full (default DefaultPeerTTL); its series are then deleted.
+	PeerTTL time.Duration
 	// Registerer receives the collectors; nil means the package Registerer.
 	Registerer prometheus.Registerer
 }
+
+// Defaults of the peer label's bound.
+const (
+	DefaultMaxPeers = 256
+	DefaultPeerTTL  = 10 * time.Minute
+)
+
+// OtherMethod is the method label of calls to a method the server does
+// not have: the name a caller sends is unbounded, so it is never a label
+// (OpenTelemetry's rpc.method uses the same value).
+const OtherMethod = "_OTHER"
 
 // Filter records Prometheus metrics for every call it wraps. One Filter may
 // sit in client and server chains at once: the side comes from each call.
 type Filter struct {
 	peer     bool
+	peers    *peerTable // nil without the peer label
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	rejected *prometheus.CounterVec
 
 	mu     sync.Mutex                         // serialises cache inserts
 	series [3]atomic.Pointer[map[string]*set] // by spi.Side: copy-on-write caches
@@ -97,6 +117,9 @@ func NewFilter(o Options) (*Filter, error) {
 		callLabels = append(callLabels, "peer")
 		durLabels = append(durLabels, "peer")
 	}
+	if o.MaxPeers < 0 || o.PeerTTL < 0 {
+		return nil, fmt.Errorf("max_peers and peer_ttl must not be negative (got %d, %s)", o.MaxPeers, o.PeerTTL)
+	}
 	f := &Filter{peer: o.PeerLabel}
 	var err error
 	f.calls, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -120,6 +143,26 @@ func NewFilter(o Options) (*Filter, error) {
 	}, []string{"side", "method"}))
 	if err != nil {
 		return nil, err
+	}
+	f.rejected, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: "rpc", Name: "server_rejected_total",
+		Help: "Calls a server refused before its filter chain, by method, status code and reason (also counted in calls_total).",
+	}, []string{"method", "code", "reason"}))
+	if err != nil {
+		return nil, err
+	}
+	if o.PeerLabel {
+		max, ttl := o.MaxPeers, o.PeerTTL
+		if max == 0 {
+			max = DefaultMaxPeers
+		}
+		if ttl == 0 {
+			ttl = DefaultPeerTTL
+		}
+		f.peers = newPeerTable(max, ttl, func(peer string) {
+			f.calls.DeletePartialMatch(prometheus.Labels{"peer": peer})
+			f.duration.DeletePartialMatch(prometheus.Labels{"peer": peer})
+		})
 	}
 	return f, nil
 }
@@ -170,9 +213,11 @@ func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 		s.inflight.Dec()
 		code := spi.CodeOf(err)
 		if f.peer {
-			side, peer := call.Side.String(), peerOf(call)
-			f.calls.WithLabelValues(side, call.Method, code.String(), peer).Inc()
-			f.duration.WithLabelValues(side, call.Method, peer).Observe(secs)
+			side := call.Side.String()
+			f.peers.record(peerOf(call.Side, call.Peer), func(peer string) {
+				f.calls.WithLabelValues(side, call.Method, code.String(), peer).Inc()
+				f.duration.WithLabelValues(side, call.Method, peer).Observe(secs)
+			})
 			return err
 		}
 		s.duration.Observe(secs)
@@ -237,19 +282,42 @@ func (s *set) counter(f *Filter, side spi.Side, method string, code spi.Code) pr
 
 // peerOf is the peer label: the caller's host on the server (its port is
 // ephemeral), the instance address on the client.
-func peerOf(call *spi.Call) string {
-	if call.Side == spi.ServerSide {
-		if host, _, err := net.SplitHostPort(call.Peer); err == nil {
+func peerOf(side spi.Side, peer string) string {
+	if side == spi.ServerSide {
+		if host, _, err := net.SplitHostPort(peer); err == nil {
 			return host
 		}
 	}
-	return call.Peer
+	return peer
+}
+
+// CallRejected implements spi.RejectObserver: a call the server refused
+// before its chain (unknown method, draining, admission limits) counts in
+// calls_total with the code the caller got, and in server_rejected_total
+// with the reason. An unknown method is labelled OtherMethod.
+func (f *Filter) CallRejected(r *spi.Rejection) {
+	method := r.Method
+	if !r.Known {
+		method = OtherMethod
+	}
+	code := spi.CodeOf(r.Err).String()
+	f.rejected.WithLabelValues(method, code, r.Reason).Inc()
+	side := spi.ServerSide.String()
+	if f.peer {
+		f.peers.record(peerOf(spi.ServerSide, r.Peer), func(peer string) {
+			f.calls.WithLabelValues(side, method, code, peer).Inc()
+		})
+		return
+	}
+	f.calls.WithLabelValues(side, method, code).Inc()
 }
 
 type config struct {
 	Namespace string    `json:"namespace"`
 	Buckets   []float64 `json:"buckets"`
 	PeerLabel bool      `json:"peer_label"`
+	MaxPeers  int       `json:"max_peers"`
+	PeerTTL   string    `json:"peer_ttl"`
 }
 
 // New builds the filter from its kite.hcl block.
@@ -258,17 +326,27 @@ func New(cfg spi.Config) (any, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	return NewFilter(Options{Namespace: c.Namespace, Buckets: c.Buckets, PeerLabel: c.PeerLabel})
+	o := Options{Namespace: c.Namespace, Buckets: c.Buckets, PeerLabel: c.PeerLabel, MaxPeers: c.MaxPeers}
+	if c.PeerTTL != "" {
+		d, err := time.ParseDuration(c.PeerTTL)
+		if err != nil {
+			return nil, fmt.Errorf("peer_ttl: %w", err)
+		}
+		o.PeerTTL = d
+	}
+	return NewFilter(o)
 }
 
 func init() {
 	spi.Register(spi.Entry{
-		Kind: spi.KindFilter, Name: "metrics", Version: "1.0.0",
+		Kind: spi.KindFilter, Name: "metrics", Version: "1.1.0",
 		Doc: "Prometheus calls, latency and in-flight per side, method (and peer)",
 		Schema: spi.Schema{
 			{Name: "namespace", Type: spi.TypeString, Doc: `metric name prefix (default "kite")`},
 			{Name: "buckets", Type: spi.FieldType("list(number)"), Doc: "latency histogram bounds in seconds (default 100µs..10s)"},
 			{Name: "peer_label", Type: spi.TypeBool, Doc: "label calls and latency with the peer (default false: bounded cardinality)"},
+			{Name: "max_peers", Type: spi.TypeNumber, Doc: `with peer_label: at most this many peer values, later ones are "_other" (default 256)`},
+			{Name: "peer_ttl", Type: spi.TypeDuration, Doc: `with peer_label: a peer idle this long gives up its slot and its series are deleted (default "10m")`},
 		},
 		New: New,
 	})
