@@ -283,3 +283,8 @@ func (s *Server) errUnknownMethod(name []byte) *spi.Error {
 	}
 	return spi.Errorf(spi.Unimplemented, "unknown method %q (want Service.Method): this server has services %s", name, list(names))
 }
+
+// Stopping returns a channel closed once Shutdown or Close has begun:
+// long-lived streams that would otherwise wait for their callers (such
+// as health watches) end on it, so they do not hold a graceful drain.
+func (s *Server) Stopping() <-chan struct{} { return s.quit }

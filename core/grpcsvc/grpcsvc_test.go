@@ -3,6 +3,7 @@ package grpcsvc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,5 +260,65 @@ func TestGrpcurlListsDescribesAndCalls(t *testing.T) {
 	hc := run(addr, "grpc.health.v1.Health/Check")
 	if !strings.Contains(hc, `"status": "SERVING"`) {
 		t.Fatalf("grpcurl health check:\n%s", hc)
+	}
+}
+
+// TestGRPCHealthWatchLikeGRPCGo: a real grpc-go health client. Watch of a
+// service not known sends SERVICE_UNKNOWN and the stream stays open (the
+// service's later status arrives on it); health Shutdown sends
+// NOT_SERVING and Resume SERVING on the same stream, as grpc-go's health
+// server; the server's own Shutdown ends the watch with OK after
+// NOT_SERVING instead of holding the drain.
+func TestGRPCHealthWatchLikeGRPCGo(t *testing.T) {
+	srv, h, addr := start(t)
+	hc := healthpb.NewHealthClient(dial(t, addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	recv := func(w healthpb.Health_WatchClient, want healthpb.HealthCheckResponse_ServingStatus, what string) {
+		t.Helper()
+		r, err := w.Recv()
+		if err != nil || r.GetStatus() != want {
+			t.Fatalf("%s: %v %v, want %v", what, r, err, want)
+		}
+	}
+
+	unknown, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "eco.v9.Later"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(unknown, healthpb.HealthCheckResponse_SERVICE_UNKNOWN, "Watch of an unknown service")
+	h.SetServing("eco.v9.Later", false)
+	recv(unknown, healthpb.HealthCheckResponse_NOT_SERVING, "the unknown service's first status, on the same stream")
+
+	w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "kite.examples.greeter.Greeter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(w, healthpb.HealthCheckResponse_SERVING, "first status")
+	h.Shutdown()
+	recv(w, healthpb.HealthCheckResponse_NOT_SERVING, "after health Shutdown")
+	h.Resume()
+	recv(w, healthpb.HealthCheckResponse_SERVING, "after Resume")
+	recv(unknown, healthpb.HealthCheckResponse_SERVING, "Resume sets every status SERVING")
+	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check after Resume = %v, %v; want SERVING", r, err)
+	}
+
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer scancel()
+	begun := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(sctx) }()
+	for _, st := range []healthpb.Health_WatchClient{w, unknown} {
+		recv(st, healthpb.HealthCheckResponse_NOT_SERVING, "when the server stops")
+		if r, err := st.Recv(); err != io.EOF {
+			t.Fatalf("after the server stopped: %v %v, want the stream to end (io.EOF)", r, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(begun); d > time.Second {
+		t.Fatalf("Shutdown took %v with watches open", d)
 	}
 }

@@ -13,12 +13,17 @@ import (
 const HealthService = "grpc.health.v1.Health"
 
 // RegisterHealth adds grpc.health.v1.Health to srv, answering from h.
+// Watch behaves as grpc-go's health server: SERVICE_UNKNOWN for a service
+// h does not know, NOT_SERVING on h.Shutdown and SERVING on h.Resume on
+// the same open stream; unlike grpc-go's, the stream ends (OK, after
+// NOT_SERVING) once srv begins to stop, so it does not hold the drain.
 func RegisterHealth(srv *core.Server, h *health.Service) error {
-	return srv.RegisterGRPC(HealthService, healthDesc(h), h)
+	return srv.RegisterGRPC(HealthService, healthDesc(h, srv.Stopping()), h)
 }
 
 // kiteName maps a gRPC health service name to the name h knows: as
-// given, else without its proto package.
+// given (proto services are known by their full names), else without its
+// proto package (a Go service's short name).
 func kiteName(h *health.Service, name string) string {
 	if _, ok := h.Status(name); ok || name == "" {
 		return name
@@ -31,20 +36,19 @@ func kiteName(h *health.Service, name string) string {
 	return name
 }
 
-func toPB(s health.Status, watch bool) healthpb.HealthCheckResponse_ServingStatus {
+func toPB(s health.Status) healthpb.HealthCheckResponse_ServingStatus {
 	switch s {
 	case health.Serving:
 		return healthpb.HealthCheckResponse_SERVING
 	case health.NotServing:
 		return healthpb.HealthCheckResponse_NOT_SERVING
-	}
-	if watch {
+	case health.ServiceUnknown:
 		return healthpb.HealthCheckResponse_SERVICE_UNKNOWN
 	}
 	return healthpb.HealthCheckResponse_UNKNOWN
 }
 
-func healthDesc(h *health.Service) *core.ServiceDesc {
+func healthDesc(h *health.Service, stop <-chan struct{}) *core.ServiceDesc {
 	return &core.ServiceDesc{
 		Name: "Health",
 		Methods: []core.MethodDesc{{
@@ -57,7 +61,7 @@ func healthDesc(h *health.Service) *core.ServiceDesc {
 				if err != nil {
 					return nil, err // NotFound for a service never announced, as gRPC's own
 				}
-				return &healthpb.HealthCheckResponse{Status: toPB(resp.Status, false)}, nil
+				return &healthpb.HealthCheckResponse{Status: toPB(resp.Status)}, nil
 			},
 		}},
 		Streams: []core.StreamDesc{{
@@ -67,8 +71,8 @@ func healthDesc(h *health.Service) *core.ServiceDesc {
 				if err := st.Recv(r); err != nil {
 					return err
 				}
-				return h.Watch(ctx, kiteName(h, r.GetService()), func(c *health.CheckResponse) error {
-					return st.Send(&healthpb.HealthCheckResponse{Status: toPB(c.Status, true)})
+				return h.WatchUntil(ctx, kiteName(h, r.GetService()), stop, func(c *health.CheckResponse) error {
+					return st.Send(&healthpb.HealthCheckResponse{Status: toPB(c.Status)})
 				})
 			},
 		}},

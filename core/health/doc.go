@@ -5,9 +5,12 @@
 //	Health.Watch   server-streaming: one CheckRequest in, a CheckResponse
 //	               now and on every change of that service's status
 //
-// Service "" is the server as a whole. A status is "SERVING",
-// "NOT_SERVING" or, for a service the server does not know (yet),
-// "UNKNOWN". `kite call <client> Health.Check '{}'` asks a server from the
+// Service "" is the server as a whole; other services are named as they
+// are on the wire ("Echo" for a Go service, "eco.v1.Inventory" for a
+// proto service). A status is "SERVING", "NOT_SERVING" or, in Watch for a
+// service the server does not know (yet), "SERVICE_UNKNOWN" — the names
+// and behaviour of grpc.health.v1 (core/grpcsvc serves that one over
+// gRPC from the same Service). `kite call <client> Health.Check '{}'` asks a server from the
 // terminal; registries' health checks and load balancers can ask the
 // same.
 //
@@ -19,13 +22,18 @@
 //   - Check of a service the server never announced answers NotFound
 //     (as gRPC's health service does): a probe with a misspelt name must
 //     fail loudly rather than look healthy or merely unhealthy. Watch of
-//     such a service sends "UNKNOWN" and keeps watching, since the
-//     service may be registered later.
-//   - Shutdown sets every status to NOT_SERVING, ignores later
-//     SetServing calls (a late "ready" must not undo a drain) and ends
-//     Watch streams after they have sent NOT_SERVING: a graceful server
-//     shutdown waits for streams in progress, and a watch would
-//     otherwise hold the drain for the whole shutdown timeout.
+//     such a service sends "SERVICE_UNKNOWN" and keeps watching, since
+//     the service may be registered later (as grpc-go's health server).
+//   - Shutdown sets every status to NOT_SERVING and ignores later
+//     SetServing calls (a late "ready" must not undo a drain); Resume
+//     sets every status to SERVING — both as grpc-go's health server.
+//     Watch streams stay open through both and report each change.
+//   - A Watch stream ends (NOT_SERVING, then a clean end) when its server
+//     begins to stop (core.Server.Stopping; Register wires it): a
+//     graceful server shutdown waits for streams in progress, and a
+//     watch would otherwise hold the drain for the whole shutdown
+//     timeout. grpc-go's GracefulStop does wait for watches; here the
+//     watcher sees the same last status and reconnects elsewhere.
 //   - Watchers are woken by closing a channel that is replaced on every
 //     change (a broadcast without a goroutine per watcher); a watcher
 //     that misses intermediate changes sends the latest status, so a

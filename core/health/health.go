@@ -15,11 +15,17 @@ const ServiceName = "Health"
 // Status is a service's health.
 type Status string
 
-// Statuses.
+// Statuses, named as grpc.health.v1's ServingStatus values.
 const (
 	Serving    Status = "SERVING"
 	NotServing Status = "NOT_SERVING"
-	Unknown    Status = "UNKNOWN"
+	// ServiceUnknown is what Watch sends while the service watched is
+	// not known (yet), as gRPC's health server does; Check answers
+	// NotFound instead.
+	ServiceUnknown Status = "SERVICE_UNKNOWN"
+	// Unknown is grpc.health.v1's UNKNOWN (0), which this service never
+	// reports itself.
+	Unknown Status = "UNKNOWN"
 )
 
 // CheckRequest asks for one service's status; Service "" means the server
@@ -82,7 +88,8 @@ func (s *Service) set(service string, st Status) {
 
 // Shutdown sets every status to NOT_SERVING and keeps them there: later
 // SetServing calls are ignored until Resume. Watch streams send the
-// NOT_SERVING and end.
+// NOT_SERVING and stay open, as with gRPC's health server; they end when
+// their server stops (see Register).
 func (s *Service) Shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,12 +101,17 @@ func (s *Service) Shutdown() {
 	s.changed = make(chan struct{})
 }
 
-// Resume undoes Shutdown: statuses may change again (they stay
-// NOT_SERVING until set).
+// Resume undoes Shutdown as gRPC's health server does: every status
+// turns SERVING, Watch streams send it, and statuses may change again.
 func (s *Service) Resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.shutdown = false
+	for name := range s.statuses {
+		s.statuses[name] = Serving
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // ShuttingDown reports whether Shutdown was called (and not resumed).
@@ -158,34 +170,41 @@ func (s *Service) Check(_ context.Context, req *CheckRequest) (*CheckResponse, e
 }
 
 // Watch calls send with service's status now and after every change
-// (UNKNOWN while the service is not known) until ctx ends, send fails,
-// or Shutdown — after which it sends NOT_SERVING once more if that was
-// not the last status sent, and returns nil.
+// (SERVICE_UNKNOWN while the service is not known), through Shutdown
+// (NOT_SERVING) and Resume (SERVING), until ctx ends or send fails.
 func (s *Service) Watch(ctx context.Context, service string, send func(*CheckResponse) error) error {
+	return s.WatchUntil(ctx, service, nil, send)
+}
+
+// WatchUntil is Watch that also ends, returning nil, once stop is closed
+// — its server has begun to stop — after sending NOT_SERVING unless that
+// was the last status sent. A watch would otherwise hold a graceful
+// drain for its whole timeout (a stream in progress is waited for).
+func (s *Service) WatchUntil(ctx context.Context, service string, stop <-chan struct{}, send func(*CheckResponse) error) error {
 	var last Status
 	for {
 		s.mu.Lock()
 		st, ok := s.statuses[service]
 		if !ok {
-			st = Unknown
+			st = ServiceUnknown
 		}
-		down := s.shutdown
 		changed := s.changed
 		s.mu.Unlock()
-		if down {
-			st = NotServing
-		}
 		if st != last {
 			if err := send(&CheckResponse{Status: st}); err != nil {
 				return err
 			}
 			last = st
 		}
-		if down {
-			return nil
-		}
 		select {
 		case <-changed:
+		case <-stop:
+			if last != NotServing {
+				if err := send(&CheckResponse{Status: NotServing}); err != nil {
+					return err
+				}
+			}
+			return nil
 		case <-ctx.Done():
 			return spi.AsError(ctx.Err())
 		}
@@ -194,8 +213,11 @@ func (s *Service) Watch(ctx context.Context, service string, send func(*CheckRes
 
 // Desc describes the health service for core.Server.RegisterService; its
 // handlers call Check and Watch directly, without reflection. Register
-// it with a *Service as the implementation.
-func Desc() *core.ServiceDesc {
+// it with a *Service as the implementation. Its Watch streams end only
+// with their callers; Register's also end when the server stops.
+func Desc() *core.ServiceDesc { return desc(nil) }
+
+func desc(stop <-chan struct{}) *core.ServiceDesc {
 	return &core.ServiceDesc{
 		Name: ServiceName,
 		Methods: []core.MethodDesc{{
@@ -213,15 +235,17 @@ func Desc() *core.ServiceDesc {
 				if err := st.Recv(&req); err != nil {
 					return spi.WrapError(spi.InvalidArgument, err, "health: Watch needs a CheckRequest first")
 				}
-				return srv.(*Service).Watch(ctx, req.Service, func(r *CheckResponse) error { return st.Send(r) })
+				return srv.(*Service).WatchUntil(ctx, req.Service, stop, func(r *CheckResponse) error { return st.Send(r) })
 			},
 		}},
 	}
 }
 
-// Register registers s as service "Health" on srv.
+// Register registers s as service "Health" on srv. Watch streams end
+// (after NOT_SERVING) once srv begins to stop, so they never hold its
+// graceful Shutdown.
 func Register(srv *core.Server, s *Service) error {
-	return srv.RegisterService(Desc(), s)
+	return srv.RegisterService(desc(srv.Stopping()), s)
 }
 
 // Check asks a server for service's status through c (a client of any
@@ -255,7 +279,7 @@ func Watch(ctx context.Context, c *core.Client, service string) (*Watcher, error
 }
 
 // Next returns the next status; io.EOF when the server ended the watch
-// (it does after reporting NOT_SERVING on shutdown).
+// (it does when the server stops, after reporting NOT_SERVING).
 func (w *Watcher) Next() (Status, error) {
 	var resp CheckResponse
 	if err := w.st.Recv(&resp); err != nil {

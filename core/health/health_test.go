@@ -86,13 +86,20 @@ func TestShutdownIsSticky(t *testing.T) {
 	h.SetServing("A", true)
 	h.SetServing("", true)
 	assert.Equal(t, map[string]health.Status{"": health.NotServing, "A": health.NotServing}, h.Statuses())
-	h.Resume()
-	h.SetServing("A", true)
+	h.Resume() // as grpc-go's: every status SERVING again
+	assert.Equal(t, map[string]health.Status{"": health.Serving, "A": health.Serving}, h.Statuses())
+	assert.False(t, h.ShuttingDown())
+	h.SetServing("A", false)
 	st, _ := h.Status("A")
-	assert.Equal(t, health.Serving, st)
+	assert.Equal(t, health.NotServing, st, "statuses change again after Resume")
 }
 
-func TestWatchFollowsChangesAndEndsOnShutdown(t *testing.T) {
+// TestWatchStaysOpenAcrossShutdownAndResume: over Kite's protocol, a
+// watch of a service not known yet sends SERVICE_UNKNOWN and stays open;
+// health Shutdown sends NOT_SERVING and Resume SERVING on the same
+// stream (as gRPC's health server); the server's own Shutdown ends it
+// (NOT_SERVING, then EOF) without holding the drain.
+func TestWatchStaysOpenAcrossShutdownAndResume(t *testing.T) {
 	h := health.NewService()
 	srv, c := serve(t, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -106,9 +113,9 @@ func TestWatchFollowsChangesAndEndsOnShutdown(t *testing.T) {
 		require.NoError(t, err)
 		return st
 	}
-	assert.Equal(t, health.Unknown, next(), "a service not known yet")
+	assert.Equal(t, health.ServiceUnknown, next(), "a service not known yet")
 	h.SetServing("Orders", true)
-	assert.Equal(t, health.Serving, next())
+	assert.Equal(t, health.Serving, next(), "the watch of an unknown service stayed open")
 	h.SetServing("Other", false) // another service's change is not reported
 	h.SetServing("Orders", false)
 	assert.Equal(t, health.NotServing, next())
@@ -117,14 +124,21 @@ func TestWatchFollowsChangesAndEndsOnShutdown(t *testing.T) {
 
 	h.Shutdown()
 	assert.Equal(t, health.NotServing, next())
-	_, err = w.Next()
-	assert.ErrorIs(t, err, io.EOF, "the watch ends after NOT_SERVING on shutdown")
+	h.SetServing("Orders", true) // ignored while shut down
+	h.Resume()
+	assert.Equal(t, health.Serving, next(), "Resume sets SERVING on the open stream")
 
-	// With the watch ended, a graceful shutdown drains at once.
+	// The server stopping ends the watch: NOT_SERVING, then EOF, and the
+	// graceful shutdown is not held by it.
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	start := time.Now()
-	require.NoError(t, srv.Shutdown(sctx))
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(sctx) }()
+	assert.Equal(t, health.NotServing, next())
+	_, err = w.Next()
+	assert.ErrorIs(t, err, io.EOF, "the watch ends when the server stops")
+	require.NoError(t, <-done)
 	assert.Less(t, time.Since(start), time.Second)
 }
 
@@ -153,10 +167,11 @@ func TestManyWatchersSeeTheLatestStatus(t *testing.T) {
 	results := make(chan result, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	stop := make(chan struct{})
 	for range n {
 		go func() {
 			var last health.Status
-			err := h.Watch(ctx, "S", func(r *health.CheckResponse) error { last = r.Status; return nil })
+			err := h.WatchUntil(ctx, "S", stop, func(r *health.CheckResponse) error { last = r.Status; return nil })
 			results <- result{last, err}
 		}()
 	}
@@ -164,6 +179,7 @@ func TestManyWatchersSeeTheLatestStatus(t *testing.T) {
 		h.SetServing("S", i%2 == 0)
 	}
 	h.Shutdown()
+	close(stop)
 	for range n {
 		r := <-results
 		require.NoError(t, r.err)

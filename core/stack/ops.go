@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,7 +177,7 @@ func (st *Stack) serveStopped(srv *core.Server) {
 func serviceNames(srv *core.Server) []string {
 	seen := map[string]bool{}
 	for _, m := range srv.Methods() {
-		svc, _, _ := strings.Cut(m, ".")
+		svc, _, _ := spi.SplitMethod(m) // "eco.v1.Inventory.Get" → eco.v1.Inventory
 		if svc != health.ServiceName {
 			seen[svc] = true
 		}
@@ -396,7 +395,7 @@ func (s stackSource) Snapshot(ctx context.Context) admin.Snapshot {
 		si.Status = string(stats[""])
 		methods := map[string][]string{}
 		for _, m := range o.srv.Methods() {
-			svc, name, _ := strings.Cut(m, ".")
+			svc, name, _ := spi.SplitMethod(m)
 			methods[svc] = append(methods[svc], name)
 		}
 		svcs := make([]string, 0, len(methods))
