@@ -636,31 +636,66 @@ func (f *remoteFilter) Wrap(next spi.Invoker) spi.Invoker {
 func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.Call, next spi.Invoker) error {
 	fc := g.fchan
 	id := fc.next.Add(1)
-	var before pb.BeforeResponse
-	if err := fc.roundTrip(ctx, frameBefore, id, &pb.BeforeRequest{Handle: f.h.id, Call: callToPB(ctx, call)}, &before); err != nil {
+	payload, err := fc.roundTrip(ctx, frameBefore, id, func(b []byte) []byte {
+		b = putUv(b, f.h.id)
+		b = append(b, byte(call.Side))
+		var flags byte
+		if call.OneWay {
+			flags |= flagOneWay
+		}
+		if call.Stream {
+			flags |= flagStream
+		}
+		b = append(b, flags)
+		b = putUv(b, uint64(deadlineNano(ctx)))
+		b = putStr(b, call.Method)
+		b = putStr(b, call.Peer)
+		return putMeta(b, call.Meta)
+	})
+	if err != nil {
 		// Fail closed, as on gRPC.
 		return f.p.chanError(ctx, g, "filter before", err)
 	}
-	if before.MetaChanged {
+	r := rd{b: payload}
+	flags := r.u8()
+	callID := r.uv()
+	status := r.status()
+	if flags&flagChanged != 0 {
 		if call.Meta == nil {
 			call.Meta = &spi.Metadata{}
 		}
-		setMeta(call.Meta, before.Meta)
+		r.meta(call.Meta)
 	}
-	if !before.Proceed {
-		return statusFromPB(before.Status)
+	if err := r.err(); err != nil {
+		return f.p.chanError(ctx, g, "filter before", err)
+	}
+	if flags&flagProceed == 0 {
+		return status
 	}
 	callErr := next(ctx, call)
-	if before.CallId == 0 {
+	if callID == 0 {
 		return callErr
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
-	var after pb.AfterResponse
-	err := fc.roundTrip(actx, frameAfter, fc.next.Add(1), &pb.AfterRequest{
-		Handle: f.h.id, CallId: before.CallId, Call: callToPB(ctx, call),
-		Result: statusToPB(callErr), Trailer: metaToPB(call.Trailer),
-	}, &after)
+	payload, err = fc.roundTrip(actx, frameAfter, fc.next.Add(1), func(b []byte) []byte {
+		b = putUv(b, f.h.id)
+		b = putUv(b, callID)
+		b = putStatus(b, callErr)
+		return putMeta(b, call.Trailer)
+	})
+	if err == nil {
+		r = rd{b: payload}
+		flags = r.u8()
+		status = r.status()
+		if flags&flagChanged != 0 {
+			if call.Trailer == nil {
+				call.Trailer = &spi.Metadata{}
+			}
+			r.meta(call.Trailer)
+		}
+		err = r.err()
+	}
 	if err != nil {
 		if _, app := err.(chanAppError); !app {
 			f.p.kick()
@@ -668,13 +703,7 @@ func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.
 		f.p.logger.Warn("filter plugin after failed; keeping the call's result", "method", call.Method, "error", err)
 		return callErr
 	}
-	if after.TrailerChanged {
-		if call.Trailer == nil {
-			call.Trailer = &spi.Metadata{}
-		}
-		setMeta(call.Trailer, after.Trailer)
-	}
-	return statusFromPB(after.Result)
+	return status
 }
 
 // invokeGRPC runs the call through the plugin's Filter service.

@@ -9,11 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/kiterpc/kite/spi"
 	pb "github.com/kiterpc/kite/spi/plugin/proto"
@@ -31,7 +30,7 @@ import (
 //	[4] length of what follows (big-endian), 9..maxChannelFrame
 //	[8] request id (big-endian)
 //	[1] type
-//	[…] payload: a kiteplugin.proto message
+//	[…] payload (chanwire.go)
 //
 // Host → plugin: hello (id 0, payload the channel's token, first frame of
 // a connection), before (BeforeRequest), after (AfterRequest), cancel (id
@@ -61,54 +60,47 @@ const (
 var errChannelClosed = errors.New("filter channel closed")
 
 // frameWriter writes frames on a connection. A sender appends its frame
-// to a pending buffer; if no one is writing it writes the buffer itself
-// (one write system call for a lone caller) and keeps writing what other
-// senders appended meanwhile, so concurrent calls share write calls.
+// to a pending buffer. With at most one call in flight (inflight, kept by
+// the owner) it writes the buffer itself: one write system call, no
+// goroutine hand-off. With more, it wakes the writer goroutine, which
+// yields once before taking the buffer so that the other senders that
+// are ready to run append theirs first: concurrent calls share write
+// calls. Whoever writes keeps writing until the buffer is empty.
 type frameWriter struct {
-	c       net.Conn
-	mu      sync.Mutex
-	buf     []byte
-	spare   []byte
-	writing bool
-	err     error
+	c        net.Conn
+	inflight atomic.Int64
+	wake     chan struct{} // to the writer goroutine; buffered 1
+	done     chan struct{} // closed to end the writer goroutine
+	mu       sync.Mutex
+	buf      []byte
+	spare    []byte
+	writing  bool // a sender or the writer goroutine owns the writing
+	err      error
 }
 
-func appendFrame(b []byte, id uint64, typ byte, m proto.Message) ([]byte, error) {
-	start := len(b)
-	b = append(b, 0, 0, 0, 0)
-	b = binary.BigEndian.AppendUint64(b, id)
-	b = append(b, typ)
-	if m != nil {
-		var err error
-		if b, err = (proto.MarshalOptions{}).MarshalAppend(b, m); err != nil {
-			return b[:start], err
+func newFrameWriter(c net.Conn) *frameWriter {
+	w := &frameWriter{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *frameWriter) loop() {
+	for {
+		select {
+		case <-w.wake:
+		case <-w.done:
+			return
 		}
+		runtime.Gosched()
+		w.mu.Lock()
+		w.flushLocked()
+		w.mu.Unlock()
 	}
-	n := len(b) - start - 4
-	if n > maxChannelFrame {
-		return b[:start], fmt.Errorf("filter channel: a %d-byte frame is over the %d-byte bound", n, maxChannelFrame)
-	}
-	binary.BigEndian.PutUint32(b[start:], uint32(n))
-	return b, nil
 }
 
-func (w *frameWriter) send(id uint64, typ byte, m proto.Message) error {
-	w.mu.Lock()
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
-	}
-	var err error
-	if w.buf, err = appendFrame(w.buf, id, typ, m); err != nil {
-		w.mu.Unlock()
-		return err
-	}
-	if w.writing {
-		w.mu.Unlock()
-		return nil
-	}
-	w.writing = true
+// flushLocked writes until the buffer is empty, then gives up the
+// writing; called with mu held and writing set.
+func (w *frameWriter) flushLocked() {
 	for len(w.buf) > 0 && w.err == nil {
 		b := w.buf
 		w.buf = w.spare[:0]
@@ -125,18 +117,62 @@ func (w *frameWriter) send(id uint64, typ byte, m proto.Message) error {
 		}
 	}
 	w.writing = false
+}
+
+// appendFrame appends a frame whose payload body appends (nil: none).
+func appendFrame(b []byte, id uint64, typ byte, body func([]byte) []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = append(b, typ)
+	if body != nil {
+		b = body(b)
+	}
+	n := len(b) - start - 4
+	if n > maxChannelFrame {
+		return b[:start], fmt.Errorf("filter channel: a %d-byte frame is over the %d-byte bound", n, maxChannelFrame)
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(n))
+	return b, nil
+}
+
+func (w *frameWriter) send(id uint64, typ byte, body func([]byte) []byte) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	var err error
+	if w.buf, err = appendFrame(w.buf, id, typ, body); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	w.writing = true
+	if w.inflight.Load() > 1 {
+		w.mu.Unlock()
+		w.wake <- struct{}{} // never blocks: one wake per writing
+		return nil
+	}
+	w.flushLocked()
 	err = w.err
 	w.mu.Unlock()
 	return err
 }
 
-// fail makes every later send fail with err.
+// fail makes every later send fail with err and ends the writer
+// goroutine; called once.
 func (w *frameWriter) fail(err error) {
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = err
 	}
 	w.mu.Unlock()
+	close(w.done)
 }
 
 // helloFrame is the first frame of a connection: the token, raw.
@@ -183,7 +219,7 @@ type chanReply struct {
 // multiplexed, shared by every call of the generation.
 type filterChan struct {
 	conn net.Conn
-	w    frameWriter
+	w    *frameWriter
 	next atomic.Uint64
 
 	mu      sync.Mutex
@@ -207,13 +243,13 @@ func dialFilterChan(ch *pb.FilterChannel) (*filterChan, error) {
 		return nil, err
 	}
 	fc := &filterChan{conn: conn, pending: make(map[uint64]chan chanReply), done: make(chan struct{})}
-	fc.w.c = conn
 	_ = conn.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if _, err := conn.Write(helloFrame(ch.GetToken())); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
+	fc.w = newFrameWriter(conn)
 	go fc.read()
 	return fc, nil
 }
@@ -241,14 +277,17 @@ func (fc *filterChan) read() {
 // shut fails the channel and every call waiting on it.
 func (fc *filterChan) shut(err error) {
 	fc.mu.Lock()
-	if fc.err == nil {
+	first := fc.err == nil
+	if first {
 		fc.err = err
 	}
 	pending := fc.pending
 	fc.pending = make(map[uint64]chan chanReply)
 	fc.mu.Unlock()
-	fc.w.fail(err)
-	_ = fc.conn.Close()
+	if first {
+		fc.w.fail(err)
+		_ = fc.conn.Close()
+	}
 	for _, c := range pending {
 		c <- chanReply{err: err}
 	}
@@ -260,21 +299,23 @@ func (fc *filterChan) close() {
 	<-fc.done
 }
 
-// roundTrip sends req in a frame of type typ and decodes the answer into
-// resp. The implementation's errors are chanAppError; others mean the
-// channel failed (or ctx ended).
-func (fc *filterChan) roundTrip(ctx context.Context, typ byte, id uint64, req, resp proto.Message) error {
+// roundTrip sends a frame of type typ whose payload body appends and
+// returns the payload of the answer. The implementation's errors are
+// chanAppError; others mean the channel failed (or ctx ended).
+func (fc *filterChan) roundTrip(ctx context.Context, typ byte, id uint64, body func([]byte) []byte) ([]byte, error) {
 	c := replyChans.Get().(chan chanReply)
 	fc.mu.Lock()
 	if fc.err != nil {
 		err := fc.err
 		fc.mu.Unlock()
 		replyChans.Put(c)
-		return err
+		return nil, err
 	}
 	fc.pending[id] = c
 	fc.mu.Unlock()
-	if err := fc.w.send(id, typ, req); err != nil {
+	fc.w.inflight.Add(1)
+	defer fc.w.inflight.Add(-1)
+	if err := fc.w.send(id, typ, body); err != nil {
 		fc.shut(fmt.Errorf("filter channel: %w", err))
 		// The reader or shut answers every pending call, this one too.
 	}
@@ -294,29 +335,26 @@ func (fc *filterChan) roundTrip(ctx context.Context, typ byte, id uint64, req, r
 			// The plugin may have started the filter: let it stop.
 			_ = fc.w.send(id, frameCancel, nil)
 		}
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	if r.err != nil {
-		return r.err
+		return nil, r.err
 	}
 	switch r.typ {
 	case typ:
-		if err := proto.Unmarshal(r.payload, resp); err != nil {
-			return fmt.Errorf("filter channel: bad answer: %w", err)
-		}
-		return nil
+		return r.payload, nil
 	case frameFail:
-		var st pb.Status
-		if err := proto.Unmarshal(r.payload, &st); err != nil {
-			return fmt.Errorf("filter channel: bad error answer: %w", err)
+		rd := rd{b: r.payload}
+		err := rd.status()
+		if rd.err() != nil {
+			return nil, fmt.Errorf("filter channel: bad error answer")
 		}
-		e := spi.AsError(statusFromPB(&st))
-		if e == nil {
-			e = spi.Errorf(spi.Unknown, "filter plugin failed without a code")
+		if err == nil {
+			err = spi.Errorf(spi.Unknown, "filter plugin failed without a code")
 		}
-		return chanAppError{e}
+		return nil, chanAppError{spi.AsError(err)}
 	}
-	return fmt.Errorf("filter channel: answer of type %d to a request of type %d", r.typ, typ)
+	return nil, fmt.Errorf("filter channel: answer of type %d to a request of type %d", r.typ, typ)
 }
 
 // ---------------------------------------------------------------- plugin side

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/kiterpc/kite/spi"
 	pb "github.com/kiterpc/kite/spi/plugin/proto"
 )
@@ -82,7 +80,7 @@ func (cs *channelServer) accept() {
 // chanConn is one host connection: its calls in progress by id.
 type chanConn struct {
 	cs    *channelServer
-	w     frameWriter
+	w     *frameWriter
 	mu    sync.Mutex
 	calls map[uint64]*chanCall
 	ctx   context.Context
@@ -100,8 +98,7 @@ func (cs *channelServer) serveConn(c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// Calls whose After never comes end with the connection.
 	defer cancel()
-	cc := &chanConn{cs: cs, calls: make(map[uint64]*chanCall), ctx: ctx}
-	cc.w.c = c
+	cc := &chanConn{cs: cs, calls: make(map[uint64]*chanCall), ctx: ctx, w: newFrameWriter(c)}
 	var hdr [frameHeader]byte
 	for {
 		id, typ, payload, err := readFrame(r, &hdr)
@@ -111,19 +108,9 @@ func (cs *channelServer) serveConn(c net.Conn) {
 		}
 		switch typ {
 		case frameBefore:
-			var req pb.BeforeRequest
-			if err := proto.Unmarshal(payload, &req); err != nil {
-				cc.fail(id, spi.Errorf(spi.InvalidArgument, "filter channel: bad before frame: %v", err))
-				continue
-			}
-			cc.before(id, &req)
+			cc.before(id, payload)
 		case frameAfter:
-			var req pb.AfterRequest
-			if err := proto.Unmarshal(payload, &req); err != nil {
-				cc.fail(id, spi.Errorf(spi.InvalidArgument, "filter channel: bad after frame: %v", err))
-				continue
-			}
-			cc.after(id, &req)
+			cc.after(id, payload)
 		case frameCancel:
 			cc.mu.Lock()
 			fc := cc.calls[id]
@@ -139,7 +126,7 @@ func (cs *channelServer) serveConn(c net.Conn) {
 
 // fail answers request id with the implementation's error.
 func (cc *chanConn) fail(id uint64, err error) {
-	_ = cc.w.send(id, frameFail, statusToPB(err))
+	_ = cc.w.send(id, frameFail, func(b []byte) []byte { return putStatus(b, err) })
 }
 
 // chanCall is one filter call served on the channel: the filter's
@@ -154,6 +141,8 @@ type chanCall struct {
 	cc         *chanConn
 	id         uint64
 	call       *spi.Call
+	meta       []string // the request metadata as the host sent it
+	trailer    []string // the trailer as the host sent it in after
 	beforeOnly bool
 	reached    atomic.Bool
 	result     chan result
@@ -162,35 +151,70 @@ type chanCall struct {
 	first      *result
 }
 
-func (cc *chanConn) before(id uint64, req *pb.BeforeRequest) {
+func (cc *chanConn) before(id uint64, payload []byte) {
 	s := cc.cs.s
-	v, err := s.impl(req.Handle)
+	r := rd{b: payload}
+	h := r.uv()
+	call := &spi.Call{Side: spi.Side(r.u8()), Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	flags := r.u8()
+	call.OneWay, call.Stream = flags&flagOneWay != 0, flags&flagStream != 0
+	deadline := r.uv()
+	call.Method = r.str()
+	call.Peer = r.str()
+	r.meta(call.Meta)
+	if err := r.err(); err != nil {
+		cc.fail(id, spi.Errorf(spi.InvalidArgument, "filter channel: bad before frame: %v", err))
+		return
+	}
+	v, err := s.impl(h)
 	if err != nil {
 		cc.fail(id, spi.Errorf(spi.FailedPrecondition,
-			"%s plugin %q: handle %d is not configured (plugin restarted?)", s.entry.Kind, s.entry.Name, req.Handle))
+			"%s plugin %q: handle %d is not configured (plugin restarted?)", s.entry.Kind, s.entry.Name, h))
 		return
 	}
 	var ctx context.Context
 	var cancel context.CancelFunc
-	if d, ok := deadlineFromNano(req.GetCall().GetDeadlineUnixNano()); ok {
+	if d, ok := deadlineFromNano(int64(deadline)); ok {
 		ctx, cancel = context.WithDeadline(cc.ctx, d)
 	} else {
 		ctx, cancel = context.WithTimeout(cc.ctx, abandonAfter)
 	}
 	_, beforeOnly := v.(spi.BeforeOnlyFilter)
-	c := &chanCall{cc: cc, id: id, call: callFromPB(req.Call), beforeOnly: beforeOnly, cancel: cancel}
+	c := &chanCall{cc: cc, id: id, call: call, meta: pairs(call.Meta), beforeOnly: beforeOnly, cancel: cancel}
 	if !beforeOnly {
 		c.result = make(chan result, 1)
 	}
 	cc.mu.Lock()
 	cc.calls[id] = c
 	cc.mu.Unlock()
+	cc.w.inflight.Add(1)
 	invoke := v.(spi.Filter).Wrap(c.terminal)
 	go c.run(ctx, invoke)
 }
 
+// beforeAnswer appends a before answer: flags, call id, status, and the
+// metadata m if it differs from what the host sent.
+func (c *chanCall) beforeAnswer(b []byte, proceed bool, callID uint64, err error, m *spi.Metadata) []byte {
+	var flags byte
+	if proceed {
+		flags |= flagProceed
+	}
+	changed := !sameMeta(m, c.meta)
+	if changed {
+		flags |= flagChanged
+	}
+	b = append(b, flags)
+	b = putUv(b, callID)
+	b = putStatus(b, err)
+	if changed {
+		b = putMeta(b, m)
+	}
+	return b
+}
+
 func (c *chanCall) run(ctx context.Context, invoke spi.Invoker) {
 	defer c.cancel()
+	defer c.cc.w.inflight.Add(-1)
 	var err error
 	func() {
 		defer func() {
@@ -209,12 +233,22 @@ func (c *chanCall) run(ctx context.Context, invoke spi.Invoker) {
 	switch {
 	case !c.reached.Load():
 		// Short-circuited (or panicked) before next: that is the answer.
-		_ = cc.w.send(c.id, frameBefore, &pb.BeforeResponse{Proceed: false, Status: statusToPB(err),
-			MetaChanged: true, Meta: metaToPB(c.call.Meta)})
+		_ = cc.w.send(c.id, frameBefore, func(b []byte) []byte { return c.beforeAnswer(b, false, 0, err, c.call.Meta) })
 	case c.beforeOnly:
 	case !waiting && afterID != 0:
-		_ = cc.w.send(afterID, frameAfter, &pb.AfterResponse{Result: statusToPB(err),
-			TrailerChanged: true, Trailer: metaToPB(c.call.Trailer)})
+		_ = cc.w.send(afterID, frameAfter, func(b []byte) []byte {
+			changed := !sameMeta(c.call.Trailer, c.trailer)
+			var flags byte
+			if changed {
+				flags |= flagChanged
+			}
+			b = append(b, flags)
+			b = putStatus(b, err)
+			if changed {
+				b = putMeta(b, c.call.Trailer)
+			}
+			return b
+		})
 	default:
 		// The call's context ended (deadline, cancel, lost connection)
 		// before its After came: nothing to answer.
@@ -231,11 +265,11 @@ func (c *chanCall) terminal(ctx context.Context, call *spi.Call) error {
 		}
 		return spi.Errorf(spi.FailedPrecondition, "filter plugin: next called twice before the first call finished")
 	}
-	resp := &pb.BeforeResponse{Proceed: true, MetaChanged: true, Meta: metaToPB(call.Meta)}
+	var callID uint64
 	if !c.beforeOnly {
-		resp.CallId = c.id
+		callID = c.id
 	}
-	if err := c.cc.w.send(c.id, frameBefore, resp); err != nil {
+	if err := c.cc.w.send(c.id, frameBefore, func(b []byte) []byte { return c.beforeAnswer(b, true, callID, nil, call.Meta) }); err != nil {
 		return spi.WrapError(spi.Unavailable, err, "filter plugin: the host's connection failed: %v", err)
 	}
 	if c.beforeOnly {
@@ -244,8 +278,8 @@ func (c *chanCall) terminal(ctx context.Context, call *spi.Call) error {
 	select {
 	case r := <-c.result:
 		c.first = &r
-		if r.setT && call.Trailer != nil {
-			setMeta(call.Trailer, r.trailer)
+		if call.Trailer != nil {
+			call.Trailer.CopyFrom(r.tm)
 		}
 		return r.err
 	case <-ctx.Done():
@@ -253,22 +287,36 @@ func (c *chanCall) terminal(ctx context.Context, call *spi.Call) error {
 	}
 }
 
-func (cc *chanConn) after(id uint64, req *pb.AfterRequest) {
+func (cc *chanConn) after(id uint64, payload []byte) {
+	r := rd{b: payload}
+	_ = r.uv() // handle: the call id names the call
+	callID := r.uv()
+	res := r.status()
+	trailer := &spi.Metadata{}
+	r.meta(trailer)
+	if err := r.err(); err != nil {
+		cc.fail(id, spi.Errorf(spi.InvalidArgument, "filter channel: bad after frame: %v", err))
+		return
+	}
 	cc.mu.Lock()
-	c := cc.calls[req.CallId]
+	c := cc.calls[callID]
 	if c != nil && c.result != nil && c.reached.Load() {
 		// Taken out: run sees afterID set and answers this frame.
 		c.afterID = id
-		delete(cc.calls, req.CallId)
+		delete(cc.calls, callID)
 	} else {
 		c = nil
 	}
 	cc.mu.Unlock()
 	if c == nil {
-		cc.fail(id, spi.Errorf(spi.NotFound, "filter plugin: call %d is unknown or expired", req.CallId))
+		cc.fail(id, spi.Errorf(spi.NotFound, "filter plugin: call %d is unknown or expired", callID))
 		return
 	}
-	c.result <- result{err: statusFromPB(req.Result), trailer: req.Trailer, setT: true}
+	// The filter finds the trailer on the call it passed to next; what
+	// the original call holds when it returns is compared with this to
+	// tell the host whether it changed.
+	c.trailer = pairs(trailer)
+	c.result <- result{err: res, tm: trailer}
 }
 
 // filterPanic logs a filter's panic — value and stack, with an incident

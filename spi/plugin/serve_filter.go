@@ -66,6 +66,7 @@ type result struct {
 	err     error
 	trailer []*pb.MetaPair
 	setT    bool
+	tm      *spi.Metadata // the trailer, on the filter channel
 }
 
 // terminal is the innermost invoker of a served filter chain.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -32,7 +33,21 @@ import (
 
 // filterPluginCmd serves the bench filter as an out-of-process plugin
 // (the filters command starts this binary with it).
-func filterPluginCmd() { plugin.Serve(filterbench.Entry) }
+// With KITEBENCH_PLUGIN_CPUPROFILE set it writes a CPU profile there
+// when the host closes it.
+func filterPluginCmd() {
+	if path := os.Getenv("KITEBENCH_PLUGIN_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
+	plugin.Serve(filterbench.Entry)
+}
+
+// pluginEnv is added to the plugin's environment (-plugin-env).
+var pluginEnv []string
 
 // filterVariant is one way of running the server's filter.
 type filterVariant struct {
@@ -62,6 +77,8 @@ type filterRun struct {
 	UsPer    float64 `json:"us_per_call"`      // wall time / calls (amortised at >1 caller)
 	HostCPU  float64 `json:"host_cpu_us_call"` // client + server process
 	PlugCPU  float64 `json:"plugin_cpu_us_call"`
+	// Write system calls per call of the plugin process (/proc/PID/io).
+	PlugWrites float64 `json:"plugin_writes_call"`
 	FirstErr string  `json:"first_error,omitempty"`
 }
 
@@ -73,6 +90,12 @@ func filtersCmd(args []string) error {
 	callersList := fs.String("callers", "1,16", "concurrent callers, comma-separated")
 	payload := fs.Int("payload", 128, "echo payload bytes")
 	out := fs.String("out", "bench/results/local", "directory for filters.md and filters.json")
+	only := fs.String("variants", "", "run only these variants (comma-separated; none is always run)")
+	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile (client + server) here")
+	fs.Func("plugin-env", "KEY=value added to the plugin's environment (repeatable), e.g. GOMAXPROCS=1", func(s string) error {
+		pluginEnv = append(pluginEnv, s)
+		return nil
+	})
 	_ = fs.Parse(args)
 	var callers []int
 	for _, s := range strings.Split(*callersList, ",") {
@@ -90,6 +113,22 @@ func filtersCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		filterVariants = slices.DeleteFunc(filterVariants, func(v filterVariant) bool {
+			return !v.none && !slices.Contains(keep, v.name)
+		})
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	load0 := loadAvg()
 	start := time.Now()
 	var runs []filterRun
@@ -106,8 +145,8 @@ func filtersCmd(args []string) error {
 				}
 				fr.Round = r
 				runs = append(runs, fr)
-				fmt.Fprintf(os.Stderr, "round %d  callers %-3d %-20s %9.0f calls/s %8.1f µs/call  cpu host %6.1f + plugin %6.1f µs/call\n",
-					r+1, n, v.name, fr.Rate, fr.UsPer, fr.HostCPU, fr.PlugCPU)
+				fmt.Fprintf(os.Stderr, "round %d  callers %-3d %-20s %9.0f calls/s %8.1f µs/call  cpu host %6.1f + plugin %6.1f µs/call  plugin writes/call %.2f\n",
+					r+1, n, v.name, fr.Rate, fr.UsPer, fr.HostCPU, fr.PlugCPU, fr.PlugWrites)
 			}
 		}
 	}
@@ -153,7 +192,7 @@ func runFilterVariant(v filterVariant, n int, dur, warm time.Duration, payload i
 	case v.plugin:
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		e, p, err := plugin.Load(ctx, plugin.Decl{Kind: spi.KindFilter, Name: "benchkey", Path: exe, SHA256: sum,
-			Args: []string{"filter-plugin"}, NoFilterChannel: v.grpc}, hclog.NewNullLogger())
+			Args: []string{"filter-plugin"}, NoFilterChannel: v.grpc, Env: pluginEnv}, hclog.NewNullLogger())
 		cancel()
 		if err != nil {
 			return fr, err
@@ -236,13 +275,13 @@ func runFilterVariant(v filterVariant, n int, dur, warm time.Duration, payload i
 	if proc != nil {
 		pid = proc.Pid()
 	}
-	h0, p0 := selfCPUTime(), pidCPUTime(pid)
+	h0, p0, w0 := selfCPUTime(), pidCPUTime(pid), pidWrites(pid)
 	t0 := time.Now()
 	measuring.Store(true)
 	time.Sleep(dur)
 	measuring.Store(false)
 	el := time.Since(t0)
-	h1, p1 := selfCPUTime(), pidCPUTime(pid)
+	h1, p1, w1 := selfCPUTime(), pidCPUTime(pid), pidWrites(pid)
 	c := calls.Load()
 	stop.Store(true)
 	wg.Wait()
@@ -257,6 +296,7 @@ func runFilterVariant(v filterVariant, n int, dur, warm time.Duration, payload i
 	fr.UsPer = 1e6 / fr.Rate
 	fr.HostCPU = float64((h1 - h0).Nanoseconds()) / 1e3 / float64(c)
 	fr.PlugCPU = float64((p1 - p0).Nanoseconds()) / 1e3 / float64(c)
+	fr.PlugWrites = float64(w1-w0) / float64(c)
 	return fr, nil
 }
 
@@ -294,6 +334,26 @@ func pidCPUTime(pid int) time.Duration {
 		}
 	}
 	return sum
+}
+
+// pidWrites is the count of write system calls of pid (syscw in
+// /proc/PID/io); 0 for pid 0 or when unreadable.
+func pidWrites(pid int) int64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			var n int64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	return 0
 }
 
 func median(xs []float64) float64 {
