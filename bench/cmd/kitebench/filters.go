@@ -68,18 +68,18 @@ var filterVariants = []filterVariant{
 
 // filterRun is one measured run.
 type filterRun struct {
-	Variant  string  `json:"variant"`
-	Callers  int     `json:"callers"`
-	Round    int     `json:"round"`
-	Calls    int64   `json:"calls"`
-	Seconds  float64 `json:"seconds"`
-	Rate     float64 `json:"calls_per_s"`
-	UsPer    float64 `json:"us_per_call"`      // wall time / calls (amortised at >1 caller)
-	HostCPU  float64 `json:"host_cpu_us_call"` // client + server process
-	PlugCPU  float64 `json:"plugin_cpu_us_call"`
+	Variant string  `json:"variant"`
+	Callers int     `json:"callers"`
+	Round   int     `json:"round"`
+	Calls   int64   `json:"calls"`
+	Seconds float64 `json:"seconds"`
+	Rate    float64 `json:"calls_per_s"`
+	UsPer   float64 `json:"us_per_call"`      // wall time / calls (amortised at >1 caller)
+	HostCPU float64 `json:"host_cpu_us_call"` // client + server process
+	PlugCPU float64 `json:"plugin_cpu_us_call"`
 	// Write system calls per call of the plugin process (/proc/PID/io).
 	PlugWrites float64 `json:"plugin_writes_call"`
-	FirstErr string  `json:"first_error,omitempty"`
+	FirstErr   string  `json:"first_error,omitempty"`
 }
 
 func filtersCmd(args []string) error {
