@@ -180,13 +180,18 @@ func TestCleanup(t *testing.T) {
 		require.NoError(t, ip("netns", "add", n))
 		t.Cleanup(func() { _ = ip("netns", "del", n) })
 	}
+	deadLink := fmt.Sprintf("%s4194305-1c", Prefix) // a root-side link of a dead run
+	peer := fmt.Sprintf("%s4194305-1p", Prefix)
+	require.NoError(t, ip("link", "add", deadLink, "type", "veth", "peer", "name", peer))
+	t.Cleanup(func() { _ = ip("link", "del", deadLink) })
 	var swept []string
 	Sweep(func(format string, args ...any) { swept = append(swept, fmt.Sprintf(format, args...)) })
-	// Another test process's New may have swept it first.
+	// Another test process's New may have swept them first.
 	for _, s := range swept {
-		assert.Equal(t, "netns: removing stale namespace "+dead, s)
+		assert.Contains(t, []string{"netns: removing stale namespace " + dead, "netns: removing stale link " + deadLink, "netns: removing stale link " + peer}, s)
 	}
 	ns := namespaces(t)
 	assert.NotContains(t, ns, dead)
 	assert.Contains(t, ns, mine)
+	assert.NotContains(t, links(t), deadLink)
 }
