@@ -191,6 +191,9 @@ func (g *grpcServer) lookup(path string) *method {
 func (sc *serverConn) start() {
 	g := sc.s.grpc.Load()
 	if g == nil {
+		if sc.refuseH2OverTLS() {
+			return
+		}
 		sc.readLoop()
 		return
 	}
@@ -215,6 +218,29 @@ func (sc *serverConn) start() {
 	default: // the peer went away before saying anything
 		sc.closeRaw(io.EOF)
 	}
+}
+
+// refuseH2OverTLS ends a TLS connection that negotiated HTTP/2 (a gRPC
+// client) on a server that does not serve gRPC, with a GOAWAY that says
+// so, rather than letting Kite's reader report a bad magic. It reads
+// nothing (the handshake runs on the peek) and reports whether it ended
+// the connection.
+func (sc *serverConn) refuseH2OverTLS() bool {
+	tc, ok := sc.conn.(*tlsConn)
+	if !ok {
+		return false
+	}
+	if _, err := sc.r.Peek(1); err != nil || tc.ConnectionState().NegotiatedProtocol != ALPNGRPC {
+		return false // Kite's reader reports what went wrong, as before
+	}
+	sc.s.log.Warn("closing connection: a gRPC (HTTP/2) client on a server without gRPC", "peer", sc.peer)
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WriteSettings()
+	_ = fr.WriteGoAway(0, http2.ErrCodeRefusedStream, []byte("this Kite server does not serve gRPC (EnableGRPC, or a grpc block in kite.hcl)"))
+	_, _ = sc.conn.Write(b.Bytes())
+	sc.closeRaw(errors.New("gRPC client on a server without gRPC"))
+	return true
 }
 
 // http1Refusal answers an HTTP/1.x request: the port speaks Kite and

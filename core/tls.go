@@ -25,6 +25,10 @@ import (
 // it.
 const ALPNProtocol = "kite/1"
 
+// ALPNGRPC is the application protocol gRPC clients offer over TLS
+// (HTTP/2); a Kite server accepts it besides ALPNProtocol.
+const ALPNGRPC = "h2"
+
 // TLSConfig configures the tls transport. The JSON names are those of the
 // kite.hcl attributes.
 type TLSConfig struct {
@@ -201,7 +205,11 @@ func NewTLS(cfg TLSConfig) (*TLS, error) {
 		t.server = &tls.Config{
 			MinVersion:   minVersion,
 			Certificates: []tls.Certificate{*t.cert},
-			NextProtos:   []string{ALPNProtocol},
+			// Kite clients offer only kite/1 and get it. "h2" lets gRPC
+			// clients over TLS reach a server that serves gRPC
+			// (EnableGRPC); one that does not answers them with an HTTP/2
+			// GOAWAY saying so (grpc.go).
+			NextProtos: []string{ALPNProtocol, ALPNGRPC},
 		}
 		if cfg.ClientAuth != ClientAuthNone {
 			t.server.ClientAuth = tls.ClientAuthType(cfg.ClientAuth)
