@@ -326,10 +326,13 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	h.mu.Unlock()
 	if away {
 		h.enqueue(h2item{kind: kRST, id: id, val: uint32(http2.ErrCodeRefusedStream)})
+		h.rejected(f.PseudoValue("path"), spi.ReasonShuttingDown, spi.Errorf(spi.Unavailable, "server shutting down (REFUSED_STREAM); call was not processed"))
 		return
 	}
 	ct := "application/grpc"
+	reason := spi.ReasonBadRequest
 	refuse := func(err error) {
+		h.rejected(f.PseudoValue("path"), reason, err)
 		h.answerEarly(id, ct, !f.StreamEnded(), err)
 	}
 	if f.Truncated {
@@ -390,11 +393,13 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	m := h.g.lookup(path)
 	if m == nil {
 		name, _ := GRPCMethodName(path)
+		reason = spi.ReasonUnknownMethod
 		refuse(spi.Errorf(spi.Unimplemented, "unknown method %q (gRPC path %q)", name, path))
 		return
 	}
 	st.m = m
 	if st.hasTimeout && st.timeout <= 0 {
+		reason = spi.ReasonDeadline
 		refuse(spi.Errorf(spi.DeadlineExceeded, "deadline expired before the call started"))
 		return
 	}
@@ -403,6 +408,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	// max_conn_concurrency and the peer's share (max_peer_share, fair
 	// admission near the limit). finish gives the slot back.
 	if e := h.sc.admit(); e != nil {
+		reason = spi.ReasonConcurrency
 		refuse(e)
 		return
 	}
@@ -939,6 +945,7 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 	}
 	st.unreturned += frameLen
 	var fail error
+	failReason := spi.ReasonBadRequest
 	for len(p) > 0 && fail == nil {
 		if st.cur == nil {
 			k := copy(st.pre[st.preN:], p)
@@ -970,6 +977,7 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 			// of it) before the buffer is made, as a Kite request is.
 			if !c.sc.charge(int64(n)) {
 				fail = c.sc.budgetError("request message", int64(n))
+				failReason = spi.ReasonBodyMemory
 				break
 			}
 			st.charged += int64(n)
@@ -996,7 +1004,7 @@ func (st *h2stream) onData(p []byte, frameLen int, end bool) {
 	}
 	if fail != nil {
 		st.mu.Unlock()
-		st.fail(fail)
+		st.failAs(fail, failReason)
 		return
 	}
 	if end {
@@ -1084,7 +1092,11 @@ func (st *h2stream) onEnd() {
 // fail ends a stream whose request broke the rules (oversized or
 // malformed message): a unary call not yet running is answered here; a
 // running stream handler sees the error from Recv and its end carries it.
-func (st *h2stream) fail(err error) {
+func (st *h2stream) fail(err error) { st.failAs(err, spi.ReasonBadRequest) }
+
+// failAs is fail for a reason: a unary call refused before its handler
+// was dispatched is reported to the server's reject observers with it.
+func (st *h2stream) failAs(err error, reason string) {
 	st.mu.Lock()
 	if st.aborted {
 		st.mu.Unlock()
@@ -1101,6 +1113,7 @@ func (st *h2stream) fail(err error) {
 		return
 	}
 	if !dispatched {
+		st.c.s.rejected(st.m.full, true, st.c.sc.peer, spi.ProtocolGRPC, reason, err, false)
 		st.c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(append([]hpack.HeaderField(nil), respHeaders(st.ct)...), err, nil), rst: true, val: uint32(http2.ErrCodeNo), done: st.finish})
 	}
 }
@@ -1199,7 +1212,7 @@ func (st *h2stream) unchargeLocked() {
 func (st *h2stream) runUnary() {
 	c, s, m := st.c, st.c.s, st.m
 	call := &st.call
-	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Meta: &st.md}
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Meta: &st.md, Protocol: spi.ProtocolGRPC}
 	var err error
 	if len(st.msgs) != 1 {
 		err = spi.Errorf(spi.Internal, "grpc: unary method %s called with %d request messages", m.full, len(st.msgs))
@@ -1265,7 +1278,7 @@ func (st *h2stream) runUnary() {
 func (st *h2stream) runStream() {
 	c, s, m, k := st.c, st.c.s, st.m, st.kst
 	call := &st.call
-	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Stream: true, Meta: &st.md}
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Stream: true, Meta: &st.md, Protocol: spi.ProtocolGRPC}
 	k.Header = &st.md
 	hctx := &handlerCtx{Context: k.ctx, m: m, call: call}
 	inner := func(ctx context.Context, _ *spi.Call) error { return m.stream(ctx, m.srv, k) }

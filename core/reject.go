@@ -30,3 +30,19 @@ func (s *Server) rejected(method string, known bool, peer, protocol, reason stri
 		o.CallRejected(&r)
 	}
 }
+
+// rejected reports a gRPC call refused in its headers, named by its
+// :path.
+func (h *h2conn) rejected(path, reason string, err error) {
+	if len(h.s.rejectObs) == 0 {
+		return
+	}
+	name := path
+	known := false
+	if m := h.g.lookup(path); m != nil {
+		name, known = m.full, true
+	} else if n, ok := GRPCMethodName(path); ok {
+		name = n
+	}
+	h.s.rejected(name, known, h.sc.peer, spi.ProtocolGRPC, reason, err, false)
+}
