@@ -23,4 +23,11 @@
 // metadata changes are seen too), and are re-armed after reconnects and
 // expiries. While ZooKeeper is unreachable a watch keeps its last
 // snapshot: callers keep calling the instances they know.
+//
+// With username and password (Config) the session authenticates with
+// ZooKeeper's digest scheme and every node the registry creates carries
+// the ACL digest:<user>:<sha1> with all permissions plus, unless
+// world_read is false, world read: other clients can discover but not
+// delete, overwrite or add instances (NoAuth, reported as
+// PermissionDenied naming the client's identity, never its password).
 package zookeeper

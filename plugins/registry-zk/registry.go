@@ -45,6 +45,9 @@ func init() {
 			{Name: "servers", Type: spi.TypeStringList, Required: true, Doc: `ZooKeeper servers, "host:port" (port 2181 if omitted)`},
 			{Name: "session_timeout", Type: spi.TypeDuration, Doc: `session timeout (default "10s"); the server may clamp it`},
 			{Name: "root", Type: spi.TypeString, Doc: `root znode (default "/kite"); instances live under <root>/services`},
+			{Name: "username", Type: spi.TypeString, Doc: `digest user: the session authenticates as it and the nodes it creates get ACL digest:<username>:<hash> with every permission (default: no authentication, world-open nodes)`},
+			{Name: "password", Type: spi.TypeString, Doc: `digest password, with username; write password = env("ZK_PASSWORD") to keep it out of the file. Never logged`},
+			{Name: "world_read", Type: spi.TypeBool, Doc: `with username: anyone may read (discover) the nodes; false: only the same digest user (default true)`},
 		},
 		New: spi.FactoryOf(New),
 	})
@@ -55,6 +58,12 @@ type Config struct {
 	Servers        []string `json:"servers"`
 	SessionTimeout string   `json:"session_timeout,omitempty"`
 	Root           string   `json:"root,omitempty"`
+	// Username and Password turn on ZooKeeper digest authentication and
+	// ACLs on the nodes the registry creates.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// WorldRead lets unauthenticated clients read the nodes (nil: true).
+	WorldRead *bool `json:"world_read,omitempty"`
 
 	// dialer replaces net.DialTimeout (tests route through a proxy).
 	dialer zk.Dialer
@@ -62,6 +71,12 @@ type Config struct {
 
 // Registry is a ZooKeeper registry. It is safe for concurrent use.
 type Registry struct {
+	acl      []zk.ACL // of every node the registry creates
+	who      string   // "digest user \"alice\"" or "no credentials", for errors
+	authDone chan struct{}
+	authErr  error    // AddAuth's result, read after authDone is closed
+	checked  sync.Map // service node path → struct{}: its ACL was checked
+
 	conn     *zk.Conn
 	services string // <root>/services
 	log      *slog.Logger
@@ -108,7 +123,14 @@ func New(c Config) (*Registry, error) {
 	if err := checkRoot(root); err != nil {
 		return nil, err
 	}
+	acl, who, err := aclOf(c)
+	if err != nil {
+		return nil, err
+	}
 	r := &Registry{
+		acl:        acl,
+		who:        who,
+		authDone:   make(chan struct{}),
 		services:   strings.TrimSuffix(root, "/") + "/services",
 		timeout:    timeout,
 		log:        slog.Default().With("registry", "zk"),
@@ -131,9 +153,81 @@ func New(c Config) (*Registry, error) {
 		return nil, fmt.Errorf("zk registry: %w", err)
 	}
 	r.conn = conn
+	if c.Username == "" {
+		close(r.authDone)
+	} else {
+		// AddAuth waits for a session; New does not. Operations wait for
+		// it (awaitAuth), and the client library re-sends the credentials
+		// on every reconnect before any other request.
+		r.wg.Add(1)
+		go r.addAuth([]byte(c.Username + ":" + c.Password))
+	}
 	r.wg.Add(1)
 	go r.sessionLoop()
 	return r, nil
+}
+
+// aclOf returns the ACL of the nodes a registry configured by c creates
+// and how its errors name the client. The password never leaves here but
+// as the SHA-1 digest ZooKeeper stores.
+func aclOf(c Config) ([]zk.ACL, string, error) {
+	if c.Username == "" {
+		if c.Password != "" {
+			return nil, "", errors.New("zk registry: password is set but username is not; digest authentication needs both")
+		}
+		if c.WorldRead != nil {
+			return nil, "", errors.New("zk registry: world_read applies with username and password only (without them nodes are open to everyone)")
+		}
+		return zk.WorldACL(zk.PermAll), "no credentials", nil
+	}
+	if strings.Contains(c.Username, ":") {
+		return nil, "", fmt.Errorf("zk registry: username %q must not contain ':' (digest credentials are user:password)", c.Username)
+	}
+	if c.Password == "" {
+		return nil, "", fmt.Errorf("zk registry: username %q needs a password; write password = env(\"ZK_PASSWORD\") to keep it out of the file", c.Username)
+	}
+	acl := zk.DigestACL(zk.PermAll, c.Username, c.Password)
+	if c.WorldRead == nil || *c.WorldRead {
+		acl = append(acl, zk.WorldACL(zk.PermRead)...)
+	}
+	return acl, fmt.Sprintf("digest user %q", c.Username), nil
+}
+
+// addAuth adds the digest credentials to the session, retrying while
+// the connection is not there yet (AddAuth is a request like any other).
+func (r *Registry) addAuth(cred []byte) {
+	defer r.wg.Done()
+	defer close(r.authDone)
+	backoff := 50 * time.Millisecond
+	for {
+		err := r.conn.AddAuth("digest", cred)
+		if err == nil || !connectionLost(err) {
+			r.authErr = err
+			return
+		}
+		select {
+		case <-r.done:
+			r.authErr = zk.ErrClosing
+			return
+		case <-r.connected():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// awaitAuth blocks until the digest credentials are added to the session
+// (at once without credentials), or the registry closes.
+func (r *Registry) awaitAuth() error {
+	select {
+	case <-r.authDone:
+		if r.authErr != nil {
+			return fmt.Errorf("adding digest credentials: %w", r.authErr)
+		}
+		return nil
+	case <-r.done:
+		return zk.ErrClosing
+	}
 }
 
 func checkRoot(root string) error {
@@ -365,6 +459,17 @@ func wrap(err error, format string, args ...any) error {
 	return spi.WrapError(spi.Internal, err, "zk registry: %s", msg)
 }
 
+// wrap is wrap with the client's identity in a refusal: ZooKeeper's
+// NoAuth names neither the node's owner nor what was missing.
+func (r *Registry) wrap(err error, format string, args ...any) error {
+	if errors.Is(err, zk.ErrNoAuth) {
+		return spi.WrapError(spi.PermissionDenied, err,
+			"zk registry: %s: ZooKeeper refused it (NoAuth): the znode's ACL does not allow this client (%s); nodes that a registry with username and password created can be changed only with the same credentials",
+			fmt.Sprintf(format, args...), r.who)
+	}
+	return wrap(err, format, args...)
+}
+
 func (r *Registry) servicePath(service string) string { return r.services + "/" + escape(service) }
 
 func (r *Registry) instancePath(in spi.Instance) string {
@@ -402,7 +507,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 			}
 		}
 		r.mu.Unlock()
-		return wrap(err, "registering %s", in.Key())
+		return r.wrap(err, "registering %s", in.Key())
 	}
 	return nil
 }
@@ -413,7 +518,11 @@ func (r *Registry) put(path string, in spi.Instance) error {
 	if err != nil {
 		return err
 	}
-	acl := zk.WorldACL(zk.PermAll)
+	if err := r.awaitAuth(); err != nil {
+		return err
+	}
+	defer r.checkParentACL(path)
+	acl := r.acl
 	for attempt := 0; ; attempt++ {
 		if attempt == 10 {
 			return fmt.Errorf("creating %s: lost too many races with other clients", path)
@@ -460,12 +569,53 @@ func (r *Registry) ensureParents(path string) error {
 	cur := ""
 	for _, p := range parts[:len(parts)-1] {
 		cur += "/" + p
-		_, err := r.conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		_, err := r.conn.Create(cur, nil, 0, r.acl)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("creating %s: %w", cur, err)
 		}
 	}
 	return nil
+}
+
+// checkParentACL warns, once per service, when the registry has
+// credentials but the service node above an instance lets anyone create
+// or delete children (it was created before, without credentials): in
+// ZooKeeper deleting a node is a permission of its parent, so the
+// instance nodes' own ACL does not stop others from removing them.
+func (r *Registry) checkParentACL(path string) {
+	if r.who == "no credentials" {
+		return
+	}
+	parent := path[:strings.LastIndexByte(path, '/')]
+	if _, done := r.checked.LoadOrStore(parent, struct{}{}); done {
+		return
+	}
+	acl, _, err := r.conn.GetACL(parent)
+	if err != nil {
+		r.checked.Delete(parent)
+		return
+	}
+	for _, a := range acl {
+		if a.Scheme == "world" && a.Perms&(zk.PermDelete|zk.PermCreate) != 0 {
+			r.log.Warn("service node is open to everyone: other clients can add or delete instances; set its ACL or use a root this registry creates",
+				"node", parent, "acl", "world:anyone:"+permString(a.Perms))
+			return
+		}
+	}
+}
+
+// permString writes perms as ZooKeeper's CLI does (cdrwa).
+func permString(p int32) string {
+	var b strings.Builder
+	for _, f := range []struct {
+		bit int32
+		c   byte
+	}{{zk.PermCreate, 'c'}, {zk.PermDelete, 'd'}, {zk.PermRead, 'r'}, {zk.PermWrite, 'w'}, {zk.PermAdmin, 'a'}} {
+		if p&f.bit != 0 {
+			b.WriteByte(f.c)
+		}
+	}
+	return b.String()
 }
 
 // Deregister implements spi.Registry: it deletes the instance's node,
@@ -484,6 +634,9 @@ func (r *Registry) Deregister(ctx context.Context, in spi.Instance) error {
 	}
 	_, err := call(ctx, func() (struct{}, error) {
 		return struct{}{}, r.rideThrough(ctx, func() error {
+			if err := r.awaitAuth(); err != nil {
+				return err
+			}
 			err := r.conn.Delete(path, -1)
 			if errors.Is(err, zk.ErrNoNode) {
 				err = nil // gone, also when a try that lost its answer deleted it
@@ -491,7 +644,7 @@ func (r *Registry) Deregister(ctx context.Context, in spi.Instance) error {
 			return err
 		})
 	})
-	return wrap(err, "deregistering %s", in.Key())
+	return r.wrap(err, "deregistering %s", in.Key())
 }
 
 // Resolve implements spi.Registry.
@@ -502,12 +655,15 @@ func (r *Registry) Resolve(ctx context.Context, service string) ([]spi.Instance,
 			ins, err = r.list(service)
 			return err
 		})
-		return ins, wrap(err, "resolving %q", service)
+		return ins, r.wrap(err, "resolving %q", service)
 	})
 }
 
 // list reads the instances of service without watches.
 func (r *Registry) list(service string) ([]spi.Instance, error) {
+	if err := r.awaitAuth(); err != nil {
+		return nil, err
+	}
 	dir := r.servicePath(service)
 	children, _, err := r.conn.Children(dir)
 	if errors.Is(err, zk.ErrNoNode) {

@@ -41,7 +41,7 @@ func (r *Registry) Watch(ctx context.Context, service string) (spi.Watcher, erro
 	case err := <-w.init:
 		if err != nil {
 			w.Stop()
-			return nil, wrap(err, "watching %q", service)
+			return nil, r.wrap(err, "watching %q", service)
 		}
 		return w, nil
 	case <-ctx.Done():
@@ -143,6 +143,9 @@ func (w *watcher) run() {
 
 // refresh re-reads what is not covered by an armed watch and arms it.
 func (w *watcher) refresh() error {
+	if err := w.r.awaitAuth(); err != nil {
+		return err
+	}
 	conn := w.r.conn
 	for w.childCh == nil && w.existCh == nil {
 		names, _, ch, err := conn.ChildrenW(w.dir)
