@@ -472,6 +472,11 @@ func (st *Stack) build(f *config.File, c *config.Component, where hcl.Range) (an
 		if c.Label != c.Impl {
 			what = fmt.Sprintf("%s %q %q", c.Kind, c.Impl, c.Label)
 		}
+		// A plugin that names the attribute at fault (spi.FieldError) is
+		// reported at that attribute.
+		if r, ok := c.AttrRanges[spi.FieldOf(err)]; ok && !c.Implicit {
+			where = r
+		}
 		return nil, fmt.Errorf("%s: building %s: %w", pos(where), what, err)
 	}
 	return v, nil

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,28 +98,28 @@ func (c Config) options() (options, error) {
 	if len(o.endpoints) == 0 {
 		return o, errors.New(`etcd registry: endpoints is required, e.g. endpoints = ["127.0.0.1:2379"]`)
 	}
-	for _, e := range o.endpoints {
-		if strings.TrimSpace(e) == "" {
-			return o, errors.New("etcd registry: endpoints contains an empty entry")
+	for i, e := range o.endpoints {
+		if why := checkEndpoint(e); why != "" {
+			return o, spi.FieldErrorf("endpoints", "etcd registry: endpoints[%d] %q: %s", i, e, why)
 		}
 	}
 	var err error
 	if c.TTL != "" {
 		if o.ttl, err = time.ParseDuration(c.TTL); err != nil {
-			return o, fmt.Errorf("etcd registry: ttl: %w", err)
+			return o, spi.FieldErrorf("ttl", "etcd registry: ttl: %w", err)
 		}
 		// etcd leases have whole-second TTLs and the server raises
 		// anything below its minimum (about 2s with default timing).
 		if o.ttl < 2*time.Second {
-			return o, fmt.Errorf("etcd registry: ttl %v is below the 2s minimum etcd grants", o.ttl)
+			return o, spi.FieldErrorf("ttl", "etcd registry: ttl %v is below the 2s minimum etcd grants", o.ttl)
 		}
 	}
 	if c.DialTimeout != "" {
 		if o.dialTimeout, err = time.ParseDuration(c.DialTimeout); err != nil {
-			return o, fmt.Errorf("etcd registry: dial_timeout: %w", err)
+			return o, spi.FieldErrorf("dial_timeout", "etcd registry: dial_timeout: %w", err)
 		}
 		if o.dialTimeout <= 0 {
-			return o, errors.New("etcd registry: dial_timeout must be positive")
+			return o, spi.FieldErrorf("dial_timeout", "etcd registry: dial_timeout must be positive")
 		}
 	}
 	if c.Prefix != "" {
@@ -126,6 +129,50 @@ func (c Config) options() (options, error) {
 		return o, errors.New("etcd registry: username and password go together")
 	}
 	return o, nil
+}
+
+// checkEndpoint says what is wrong with an endpoint ("" when nothing):
+// "host:port", or a URL http://host:port, https://host:port,
+// unix://path or unixs://path, as etcd's client takes them. A port is
+// required: the client would otherwise dial port 443 or fail at the
+// first request instead of at startup.
+func checkEndpoint(e string) string {
+	e = strings.TrimSpace(e)
+	if e == "" {
+		return "empty"
+	}
+	hostport := e
+	if scheme, rest, ok := strings.Cut(e, "://"); ok {
+		switch scheme {
+		case "unix", "unixs":
+			if rest == "" {
+				return "no socket path after " + scheme + "://"
+			}
+			return ""
+		case "http", "https":
+		default:
+			return fmt.Sprintf("scheme %q is not http, https, unix or unixs", scheme)
+		}
+		u, err := url.Parse(e)
+		if err != nil {
+			return err.Error()
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+			return "an endpoint is scheme://host:port, without user, path or query"
+		}
+		hostport = u.Host
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return `want "host:port" (e.g. "127.0.0.1:2379") or "http://host:port"`
+	}
+	if host == "" {
+		return "no host"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+	}
+	return ""
 }
 
 // Registry is an spi.Registry backed by etcd.

@@ -276,7 +276,7 @@ func TestConfig(t *testing.T) {
 		want string
 	}{
 		{Config{}, "endpoints is required"},
-		{Config{Endpoints: []string{" "}}, "empty entry"},
+		{Config{Endpoints: []string{" "}}, `endpoints[0] " ": empty`},
 		{Config{Endpoints: []string{"x:1"}, TTL: "soon"}, "ttl"},
 		{Config{Endpoints: []string{"x:1"}, TTL: "1s"}, "below the 2s minimum"},
 		{Config{Endpoints: []string{"x:1"}, DialTimeout: "0s"}, "dial_timeout must be positive"},
