@@ -158,8 +158,23 @@ func TestRegistryCrashRestart(t *testing.T) {
 }
 
 func TestFilterThroughBridge(t *testing.T) {
-	v, p := load(t, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite"}`)
+	// On the filter channel (the default), on gRPC as the host chooses,
+	// and on gRPC because the plugin offers no channel (as an older SDK).
+	t.Run("channel", func(t *testing.T) {
+		testFilterThroughBridge(t, nil, true)
+	})
+	t.Run("grpc", func(t *testing.T) {
+		testFilterThroughBridge(t, func(d *Decl) { d.NoFilterChannel = true }, false)
+	})
+	t.Run("plugin-without-channel", func(t *testing.T) {
+		testFilterThroughBridge(t, func(d *Decl) { d.Env = []string{"KITE_PLUGIN_NO_FILTER_CHANNEL=1"} }, false)
+	})
+}
+
+func testFilterThroughBridge(t *testing.T, edit func(*Decl), channel bool) {
+	v, p := loadWith(t, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite"}`, edit)
 	f := v.(spi.Filter)
+	require.Equal(t, channel, p.FilterChannel(), "filter channel in use")
 
 	var mu sync.Mutex
 	var reached []string
@@ -216,6 +231,7 @@ func TestFilterThroughBridge(t *testing.T) {
 	close(gate)
 	eventually(t, "filter plugin back", func() bool { return invoke(ctx, newCall("User.Get")) == nil })
 	assert.ErrorIs(t, invoke(ctx, newCall("Admin.Drop")), spi.ErrPermissionDenied, "configuration re-applied")
+	assert.Equal(t, channel, p.FilterChannel(), "filter channel in use after the restart")
 }
 
 func TestBalancerThroughBridge(t *testing.T) {

@@ -806,6 +806,14 @@ func (p *Process) Restarts() int {
 	return p.restarts
 }
 
+// FilterChannel reports whether the running plugin's filter calls use the
+// filter channel (false: the gRPC Filter service, or not a filter, or
+// restarting).
+func (p *Process) FilterChannel() bool {
+	g, err := p.current()
+	return err == nil && g.fchan != nil
+}
+
 // Running reports whether the plugin is up (not restarting, not closed).
 func (p *Process) Running() bool {
 	_, err := p.current()

@@ -72,7 +72,9 @@ func Serve(entry spi.Entry) {
 	log.SetFlags(0)
 	log.SetOutput(logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}))
 	srv := newServer(entry, logger)
-	if entry.Kind == spi.KindFilter {
+	// KITE_PLUGIN_NO_FILTER_CHANNEL=1 in a plugin's env makes it serve
+	// filters on gRPC only, as an SDK without the channel does.
+	if entry.Kind == spi.KindFilter && os.Getenv("KITE_PLUGIN_NO_FILTER_CHANNEL") != "1" {
 		srv.openChannel()
 		defer srv.closeChannel()
 	}

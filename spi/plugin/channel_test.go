@@ -1,0 +1,185 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiterpc/kite/spi"
+)
+
+// exchanges is how many requests the host sent on p's filter channel.
+func exchanges(p *Process) uint64 {
+	g, err := p.current()
+	if err != nil || g.fchan == nil {
+		return 0
+	}
+	return g.fchan.next.Load()
+}
+
+// A before-only filter costs one exchange per call; what it does before
+// next (stamp, refuse) crosses, and nothing after next happens: the
+// trailer and the chain's error come back as they were.
+func TestFilterChannelBeforeOnly(t *testing.T) {
+	v, p := load(t, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite","before_only":true}`)
+	require.True(t, p.FilterChannel())
+	f := v.(spi.Filter)
+	var backendErr error
+	invoke := spi.Chain(func(_ context.Context, call *spi.Call) error {
+		call.Trailer.Set("x-backend", call.Meta.Get("x-stamp"))
+		return backendErr
+	}, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	newCall := func(method string) *spi.Call {
+		return &spi.Call{Side: spi.ServerSide, Method: method, Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	}
+	n0 := exchanges(p)
+	call := newCall("User.Get")
+	require.NoError(t, invoke(ctx, call))
+	assert.Equal(t, "kite", call.Meta.Get("x-stamp"))
+	assert.Equal(t, "kite", call.Trailer.Get("x-backend"))
+	assert.Equal(t, "", call.Trailer.Get("x-result"), "nothing runs after next")
+	assert.Equal(t, uint64(1), exchanges(p)-n0, "one exchange per call")
+
+	backendErr = spi.Errorf(spi.Internal, "db down")
+	err := invoke(ctx, newCall("User.Get"))
+	assert.ErrorIs(t, err, spi.ErrInternal, "the chain's error comes back unchanged")
+	assert.Contains(t, err.Error(), "db down")
+	assert.ErrorIs(t, invoke(ctx, newCall("Admin.Drop")), spi.ErrPermissionDenied)
+	assert.Equal(t, uint64(3), exchanges(p)-n0)
+
+	// The full filter takes two.
+	v2, p2 := load(t, spi.KindFilter, `{"stamp":"kite"}`)
+	n0 = exchanges(p2)
+	require.NoError(t, spi.Chain(func(context.Context, *spi.Call) error { return nil }, v2.(spi.Filter))(ctx, newCall("User.Get")))
+	assert.Equal(t, uint64(2), exchanges(p2)-n0, "before and after")
+}
+
+// Sixteen callers share the channel: every call gets its own metadata,
+// result and trailer back.
+func TestFilterChannelConcurrent(t *testing.T) {
+	v, p := load(t, spi.KindFilter, `{"deny":["Admin.Drop"],"stamp":"kite"}`)
+	require.True(t, p.FilterChannel())
+	invoke := spi.Chain(func(_ context.Context, call *spi.Call) error {
+		id, _ := strconv.Atoi(call.Meta.Get("x-id"))
+		call.Trailer.Set("x-id", call.Meta.Get("x-id"))
+		if id%3 == 0 {
+			return spi.Errorf(spi.NotFound, "no %d", id)
+		}
+		return nil
+	}, v.(spi.Filter))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				id := w*1000 + i
+				method := "User.Get"
+				if i%7 == 6 {
+					method = "Admin.Drop"
+				}
+				call := &spi.Call{Side: spi.ServerSide, Method: method, Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+				call.Meta.Set("x-id", strconv.Itoa(id))
+				err := invoke(ctx, call)
+				var want spi.Code
+				switch {
+				case method == "Admin.Drop":
+					want = spi.PermissionDenied
+				case id%3 == 0:
+					want = spi.NotFound
+				}
+				if spi.CodeOf(err) != want {
+					errs <- fmt.Errorf("call %d (%s): got %v, want %s", id, method, err, want)
+					return
+				}
+				if want == spi.PermissionDenied {
+					continue
+				}
+				if got := call.Trailer.Get("x-id"); got != strconv.Itoa(id) {
+					errs <- fmt.Errorf("call %d: trailer of call %s", id, got)
+					return
+				}
+				if got := call.Trailer.Get("x-result"); got != want.String() {
+					errs <- fmt.Errorf("call %d: x-result %s, want %s", id, got, want)
+					return
+				}
+				if call.Meta.Get("x-stamp") != "kite" || call.Meta.Get("x-id") != strconv.Itoa(id) {
+					errs <- fmt.Errorf("call %d: metadata %v/%v", id, call.Meta.Get("x-stamp"), call.Meta.Get("x-id"))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// A filter's panic reaches the host as a generic Internal error with an
+// incident id; the panic value stays in the plugin's log.
+func TestFilterChannelPanic(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Decl)
+	}{{"channel", nil}, {"grpc", func(d *Decl) { d.NoFilterChannel = true }}} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _ := loadWith(t, spi.KindFilter, `{"stamp":"kite","panic_on":"User.Boom"}`, tc.edit)
+			invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, v.(spi.Filter))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := invoke(ctx, &spi.Call{Side: spi.ServerSide, Method: "User.Boom", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}})
+			require.ErrorIs(t, err, spi.ErrInternal)
+			assert.NotContains(t, err.Error(), "secret-in-panic")
+			assert.Contains(t, err.Error(), "incident")
+			// The plugin goes on serving.
+			assert.NoError(t, invoke(ctx, &spi.Call{Side: spi.ServerSide, Method: "User.Get", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}))
+		})
+	}
+}
+
+// The channel's socket serves only a host that knows the token from Info.
+func TestFilterChannelRefusesWrongToken(t *testing.T) {
+	_, p := load(t, spi.KindFilter, `{}`)
+	g, err := p.current()
+	require.NoError(t, err)
+	require.NotNil(t, g.fchan)
+	addr := g.fchan.conn.RemoteAddr().String()
+	c, err := net.Dial("unix", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(helloFrame(make([]byte, 32)))
+	require.NoError(t, err)
+	// A before frame after the wrong hello gets no answer: the plugin
+	// closed the connection.
+	b, _ := appendFrame(nil, 1, frameBefore, func(b []byte) []byte { return putUv(b, 1) })
+	_, _ = c.Write(b)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [frameHeader]byte
+	_, _, _, err = readFrame(bufio.NewReader(c), &hdr)
+	require.Error(t, err)
+	var ne net.Error
+	assert.False(t, asNetTimeout(err, &ne), "closed, not silent: %v", err)
+}
+
+func asNetTimeout(err error, ne *net.Error) bool {
+	if e, ok := err.(net.Error); ok {
+		*ne = e
+		return e.Timeout()
+	}
+	return false
+}
