@@ -12,6 +12,12 @@
 // bidirectional methods are supported; a method with
 // `option idempotency_level = IDEMPOTENT` (or NO_SIDE_EFFECTS) is marked
 // idempotent, so clients may retry it after the request left.
+//
+// Services are named on the wire by their full proto name: service
+// Inventory of package eco.v1 is "eco.v1.Inventory" and its method Get
+// "eco.v1.Inventory.Get" (gRPC's "/eco.v1.Inventory/Get"), so services of
+// the same name in two packages can share a server (docs/PROTOCOL.md,
+// "Method names").
 package main
 
 import (

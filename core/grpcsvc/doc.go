@@ -4,23 +4,25 @@
 //   - grpc.health.v1.Health (Check and Watch), backed by Kite's health
 //     service (core/health): the statuses Kite's Health.Check reports,
 //     NOT_SERVING as soon as a drain begins, so Kubernetes gRPC probes and
-//     grpc_health_probe see what Kite clients see;
+//     grpc_health_probe see what Kite clients see; Watch behaves as
+//     grpc-go's (SERVICE_UNKNOWN, open through Shutdown and Resume) but
+//     ends when the server stops;
 //   - grpc.reflection.v1.ServerReflection, so grpcurl and other tools can
 //     list, describe and call Kite services without .proto files.
 //
 // # Design choices, and why
 //
 //   - Both are registered with core.Server.RegisterGRPC under their proto
-//     names (Kite service names cannot contain dots) and run behind the
+//     names (gRPC-only: Kite's protocol does not serve them) and run behind the
 //     server's filters like every other call: a server that demands a
 //     token for everything demands it of probes too; exempt them in the
 //     filter by method ("grpc.health.v1.Health.Check") if needed.
-//   - Health names: a gRPC client asks for "pkg.Service"; Kite knows
-//     services by their flat name. A name the health service does not
-//     know is looked up again without its package.
-//   - Reflection names a Kite service by the proto file that declares it
-//     (found from the service's message types in the global registry),
-//     so generated services appear under their real proto name. A service
+//   - Health names: a gRPC client asks for "pkg.Service", the name proto
+//     services have in Kite too. A name the health service does not know
+//     is looked up again without its package (a Go service's short name).
+//   - Reflection lists a proto service under its full name (found in the
+//     global registry) and a Go service by the proto file that declares
+//     a service of its name, found from its message types. A service
 //     whose unary messages are protobuf but which no loaded file declares
 //     gets a file synthesized at run time: "kite/<Service>.proto", package
 //     "kite". Services whose messages are not protobuf (JSON structs) are

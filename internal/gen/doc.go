@@ -15,7 +15,10 @@
 // `users.GetByID(ctx, 1001)` is an ordinary method call on that interface.
 // StyleProto (protoc-gen-kite) declares <Service>Client and
 // <Service>Server interfaces, the way protoc-gen-go-grpc does, because a
-// .proto file has no Go interface to implement.
+// .proto file has no Go interface to implement. StyleProto services are
+// named on the wire by their full proto name ("eco.v1.Inventory", as
+// gRPC's paths), StyleInterface ones by a short name (docs/PROTOCOL.md,
+// "Method names").
 //
 // Output is formatted with go/format and starts with the standard
 // "Code generated ... DO NOT EDIT." line.

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/plugin"
@@ -58,7 +57,7 @@ func newDenylist(cfg spi.Config) (any, error) {
 		d.message = "denied by policy"
 	}
 	for _, m := range c.Methods {
-		svc, method, ok := strings.Cut(m, ".")
+		svc, method, ok := spi.SplitMethod(m) // "eco.v1.Inventory.*" → eco.v1.Inventory
 		if !ok || svc == "" || method == "" {
 			return nil, spi.Errorf(spi.InvalidArgument, `denylist: method %q is not "Service.Method" or "Service.*"`, m)
 		}
@@ -78,7 +77,7 @@ func (d *denylist) denied(call *spi.Call) bool {
 	if d.methods[call.Method] {
 		return true
 	}
-	if svc, _, ok := strings.Cut(call.Method, "."); ok && d.services[svc] {
+	if svc, _, ok := spi.SplitMethod(call.Method); ok && d.services[svc] {
 		return true
 	}
 	return len(d.callers) > 0 && d.callers[call.Meta.Get(spi.MetaCaller)]
