@@ -35,7 +35,7 @@ const (
 )
 
 // partitionClient is the client the partition scenarios call through:
-// fast heartbeats, Echo.Echo idempotent (Echo.Write is not), a breaker
+// a callDeadline timeout unless opts has one, fast heartbeats, Echo.Echo idempotent (Echo.Write is not), a breaker
 // that ejects after three failures in a row.
 func partitionClient(t *testing.T, opts core.ClientOptions) *core.Client {
 	opts.HeartbeatInterval = hbInterval
@@ -43,7 +43,9 @@ func partitionClient(t *testing.T, opts core.ClientOptions) *core.Client {
 	opts.ConnectTimeout = connectTimeout
 	opts.ReconnectBackoffMin = 20 * time.Millisecond
 	opts.ReconnectBackoffMax = 200 * time.Millisecond
-	opts.Timeout = callDeadline
+	if opts.Timeout == 0 {
+		opts.Timeout = callDeadline
+	}
 	opts.Retry = &resilience.Policy{MaxAttempts: 3, Backoff: "5ms..50ms"}
 	opts.Methods = map[string]core.MethodOptions{"Echo.Echo": {Idempotent: true}}
 	opts.Breaker = &resilience.BreakerConfig{ConsecutiveFailures: breakerFailures, BaseEjection: baseEjection}
@@ -54,7 +56,8 @@ func partitionClient(t *testing.T, opts core.ClientOptions) *core.Client {
 // a client under load; one is cut off with nft drop rules both ways (no
 // RST, no FIN: it looks dead). The heartbeat declares its connection dead
 // and the breaker ejects it within ejectBound; idempotent calls in
-// flight on it fail over to the others (no call fails), non-idempotent
+// flight on it (the load's, and two asleep there) fail over to the others
+// and succeed (no call fails), non-idempotent
 // ones end with a clear Unavailable naming the heartbeat, and no call
 // outlives its deadline. Healed, the host gets calls again once its
 // ejection ends.
@@ -97,8 +100,24 @@ func partitionRound(t *testing.T, s *summary) {
 			results <- outcome{err, time.Now()}
 		}()
 	}
-	waitFor(t, 5*time.Second, "the writes asleep on the victim", func() bool {
-		return hostStats(t, victim.addr).Running >= writes
+	// Idempotent calls asleep on every host, two on the victim: a client
+	// of their own with no other traffic, whose round-robin over three
+	// equal hosts places two of six calls on each.
+	const sleepers, sleepMs = 6, 1500
+	sleepy := partitionClient(t, core.ClientOptions{Targets: addrs(hs), Timeout: 10 * time.Second})
+	type answer struct {
+		r   *Resp
+		err error
+	}
+	answers := make(chan answer, sleepers)
+	for i := range sleepers {
+		go func() {
+			r, err := call(context.Background(), sleepy, "Echo.Echo", 1000+i, sleepMs)
+			answers <- answer{r, err}
+		}()
+	}
+	waitFor(t, 5*time.Second, "the writes and two idempotent calls asleep on the victim", func() bool {
+		return hostStats(t, victim.addr).Running >= writes+sleepers/3
 	})
 	before := c.Stats()
 
@@ -116,6 +135,15 @@ func partitionRound(t *testing.T, s *summary) {
 		assert.Less(t, r.end.Sub(cut), hbBound, "ended within the heartbeat bound")
 		t.Logf("non-idempotent call in flight: failed %s after the partition: %s", r.end.Sub(cut).Round(time.Millisecond), msg)
 	}
+	for range sleepers {
+		a := <-answers
+		require.NoError(t, a.err, "an idempotent call asleep when the partition began")
+		assert.NotEqual(t, victim.Name, a.r.Server)
+	}
+	sst := sleepy.Stats()
+	assert.GreaterOrEqual(t, sst.Retries, uint64(sleepers/3), "the calls asleep on the victim were retried elsewhere")
+	t.Logf("%d idempotent calls asleep on the hosts when the partition began, %d of them on %s: all answered, %d after a retry on another host, %s after the cut",
+		sleepers, sleepers/3, victim.Name, sst.Retries, time.Since(cut).Round(time.Millisecond))
 	// Calls go on, on the other two.
 	ejected := l.ok()
 	waitFor(t, 5*time.Second, "calls succeed while the victim is cut off", func() bool { return l.ok() >= ejected+300 })
@@ -124,7 +152,9 @@ func partitionRound(t *testing.T, s *summary) {
 	require.NoError(t, victim.Heal())
 	healed := time.Now()
 	back, ok := time.Duration(0), false
-	waitFor(t, baseEjection+ejectBound+2*time.Second, "the victim answers again", func() bool {
+	// A half-open probe may have met the partition and doubled the
+	// ejection: up to 2 x baseEjection to wait, then a probe.
+	waitFor(t, 2*baseEjection+ejectBound+2*time.Second, "the victim answers again", func() bool {
 		var at time.Time
 		at, ok = l.firstHit(victim.Name, healed)
 		back = at.Sub(healed)
