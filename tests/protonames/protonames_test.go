@@ -49,13 +49,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop"))
 }
 
-type inv1 struct{ ecov1.UnimplementedInventoryServer }
+type inv1 struct {
+	ecov1.UnimplementedInventoryServer
+}
 
 func (inv1) Get(_ context.Context, r *ecov1.GetRequest) (*ecov1.Item, error) {
 	return &ecov1.Item{Sku: r.GetSku(), Version: "v1"}, nil
 }
 
-type inv2 struct{ ecov2.UnimplementedInventoryServer }
+type inv2 struct {
+	ecov2.UnimplementedInventoryServer
+}
 
 func (inv2) Get(_ context.Context, r *ecov2.GetRequest) (*ecov2.Item, error) {
 	return &ecov2.Item{Sku: r.GetSku(), Version: "v2"}, nil
@@ -139,8 +143,14 @@ func TestQualifiedNamesInRegistryMetricsAndTraces(t *testing.T) {
 	addrs := map[string]string{}
 	servers := map[string]*core.Server{}
 	for name, register := range map[string]func(*core.Server) error{
-		"inventory-v1": func(s *core.Server) error { servers["inventory-v1"] = s; return ecov1.RegisterInventoryServer(s, inv1{}) },
-		"inventory-v2": func(s *core.Server) error { servers["inventory-v2"] = s; return ecov2.RegisterInventoryServer(s, inv2{}) },
+		"inventory-v1": func(s *core.Server) error {
+			servers["inventory-v1"] = s
+			return ecov1.RegisterInventoryServer(s, inv1{})
+		},
+		"inventory-v2": func(s *core.Server) error {
+			servers["inventory-v2"] = s
+			return ecov2.RegisterInventoryServer(s, inv2{})
+		},
 	} {
 		ready := make(chan spi.Instance, 1)
 		go func() { served <- st.ServeNotify(ctx, name, register, func(in spi.Instance) { ready <- in }) }()
