@@ -65,6 +65,7 @@ type h2writer struct {
 	free     []*h2out // h2outs of ended streams, for reuse
 	blocked  []uint32
 	done     []func()
+	fins     []*h2stream // streams to finish after the flush
 }
 
 // h2out is a stream's send side: its window and what waits for it.
@@ -101,6 +102,7 @@ type h2item struct {
 	rst      bool                // then RST_STREAM(val)
 	st       *h2stream           // send quota to return as data is written
 	done     func()              // after the item is written and flushed (or dropped)
+	fin      *h2stream           // its finish, likewise (no method value to allocate per call)
 }
 
 // drop discards an item that will never be written.
@@ -120,6 +122,14 @@ func (it *h2item) drop(w *h2writer) {
 			it.done()
 		}
 		it.done = nil
+	}
+	if it.fin != nil {
+		if w != nil {
+			w.fins = append(w.fins, it.fin)
+		} else {
+			it.fin.finish()
+		}
+		it.fin = nil
 	}
 }
 
@@ -656,6 +666,11 @@ func (w *h2writer) runDone() {
 		w.done[i] = nil
 	}
 	w.done = w.done[:0]
+	for i, st := range w.fins {
+		st.finish()
+		w.fins[i] = nil
+	}
+	w.fins = w.fins[:0]
 }
 
 func (w *h2writer) handle(it *h2item) error {
@@ -781,6 +796,10 @@ func (w *h2writer) write(id uint32, o *h2out, it *h2item) (blocked bool, err err
 	if it.done != nil {
 		w.done = append(w.done, it.done)
 		it.done = nil
+	}
+	if it.fin != nil {
+		w.fins = append(w.fins, it.fin)
+		it.fin = nil
 	}
 	return false, nil
 }
@@ -1114,7 +1133,7 @@ func (st *h2stream) failAs(err error, reason string) {
 	}
 	if !dispatched {
 		st.c.s.rejected(st.m.full, true, st.c.sc.peer, spi.ProtocolGRPC, reason, err, false)
-		st.c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(append([]hpack.HeaderField(nil), respHeaders(st.ct)...), err, nil), rst: true, val: uint32(http2.ErrCodeNo), done: st.finish})
+		st.c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(append([]hpack.HeaderField(nil), respHeaders(st.ct)...), err, nil), rst: true, val: uint32(http2.ErrCodeNo), fin: st})
 	}
 }
 
@@ -1241,7 +1260,7 @@ func (st *h2stream) runUnary() {
 			}
 		}
 	}
-	it := h2item{kind: kStream, id: st.id, done: st.finish}
+	it := h2item{kind: kStream, id: st.id, fin: st}
 	if err == nil {
 		var fb protocol.Builder
 		fb.Begin(protocol.TypeResponse, 0, 0, 0, 0)
@@ -1313,7 +1332,7 @@ func (st *h2stream) runStream() {
 	if st.ended {
 		// The server ended the stream already (endByServer sent the
 		// trailers): only the admission is left to give back, after them.
-		c.enqueue(h2item{kind: kStream, id: st.id, done: st.finish})
+		c.enqueue(h2item{kind: kStream, id: st.id, fin: st})
 		return
 	}
 	st.ended = true
@@ -1321,7 +1340,7 @@ func (st *h2stream) runStream() {
 	if !st.hdrSent.Swap(true) {
 		trl = append(trl, respHeaders(st.ct)...)
 	}
-	c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(trl, err, call.Trailer), rst: open, val: uint32(http2.ErrCodeNo), done: st.finish})
+	c.enqueue(h2item{kind: kStream, id: st.id, trl: statusFields(trl, err, call.Trailer), rst: open, val: uint32(http2.ErrCodeNo), fin: st})
 }
 
 // sent returns send quota as the writer puts data on the wire.
