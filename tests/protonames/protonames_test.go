@@ -257,7 +257,7 @@ func TestQualifiedNamesInRegistryMetricsAndTraces(t *testing.T) {
 	found := map[string]bool{}
 	for _, span := range exp.GetSpans() {
 		for _, kv := range span.Attributes {
-			if v := kv.Value.Emit(); strings.Contains(v, "eco.v1.Inventory") || strings.Contains(v, "eco.v2.Inventory") {
+			if v := kv.Value.String(); strings.Contains(v, "eco.v1.Inventory") || strings.Contains(v, "eco.v2.Inventory") {
 				found[span.Name+" "+string(kv.Key)+"="+v] = true
 			}
 		}
