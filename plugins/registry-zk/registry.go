@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,10 +102,18 @@ func New(c Config) (*Registry, error) {
 	if len(c.Servers) == 0 {
 		return nil, errors.New(`zk registry: servers is required, e.g. servers = ["127.0.0.1:2181"]`)
 	}
-	for _, s := range c.Servers {
-		if strings.TrimSpace(s) == "" {
-			return nil, errors.New("zk registry: servers contains an empty address")
+	servers := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		addr, why := checkServer(s)
+		if why == "" {
+			if j := slices.Index(servers[:i], addr); j >= 0 {
+				why = fmt.Sprintf("the same server as servers[%d]", j)
+			}
 		}
+		if why != "" {
+			return nil, spi.FieldErrorf("servers", "zk registry: servers[%d] %q: %s", i, s, why)
+		}
+		servers[i] = addr
 	}
 	timeout := DefaultSessionTimeout
 	if c.SessionTimeout != "" {
@@ -143,14 +153,16 @@ func New(c Config) (*Registry, error) {
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
-	conn, _, err := zk.Connect(c.Servers, timeout,
+	conn, _, err := zk.Connect(servers, timeout,
 		zk.WithDialer(dialer),
 		zk.WithLogger(zkLogger{r.log}),
 		zk.WithLogInfo(false),
 		zk.WithEventCallback(r.onEvent),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("zk registry: %w", err)
+		// The client resolves every name here: one that does not resolve
+		// fails now.
+		return nil, spi.FieldErrorf("servers", "zk registry: %w", err)
 	}
 	r.conn = conn
 	if c.Username == "" {
@@ -228,6 +240,32 @@ func (r *Registry) awaitAuth() error {
 	case <-r.done:
 		return zk.ErrClosing
 	}
+}
+
+// checkServer returns a servers entry as the client library takes it,
+// "host:port" (port DefaultPort when omitted), or what is wrong with it.
+func checkServer(s string) (addr, why string) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", "empty"
+	case strings.Contains(s, "://") || strings.ContainsAny(s, "/ \t,"):
+		return "", `want "host:port" or "host" (port 2181), one server per list element`
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if strings.Contains(s, ":") {
+			return "", `want "host:port" (an IPv6 address in brackets: "[::1]:2181")`
+		}
+		host, port = s, strconv.Itoa(zk.DefaultPort)
+	}
+	if host == "" {
+		return "", "no host"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+	}
+	return net.JoinHostPort(host, port), ""
 }
 
 func checkRoot(root string) error {

@@ -321,7 +321,7 @@ func TestConfig(t *testing.T) {
 
 	for _, tc := range []struct{ cfg, want string }{
 		{`{}`, "servers is required"},
-		{`{"servers":[""]}`, "empty address"},
+		{`{"servers":[""]}`, `servers[0] "": empty`},
 		{`{"servers":["x"],"session_timeout":"long"}`, "session_timeout"},
 		{`{"servers":["x"],"session_timeout":"1ms"}`, "too short"},
 		{`{"servers":["x"],"root":"kite"}`, "absolute znode path"},
