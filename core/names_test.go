@@ -46,6 +46,10 @@ func (invV2) Get(_ context.Context, r *ecov2.GetRequest) (*ecov2.Item, error) {
 	return &ecov2.Item{Sku: r.GetSku(), Version: "v2"}, nil
 }
 
+func (invV2) GetLegacy(_ context.Context, r *ecov2.GetRequest) (*ecov2.Item, error) {
+	return &ecov2.Item{Sku: r.GetSku(), Version: "v2-legacy"}, nil
+}
+
 // ShortInventory is a Go service registered by reflection under the
 // short name "Inventory".
 type ShortInventory struct{}
@@ -128,7 +132,7 @@ func TestSameServiceNameInTwoProtoPackages(t *testing.T) {
 	srv, addr, c := serveNames(t, rec, registerBoth)
 	ms := srv.Methods()
 	sort.Strings(ms)
-	if want := []string{"eco.v1.Inventory.Get", "eco.v1.Inventory.List", "eco.v2.Inventory.Get", "eco.v2.Inventory.List"}; fmt.Sprint(ms) != fmt.Sprint(want) {
+	if want := []string{"eco.v1.Inventory.Get", "eco.v1.Inventory.List", "eco.v2.Inventory.Get", "eco.v2.Inventory.List", "eco.v2.Inventory.get_legacy"}; fmt.Sprint(ms) != fmt.Sprint(want) {
 		t.Fatalf("Methods() = %v, want %v", ms, want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -173,7 +177,16 @@ func TestSameServiceNameInTwoProtoPackages(t *testing.T) {
 			t.Fatalf("grpc-go /eco.%s.Inventory/Get: %v %v", v, out, err)
 		}
 	}
-	if seen := rec.take(); fmt.Sprint(seen) != "[eco.v1.Inventory.Get eco.v2.Inventory.Get]" {
+	// A method named in snake_case in the .proto keeps that name on the
+	// wire (gRPC's path), whatever its Go name.
+	out := &ecov2.Item{}
+	if err := cc.Invoke(ctx, "/eco.v2.Inventory/get_legacy", &ecov2.GetRequest{Sku: "l"}, out); err != nil || out.GetVersion() != "v2-legacy" {
+		t.Fatalf("grpc-go /eco.v2.Inventory/get_legacy: %v %v", out, err)
+	}
+	if it, err := ecov2.NewInventoryClient(c).GetLegacy(ctx, &ecov2.GetRequest{}); err != nil || it.GetVersion() != "v2-legacy" {
+		t.Fatalf("GetLegacy over Kite: %v %v", it, err)
+	}
+	if seen := rec.take(); fmt.Sprint(seen) != "[eco.v1.Inventory.Get eco.v2.Inventory.Get eco.v2.Inventory.get_legacy eco.v2.Inventory.get_legacy]" {
 		t.Fatalf("filters saw %v over gRPC", seen)
 	}
 	// A third package is not served, and not mistaken for either.

@@ -67,7 +67,9 @@ func TestRegenerateGreeter(t *testing.T) {
 	}
 	eco, err := os.ReadFile(filepath.Join(tmp, "out1", "ecov2", "inventory_kite.pb.go"))
 	require.NoError(t, err)
-	assert.Contains(t, string(eco), `Inventory_Get_FullMethodName  = "eco.v2.Inventory.Get"`)
+	assert.Contains(t, string(eco), `Inventory_Get_FullMethodName       = "eco.v2.Inventory.Get"`)
+	// A method keeps its .proto name on the wire (gRPC's path uses it).
+	assert.Contains(t, string(eco), `Inventory_GetLegacy_FullMethodName = "eco.v2.Inventory.get_legacy"`)
 }
 
 func TestVersionFlag(t *testing.T) {

@@ -57,10 +57,14 @@ func checkService(style Style, s *Service) error {
 	}
 	seen := map[string]bool{}
 	for _, m := range s.Methods {
-		if seen[m.Name] {
+		if seen[m.Name] || seen[" "+m.wire()] {
 			return fmt.Errorf("service %s: method %s declared twice", s.Name, m.Name)
 		}
 		seen[m.Name] = true
+		seen[" "+m.wire()] = true
+		if strings.ContainsAny(m.wire(), "./ ") {
+			return fmt.Errorf("service %s: method %q: the wire name may not contain '.', '/' or ' '", s.Name, m.wire())
+		}
 		if style == StyleInterface && (m.Kind == ClientStream || m.Kind == BidiStream) {
 			return fmt.Errorf("service %s: method %s: %s methods need the proto style", s.Name, m.Name, m.Kind)
 		}
@@ -146,7 +150,7 @@ func (e *emitter) service(s *Service) {
 	e.p("%s_ServiceName = %s", s.GoName, strconv.Quote(s.Name))
 	for i := range s.Methods {
 		m := &s.Methods[i]
-		e.p("%s = %s", fullConst(s, m), strconv.Quote(s.Name+"."+m.Name))
+		e.p("%s = %s", fullConst(s, m), strconv.Quote(s.Name+"."+m.wire()))
 	}
 	e.p(")\n")
 
@@ -195,7 +199,7 @@ func (e *emitter) client(s *Service, n names) {
 }
 
 func (e *emitter) clientUnary(s *Service, n names, m *Method) {
-	e.p("// %s calls %s.%s on the remote service.", m.Name, s.Name, m.Name)
+	e.p("// %s calls %s.%s on the remote service.", m.Name, s.Name, m.wire())
 	full := fullConst(s, m)
 	if m.NoResp {
 		e.p("func (x *%s) %s(ctx %s, req %s) error {", n.clientImpl, m.Name, e.ctx, m.Req.Expr)
@@ -232,7 +236,7 @@ func (e *emitter) recvInto(t Type) (arg string) {
 // clientCallbackStream writes a StyleInterface server-streaming method:
 // the request goes out, every response is handed to send in order.
 func (e *emitter) clientCallbackStream(s *Service, n names, m *Method) {
-	e.p("// %s calls %s.%s on the remote service and hands each message the", m.Name, s.Name, m.Name)
+	e.p("// %s calls %s.%s on the remote service and hands each message the", m.Name, s.Name, m.wire())
 	e.p("// server streams back to send, in order. It returns nil when the server")
 	e.p("// finishes cleanly, the server's error, or the first error send returns")
 	e.p("// (which cancels the stream).")
@@ -274,9 +278,9 @@ func (e *emitter) clientStream(s *Service, n names, m *Method) {
 	full := fullConst(s, m)
 	switch m.Kind {
 	case ServerStream:
-		e.p("// %s sends req to %s.%s and returns the stream of responses.", m.Name, s.Name, m.Name)
+		e.p("// %s sends req to %s.%s and returns the stream of responses.", m.Name, s.Name, m.wire())
 	default:
-		e.p("// %s opens a %s.%s stream.", m.Name, s.Name, m.Name)
+		e.p("// %s opens a %s.%s stream.", m.Name, s.Name, m.wire())
 	}
 	switch m.Kind {
 	case ServerStream:
@@ -306,7 +310,7 @@ func (e *emitter) clientStream(s *Service, n names, m *Method) {
 	e.p("}\n")
 
 	// The wrapper interface.
-	e.p("// %s is the caller's side of a %s.%s stream (%s).", iface, s.Name, m.Name, m.Kind)
+	e.p("// %s is the caller's side of a %s.%s stream (%s).", iface, s.Name, m.wire(), m.Kind)
 	e.p("// Cancel the context passed to %s to abandon it early.", m.Name)
 	e.p("type %s interface {", iface)
 	if m.Kind == ClientStream || m.Kind == BidiStream {
@@ -369,7 +373,7 @@ func (e *emitter) clientStream(s *Service, n names, m *Method) {
 		e.p("if err := x.st.Recv(%s); err != nil {", arg)
 		e.p("if err == %s {", e.io("EOF"))
 		e.p("err = %s(%s, %s)", e.spi("Errorf"), e.spi("Internal"),
-			strconv.Quote(s.Name+"."+m.Name+": the server ended the stream without a response"))
+			strconv.Quote(s.Name+"."+m.wire()+": the server ended the stream without a response"))
 		e.p("}")
 		e.zeroReturn(m.Resp, "err")
 		e.p("}")
@@ -430,7 +434,7 @@ func (e *emitter) protoServerInterface(s *Service, n names) {
 	e.p("type %s struct{}\n", n.unimpl)
 	for i := range s.Methods {
 		m := &s.Methods[i]
-		msg := strconv.Quote("method " + s.Name + "." + m.Name + " is not implemented")
+		msg := strconv.Quote("method " + s.Name + "." + m.wire() + " is not implemented")
 		err := fmt.Sprintf("%s(%s, %s)", e.spi("Errorf"), e.spi("Unimplemented"), msg)
 		e.p("// %s answers Unimplemented.", m.Name)
 		e.p("func (%s) %s {", n.unimpl, e.serverSignature(s, m, false))
@@ -449,7 +453,7 @@ func (e *emitter) protoServerInterface(s *Service, n names) {
 			continue
 		}
 		iface, impl := streamType(s, m, "Server")
-		e.p("// %s is the server's side of a %s.%s stream (%s).", iface, s.Name, m.Name, m.Kind)
+		e.p("// %s is the server's side of a %s.%s stream (%s).", iface, s.Name, m.wire(), m.Kind)
 		e.p("type %s interface {", iface)
 		if m.Kind == ServerStream || m.Kind == BidiStream {
 			e.p("// Send sends one response message, waiting for flow-control credit")
@@ -525,7 +529,7 @@ func (e *emitter) desc(s *Service, n names) {
 		e.p("Methods: []%s.MethodDesc{", e.core)
 		for _, m := range unary {
 			e.p("{")
-			e.p("Name: %s,", strconv.Quote(m.Name))
+			e.p("Name: %s,", strconv.Quote(m.wire()))
 			e.p("NewRequest: func() any { return new(%s) },", m.Req.alloc())
 			e.p("Handler: func(ctx %s, srv any, req any) (any, error) {", e.ctx)
 			call := fmt.Sprintf("srv.(%s).%s(ctx, %s)", n.serverIface, m.Name, e.decoded(m.Req, "req"))
@@ -546,7 +550,7 @@ func (e *emitter) desc(s *Service, n names) {
 		e.p("Streams: []%s.StreamDesc{", e.core)
 		for _, m := range streams {
 			e.p("{")
-			e.p("Name: %s,", strconv.Quote(m.Name))
+			e.p("Name: %s,", strconv.Quote(m.wire()))
 			e.p("Handler: func(ctx %s, srv any, stream *%s.Stream) error {", e.ctx, e.core)
 			_, impl := streamType(s, m, "Server")
 			switch {
@@ -555,7 +559,7 @@ func (e *emitter) desc(s *Service, n names) {
 				e.p("if err := stream.Recv(req); err != nil {")
 				e.p("if err == %s {", e.io("EOF"))
 				e.p("err = %s(%s, %s)", e.spi("Errorf"), e.spi("InvalidArgument"),
-					strconv.Quote(s.Name+"."+m.Name+": the caller sent no request"))
+					strconv.Quote(s.Name+"."+m.wire()+": the caller sent no request"))
 				e.p("}")
 				e.p("return err")
 				e.p("}")

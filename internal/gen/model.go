@@ -62,8 +62,13 @@ func ValueType(expr string) Type { return Type{Expr: expr} }
 
 // Method is one method of a service.
 type Method struct {
-	// Name is the Go method name and the method's name on the wire.
+	// Name is the Go method name, and the method's name on the wire
+	// unless Wire is set.
 	Name string
+	// Wire is the method's name on the wire when it differs from Name:
+	// the .proto method name (gRPC's path uses it as written, e.g.
+	// "get_item" where the Go name is GetItem).
+	Wire string
 	// Doc holds the method's doc comment, one entry per line, without
 	// comment markers.
 	Doc  []string
@@ -76,6 +81,14 @@ type Method struct {
 	// Idempotent sets MethodDesc.Idempotent: the method may be retried
 	// after its request left.
 	Idempotent bool
+}
+
+// wire is m's name on the wire.
+func (m *Method) wire() string {
+	if m.Wire != "" {
+		return m.Wire
+	}
+	return m.Name
 }
 
 // Service is one service.

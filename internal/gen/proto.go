@@ -78,6 +78,7 @@ func ProtoFile(plugin *protogen.Plugin, f *protogen.File) ([]byte, error) {
 		for _, m := range s.Methods {
 			meth := Method{
 				Name: m.GoName,
+				Wire: string(m.Desc.Name()),
 				Doc:  commentLines(m.Comments.Leading),
 				Req:  msgType(m.Input),
 				Resp: msgType(m.Output),

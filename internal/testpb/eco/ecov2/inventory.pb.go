@@ -140,10 +140,12 @@ const file_ecov2_inventory_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"2\n" +
 	"\x04Item\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion2e\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion2\x95\x01\n" +
 	"\tInventory\x12,\n" +
 	"\x03Get\x12\x12.eco.v2.GetRequest\x1a\f.eco.v2.Item\"\x03\x90\x02\x01\x12*\n" +
-	"\x04List\x12\x12.eco.v2.GetRequest\x1a\f.eco.v2.Item0\x01B3Z1github.com/kiterpc/kite/internal/testpb/eco/ecov2b\x06proto3"
+	"\x04List\x12\x12.eco.v2.GetRequest\x1a\f.eco.v2.Item0\x01\x12.\n" +
+	"\n" +
+	"get_legacy\x12\x12.eco.v2.GetRequest\x1a\f.eco.v2.ItemB3Z1github.com/kiterpc/kite/internal/testpb/eco/ecov2b\x06proto3"
 
 var (
 	file_ecov2_inventory_proto_rawDescOnce sync.Once
@@ -165,10 +167,12 @@ var file_ecov2_inventory_proto_goTypes = []any{
 var file_ecov2_inventory_proto_depIdxs = []int32{
 	0, // 0: eco.v2.Inventory.Get:input_type -> eco.v2.GetRequest
 	0, // 1: eco.v2.Inventory.List:input_type -> eco.v2.GetRequest
-	1, // 2: eco.v2.Inventory.Get:output_type -> eco.v2.Item
-	1, // 3: eco.v2.Inventory.List:output_type -> eco.v2.Item
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
+	0, // 2: eco.v2.Inventory.get_legacy:input_type -> eco.v2.GetRequest
+	1, // 3: eco.v2.Inventory.Get:output_type -> eco.v2.Item
+	1, // 4: eco.v2.Inventory.List:output_type -> eco.v2.Item
+	1, // 5: eco.v2.Inventory.get_legacy:output_type -> eco.v2.Item
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name

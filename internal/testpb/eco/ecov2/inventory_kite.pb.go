@@ -18,9 +18,10 @@ import (
 // full name, "package.Service.Method"; gRPC's "/package.Service/Method"),
 // for filters, metrics and generic calls with Client.Call.
 const (
-	Inventory_ServiceName         = "eco.v2.Inventory"
-	Inventory_Get_FullMethodName  = "eco.v2.Inventory.Get"
-	Inventory_List_FullMethodName = "eco.v2.Inventory.List"
+	Inventory_ServiceName              = "eco.v2.Inventory"
+	Inventory_Get_FullMethodName       = "eco.v2.Inventory.Get"
+	Inventory_List_FullMethodName      = "eco.v2.Inventory.List"
+	Inventory_GetLegacy_FullMethodName = "eco.v2.Inventory.get_legacy"
 )
 
 // InventoryClient is the client API for the eco.v2.Inventory service.
@@ -29,6 +30,9 @@ type InventoryClient interface {
 	Get(ctx context.Context, req *GetRequest) (*Item, error)
 	// List streams count items.
 	List(ctx context.Context, req *GetRequest) (Inventory_ListClient, error)
+	// get_legacy is named against the style guide on purpose: its wire name
+	// stays "get_legacy" (gRPC's path), its Go name is GetLegacy.
+	GetLegacy(ctx context.Context, req *GetRequest) (*Item, error)
 }
 
 // inventoryClient implements InventoryClient over a Kite client.
@@ -99,6 +103,15 @@ func (x *inventoryListClient) Recv() (*Item, error) {
 	return out, nil
 }
 
+// GetLegacy calls eco.v2.Inventory.get_legacy on the remote service.
+func (x *inventoryClient) GetLegacy(ctx context.Context, req *GetRequest) (*Item, error) {
+	out := new(Item)
+	if err := x.c.Call(ctx, Inventory_GetLegacy_FullMethodName, req, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InventoryServer is the server API for the eco.v2.Inventory service. Embed
 // UnimplementedInventoryServer in implementations so that methods added to the
 // service later answer Unimplemented instead of breaking the build.
@@ -107,6 +120,9 @@ type InventoryServer interface {
 	Get(ctx context.Context, req *GetRequest) (*Item, error)
 	// List streams count items.
 	List(ctx context.Context, req *GetRequest, stream Inventory_ListServer) error
+	// get_legacy is named against the style guide on purpose: its wire name
+	// stays "get_legacy" (gRPC's path), its Go name is GetLegacy.
+	GetLegacy(ctx context.Context, req *GetRequest) (*Item, error)
 }
 
 // UnimplementedInventoryServer answers every eco.v2.Inventory method with Unimplemented.
@@ -120,6 +136,11 @@ func (UnimplementedInventoryServer) Get(context.Context, *GetRequest) (*Item, er
 // List answers Unimplemented.
 func (UnimplementedInventoryServer) List(context.Context, *GetRequest, Inventory_ListServer) error {
 	return spi.Errorf(spi.Unimplemented, "method eco.v2.Inventory.List is not implemented")
+}
+
+// GetLegacy answers Unimplemented.
+func (UnimplementedInventoryServer) GetLegacy(context.Context, *GetRequest) (*Item, error) {
+	return nil, spi.Errorf(spi.Unimplemented, "method eco.v2.Inventory.get_legacy is not implemented")
 }
 
 // Inventory_ListServer is the server's side of a eco.v2.Inventory.List stream (server-streaming).
@@ -146,6 +167,13 @@ var Inventory_ServiceDesc = core.ServiceDesc{
 				return srv.(InventoryServer).Get(ctx, req.(*GetRequest))
 			},
 			Idempotent: true,
+		},
+		{
+			Name:       "get_legacy",
+			NewRequest: func() any { return new(GetRequest) },
+			Handler: func(ctx context.Context, srv any, req any) (any, error) {
+				return srv.(InventoryServer).GetLegacy(ctx, req.(*GetRequest))
+			},
 		},
 	},
 	Streams: []core.StreamDesc{
