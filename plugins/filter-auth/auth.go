@@ -178,6 +178,11 @@ func NewFilter(o Options) (*Filter, error) {
 // an unauthenticated call before decompressing or decoding its body.
 func (*Filter) MetadataOnly() {}
 
+// BeforeOnly implements spi.BeforeOnlyFilter: the filter acts before
+// next (adds or checks the token) and returns next's result untouched,
+// so served out of process it costs one exchange per call, not two.
+func (*Filter) BeforeOnly() {}
+
 // Wrap implements spi.Filter.
 func (f *Filter) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {

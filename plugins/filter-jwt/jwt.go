@@ -303,6 +303,11 @@ var _ spi.MetadataFilter = (*Filter)(nil)
 // so a call without a valid token costs no decoding.
 func (*Filter) MetadataOnly() {}
 
+// BeforeOnly implements spi.BeforeOnlyFilter: the filter acts before
+// next (adds or checks the token) and returns next's result untouched,
+// so served out of process it costs one exchange per call, not two.
+func (*Filter) BeforeOnly() {}
+
 // Reload re-reads the JWKS file (and the client's token file) now,
 // whatever their modification times; on error the keys in use are kept.
 func (f *Filter) Reload() error {

@@ -108,6 +108,9 @@ func (s FilterSuite) Run(t *testing.T) {
 			if s.Reject != nil {
 				t.Run("ShortCircuit", func(t *testing.T) { s.testShortCircuit(t, side) })
 			}
+			if _, ok := s.Filter.(spi.BeforeOnlyFilter); ok {
+				t.Run("BeforeOnly", func(t *testing.T) { s.testBeforeOnly(t, side) })
+			}
 		})
 	}
 }
@@ -434,5 +437,29 @@ func (s FilterSuite) testEmptyMetadata(t *testing.T, side spi.Side) {
 	}
 	if call.Meta == nil {
 		t.Fatal("the filter set call.Meta to nil")
+	}
+}
+
+// testBeforeOnly checks what an spi.BeforeOnlyFilter promises: next's
+// error comes back as it was (the same value) and the trailer as next
+// left it, since out of process nothing after next reaches the host.
+func (s FilterSuite) testBeforeOnly(t *testing.T, side spi.Side) {
+	for _, result := range []error{nil, spi.Errorf(spi.NotFound, "no user 42"), errors.New("plain failure")} {
+		var in invocation
+		ctx, _ := callCtx(t)
+		call := s.newCall(side, "BeforeOnly")
+		err := s.Filter.Wrap(in.next(result, func(call *spi.Call) {
+			call.Trailer.Reset()
+			call.Trailer.Set("x-spitest-trailer", "from next")
+		}))(ctx, call)
+		if in.calls.Load() != 1 {
+			t.Fatalf("next ran %d times", in.calls.Load())
+		}
+		if err != result {
+			t.Errorf("a before-only filter changed next's result %v into %v", result, err)
+		}
+		if call.Trailer.Len() != 1 || call.Trailer.Get("x-spitest-trailer") != "from next" {
+			t.Errorf("a before-only filter changed the trailer next left")
+		}
 	}
 }

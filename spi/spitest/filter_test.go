@@ -43,14 +43,27 @@ func (f *refFilter) Wrap(next spi.Invoker) spi.Invoker {
 			_ = next(ctx, call)
 		case "newctx": // loses the caller's context
 			ctx = context.Background()
+		case "before-only-after": // claims BeforeOnly, acts after next
+			err := next(ctx, call)
+			call.Trailer.Set("x-ref-after", "1")
+			return err
 		}
 		return next(ctx, call)
 	}
 }
 
+// beforeOnlyRef is refFilter marked spi.BeforeOnlyFilter.
+type beforeOnlyRef struct{ refFilter }
+
+func (*beforeOnlyRef) BeforeOnly() {}
+
 func refSuite(fault string) spitest.FilterSuite {
+	var f spi.Filter = &refFilter{fault: fault}
+	if strings.HasPrefix(fault, "before-only") {
+		f = &beforeOnlyRef{refFilter{fault: fault}}
+	}
 	return spitest.FilterSuite{
-		Filter:     &refFilter{fault: fault},
+		Filter:     f,
 		Prepare:    func(call *spi.Call) { call.Meta.Set("x-ref-token", "ok") },
 		Reject:     func(call *spi.Call) { call.Side = spi.ServerSide },
 		RejectCode: spi.Unauthenticated,
@@ -59,6 +72,7 @@ func refSuite(fault string) spitest.FilterSuite {
 
 func TestFilterSuiteOnReference(t *testing.T) {
 	refSuite("").Run(t)
+	t.Run("before-only", func(t *testing.T) { refSuite("before-only").Run(t) })
 }
 
 // Filters that have nothing to do pass TestFilter as they are.
@@ -94,12 +108,13 @@ func TestFilterSuiteCatchesFaults(t *testing.T) {
 		t.Skip("spawns child test processes")
 	}
 	for fault, want := range map[string]string{
-		"swallow":       "the caller got <nil>",
-		"recode":        "(code Internal)",
-		"dropmeta":      `metadata "x-spitest-b"="beta with spaces" set before the filter reached next`,
-		"twice":         "next ran 2 times, want once",
-		"newctx":        "next's context lost the caller's values",
-		"plain-refusal": "want an *spi.Error",
+		"swallow":           "the caller got <nil>",
+		"recode":            "(code Internal)",
+		"dropmeta":          `metadata "x-spitest-b"="beta with spaces" set before the filter reached next`,
+		"twice":             "next ran 2 times, want once",
+		"newctx":            "next's context lost the caller's values",
+		"plain-refusal":     "want an *spi.Error",
+		"before-only-after": "a before-only filter changed the trailer next left",
 	} {
 		t.Run(fault, func(t *testing.T) {
 			out := runChild(t, "TestFilterSuiteCatchesFaults", "KITE_SPITEST_FILTER_FAULT="+fault)
