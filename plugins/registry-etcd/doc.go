@@ -21,6 +21,11 @@
 // costs a delay, not an error; while quorum is lost they fail when the
 // context ends, and succeed once it is back (tests/cluster/ensemble).
 //
+// Config.Layout "kitex" switches to the keys and values of Kitex's etcd
+// registry (kitex-contrib/registry-etcd): kitex/registry-etcd/<service>/
+// <addr> → {"network","address","weight","tags"}, so Kite and Kitex
+// processes on one etcd discover each other.
+//
 // The package registers itself in spi.Default from init; import it for
 // its side effect, or build a Registry directly with New.
 package etcd

@@ -39,7 +39,8 @@ var Schema = spi.Schema{
 	{Name: "endpoints", Type: spi.TypeStringList, Required: true, Doc: `etcd client URLs or host:port, e.g. ["127.0.0.1:2379"]`},
 	{Name: "ttl", Type: spi.TypeDuration, Doc: `lease time-to-live: how long a dead process's instances stay visible (default "10s", at least "2s")`},
 	{Name: "dial_timeout", Type: spi.TypeDuration, Doc: `bound on connecting and on each background request (default "5s")`},
-	{Name: "prefix", Type: spi.TypeString, Doc: `key prefix (default "/kite/services")`},
+	{Name: "prefix", Type: spi.TypeString, Doc: `key prefix (default "/kite/services"; with layout = "kitex", "kitex/registry-etcd")`},
+	{Name: "layout", Type: spi.TypeString, Doc: `"kite" (default) or "kitex": Kitex's keys and values (kitex-contrib/registry-etcd), so Kite and Kitex processes discover each other`},
 	{Name: "username", Type: spi.TypeString, Doc: "etcd user, when authentication is enabled"},
 	{Name: "password", Type: spi.TypeString, Doc: "etcd password, when authentication is enabled"},
 }
@@ -61,6 +62,7 @@ type Config struct {
 	TTL         string   `json:"ttl,omitempty"`
 	DialTimeout string   `json:"dial_timeout,omitempty"`
 	Prefix      string   `json:"prefix,omitempty"`
+	Layout      string   `json:"layout,omitempty"`
 	Username    string   `json:"username,omitempty"`
 	Password    string   `json:"password,omitempty"`
 
@@ -76,6 +78,7 @@ type options struct {
 	ttl         time.Duration
 	dialTimeout time.Duration
 	prefix      string
+	layout      string
 	username    string
 	password    string
 	log         hclog.Logger
@@ -87,6 +90,7 @@ func (c Config) options() (options, error) {
 		ttl:         DefaultTTL,
 		dialTimeout: DefaultDialTimeout,
 		prefix:      DefaultPrefix,
+		layout:      LayoutKite,
 		username:    c.Username,
 		password:    c.Password,
 		log:         c.Logger,
@@ -122,7 +126,19 @@ func (c Config) options() (options, error) {
 			return o, spi.FieldErrorf("dial_timeout", "etcd registry: dial_timeout must be positive")
 		}
 	}
-	if c.Prefix != "" {
+	switch c.Layout {
+	case "", LayoutKite:
+	case LayoutKitex:
+		// Kitex writes its prefix as given, without a leading slash by
+		// default; so does this layout.
+		o.layout, o.prefix = LayoutKitex, DefaultKitexPrefix
+		if c.Prefix != "" {
+			o.prefix = strings.TrimSuffix(c.Prefix, "/")
+		}
+	default:
+		return o, spi.FieldErrorf("layout", "etcd registry: layout %q is not one of \"kite\", \"kitex\"", c.Layout)
+	}
+	if c.Prefix != "" && o.layout == LayoutKite {
 		o.prefix = "/" + strings.Trim(c.Prefix, "/")
 	}
 	if (o.username == "") != (o.password == "") {
@@ -244,7 +260,13 @@ func (r *Registry) servicePrefix(service string) string {
 	return r.opts.prefix + "/" + service + "/"
 }
 
-func (r *Registry) key(in spi.Instance) string { return r.servicePrefix(in.Service) + in.Addr }
+func (r *Registry) key(in spi.Instance) string {
+	if r.opts.layout == LayoutKitex {
+		_, addr := kitexAddr(in.Addr)
+		return r.servicePrefix(in.Service) + addr
+	}
+	return r.servicePrefix(in.Service) + in.Addr
+}
 
 func checkService(service string) error {
 	if service == "" {
@@ -350,7 +372,7 @@ func (r *Registry) Register(ctx context.Context, in spi.Instance) error {
 	if r.isClosed() {
 		return spi.Errorf(spi.FailedPrecondition, "etcd registry: closed")
 	}
-	val, err := json.Marshal(in)
+	val, err := r.encode(in)
 	if err != nil {
 		return fmt.Errorf("etcd registry: encoding %v: %w", in, err)
 	}
@@ -562,7 +584,7 @@ func (r *Registry) list(ctx context.Context, service string) ([]spi.Instance, in
 	}
 	byAddr := make(map[string]spi.Instance, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if in, ok := decodeInstance(service, kv.Value); ok {
+		if in, ok := r.decode(service, kv.Value); ok {
 			byAddr[string(kv.Key)] = in
 		}
 	}

@@ -68,7 +68,7 @@ type watcher struct {
 func (w *watcher) reset(list []spi.Instance) {
 	w.state = make(map[string]spi.Instance, len(list))
 	for _, in := range list {
-		w.state[w.prefix+in.Addr] = in
+		w.state[w.r.key(in)] = in
 	}
 	w.Publish(list)
 }
@@ -142,7 +142,7 @@ func (w *watcher) follow(ctx context.Context, rev int64) (int64, bool) {
 			key := string(ev.Kv.Key)
 			switch ev.Type {
 			case mvccpb.PUT:
-				if in, ok := decodeInstance(w.service, ev.Kv.Value); ok {
+				if in, ok := w.r.decode(w.service, ev.Kv.Value); ok {
 					w.state[key] = in
 				} else {
 					delete(w.state, key)
