@@ -90,7 +90,8 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 	waitFor(t, 5*time.Second, "load running", func() bool { return l.snapshot().OK >= 100 })
 
 	next := 4
-	rounds(t, func(round int) {
+	var conv1, noLeaders, resumes, conv2 []time.Duration
+	n := rounds(t, func(round int) {
 		// Phase 1: one member (the leader) killed and restored.
 		before := l.snapshot()
 		leader := cl.WaitLeader(t, 30*time.Second)
@@ -125,6 +126,7 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 		live = append(live[1:], added)
 		waitFor(t, etcdConvergeBound, "the client's view converges with one member down", viewIs(c, addrsOf(live)...))
 		converged := time.Since(killed)
+		conv1 = append(conv1, converged)
 		waitFor(t, 5*time.Second, added.name+" gets calls", reached(l, added.name))
 		restarted := time.Now()
 		if err := leader.Start(); err != nil {
@@ -231,6 +233,7 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 		live = append(live, late)
 		waitFor(t, etcdConvergeBound-time.Since(restored), "the client's view converges after quorum returns", viewIs(c, addrsOf(live)...))
 		reconverged := time.Since(restored)
+		noLeaders, resumes, conv2 = append(noLeaders, noLeader), append(resumes, resumed), append(conv2, reconverged)
 		waitFor(t, 5*time.Second, late.name+" gets calls", reached(l, late.name))
 		after := l.snapshot()
 		t.Logf("round %d phase 2: killed %s and %s; %s without leader after %v; quorum lost for %v: calls %d ok, %d failed, %d lost; "+
@@ -245,7 +248,9 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 	})
 
 	r := l.finish()
-	t.Logf("total: %d calls answered, %d failed, %d lost", r.OK, r.Failed, r.Lost)
+	t.Logf("total: scenario 2 (etcd member killed, then quorum lost %v), %d rounds: %d calls answered, %d failed, %d lost; "+
+		"one member down: view converged %s after the kill; quorum lost: detected %s, registration through %s and view converged %s after the restart",
+		outage, n, r.OK, r.Failed, r.Lost, spread(conv1), spread(noLeaders), spread(resumes), spread(conv2))
 	if r.Failed != 0 || r.Lost != 0 {
 		t.Errorf("calls failed or lost: %d failed, %d lost: %s", r.Failed, r.Lost, r.Failures)
 	}

@@ -43,16 +43,27 @@ func soak(t *testing.T) time.Duration {
 	return d
 }
 
-// rounds calls round(i) once, or under soak until the soak time is up.
-func rounds(t *testing.T, round func(i int)) {
-	d := soak(t)
-	end := time.Now().Add(d)
+// rounds calls round(i) once, or under soak until half the soak time is
+// up (the package's two scenarios share it), and returns how many rounds
+// ran.
+func rounds(t *testing.T, round func(i int)) int {
+	end := time.Now().Add(soak(t) / 2)
 	for i := 1; ; i++ {
 		round(i)
 		if t.Failed() || !time.Now().Before(end) {
-			return
+			return i
 		}
 	}
+}
+
+// spread is the median and maximum of some durations, for the totals.
+func spread(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return fmt.Sprintf("median %v max %v", s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 }
 
 const service = "echo"

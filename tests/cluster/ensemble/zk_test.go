@@ -80,8 +80,8 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 	waitFor(t, 5*time.Second, "load running", func() bool { return l.snapshot().OK >= 100 })
 
 	next := 4
-	var worst time.Duration
-	rounds(t, func(round int) {
+	var elections, convergences, rejoins []time.Duration
+	n := rounds(t, func(round int) {
 		leader := ens.WaitLeader(t, 30*time.Second)
 		before := l.snapshot()
 		gone, added := live[0], fmt.Sprintf("s%d", next)
@@ -120,7 +120,7 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 		waitFor(t, zkConvergeBound-time.Since(killed), "the client's view converges after the leader was killed",
 			viewIs(c, addrsOf(live)...))
 		converged := time.Since(killed)
-		worst = max(worst, converged)
+		elections, convergences = append(elections, election), append(convergences, converged)
 		traffic := waitFor(t, 5*time.Second, added+" gets calls", reached(l, added))
 
 		restarted := time.Now()
@@ -134,6 +134,7 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		rejoin := time.Since(restarted)
+		rejoins = append(rejoins, rejoin)
 		after := l.snapshot()
 		t.Logf("round %d: killed leader %s; %s leads after %v; view converged (-%s +%s) %v after the kill; "+
 			"register took %v; %s got calls %v later; %s rejoined in %v; calls %d ok, %d failed, %d lost",
@@ -148,8 +149,9 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 	for _, reg := range regs {
 		expiries += reg.Expiries()
 	}
-	t.Logf("total: %d calls answered, %d failed, %d lost; worst convergence %v (bound %v); session expiries %d",
-		r.OK, r.Failed, r.Lost, worst.Round(time.Millisecond), zkConvergeBound, expiries)
+	t.Logf("total: scenario 1 (ZooKeeper leader killed), %d rounds: %d calls answered, %d failed, %d lost; "+
+		"new leader %s; view converged %s after the kill (bound %v); killed member rejoined %s; session expiries %d",
+		n, r.OK, r.Failed, r.Lost, spread(elections), spread(convergences), zkConvergeBound, spread(rejoins), expiries)
 	if r.Failed != 0 || r.Lost != 0 {
 		t.Errorf("calls failed or lost while the leader changed: %d failed, %d lost: %s", r.Failed, r.Lost, r.Failures)
 	}
