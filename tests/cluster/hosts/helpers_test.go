@@ -311,9 +311,13 @@ func (r loadResult) String() string {
 		}
 	}
 	sort.Strings(errs)
-	return fmt.Sprintf("%d calls, %d ok, %d failed %v, %d lost; latency p50 %s p99 %s p99.9 %s max %s",
+	out := fmt.Sprintf("%d calls, %d ok, %d failed %v, %d lost; latency p50 %s p99 %s p99.9 %s max %s",
 		r.Total, r.OK, r.Failed, errs, r.Lost, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond),
 		r.P999.Round(time.Millisecond), r.Max.Round(time.Millisecond))
+	for c, msg := range r.Samples {
+		out += fmt.Sprintf("; first %s: %s", c, msg)
+	}
+	return out
 }
 
 // finish stops the workers and waits for their calls; a call that does
