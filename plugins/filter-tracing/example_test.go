@@ -33,7 +33,7 @@ func ExampleFilter() {
 	fmt.Println("parent is client span:", srv.Parent.SpanID() == cli.SpanContext.SpanID())
 	// Output:
 	// traceparent sent: true
-	// Users.Get server child of client
+	// Users/Get server child of client
 	// same trace: true
 	// parent is client span: true
 }

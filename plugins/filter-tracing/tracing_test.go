@@ -2,6 +2,7 @@ package tracingfilter
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/kiterpc/kite/spi"
@@ -60,7 +61,7 @@ func TestTraceContinuesFromClientToServer(t *testing.T) {
 	spans := sr.Ended()
 	require.Len(t, spans, 3)
 	srv, cli, root := spans[0], spans[1], spans[2]
-	require.Equal(t, "shop.Users.Get", srv.Name())
+	require.Equal(t, "shop.Users/Get", srv.Name(), "$package.$service/$method")
 	require.Equal(t, trace.SpanKindServer, srv.SpanKind())
 	require.Equal(t, trace.SpanKindClient, cli.SpanKind())
 	require.Equal(t, "request", root.Name())
@@ -73,16 +74,23 @@ func TestTraceContinuesFromClientToServer(t *testing.T) {
 	require.True(t, srv.Parent().IsRemote())
 	require.Equal(t, srv.SpanContext().SpanID(), handlerSpan.SpanID(), "the handler's context carries the server span")
 
+	require.Equal(t, "shop.Users/Get", cli.Name())
 	sa := attrs(srv)
-	require.Equal(t, "kite", sa[AttrSystem].AsString())
-	require.Equal(t, "shop.Users", sa[AttrService].AsString())
-	require.Equal(t, "Get", sa[AttrMethod].AsString())
-	require.Equal(t, "OK", sa[AttrCode].AsString())
-	require.Equal(t, "127.0.0.1", sa[AttrPeerAddress].AsString())
-	require.Equal(t, int64(40001), sa[AttrPeerPort].AsInt64())
+	require.Equal(t, map[attribute.Key]attribute.Value{
+		AttrSystemName:  attribute.StringValue("kite"),
+		AttrMethod:      attribute.StringValue("shop.Users/Get"),
+		AttrStatusCode:  attribute.StringValue("OK"),
+		AttrPeerAddress: attribute.StringValue("127.0.0.1"),
+		AttrPeerPort:    attribute.IntValue(40001),
+		AttrSystem:      attribute.StringValue("kite"),
+		AttrService:     attribute.StringValue("shop.Users"),
+	}, sa, "a server span has no server.address: the address the client used is not known")
 	ca := attrs(cli)
+	require.Equal(t, "127.0.0.1", ca[AttrServerAddress].AsString())
+	require.Equal(t, int64(9000), ca[AttrServerPort].AsInt64())
 	require.Equal(t, "127.0.0.1", ca[AttrPeerAddress].AsString())
 	require.Equal(t, int64(9000), ca[AttrPeerPort].AsInt64())
+	require.NotContains(t, ca, AttrErrorType, "error.type only when the call failed")
 	require.Equal(t, codes.Unset, srv.Status().Code)
 }
 
@@ -130,11 +138,14 @@ func TestStatusByCode(t *testing.T) {
 		status codes.Code
 		code   string
 	}{
-		{spi.ClientSide, spi.Errorf(spi.NotFound, "no user"), codes.Error, "NotFound"},
-		{spi.ServerSide, spi.Errorf(spi.NotFound, "no user"), codes.Unset, "NotFound"},
-		{spi.ServerSide, spi.Errorf(spi.Unauthenticated, "who"), codes.Unset, "Unauthenticated"},
-		{spi.ServerSide, spi.Errorf(spi.Internal, "bug"), codes.Error, "Internal"},
-		{spi.ServerSide, context.DeadlineExceeded, codes.Error, "DeadlineExceeded"},
+		{spi.ClientSide, spi.Errorf(spi.NotFound, "no user"), codes.Error, "NOT_FOUND"},
+		{spi.ClientSide, spi.Errorf(spi.Canceled, "gave up"), codes.Error, "CANCELLED"},
+		{spi.ServerSide, spi.Errorf(spi.NotFound, "no user"), codes.Unset, "NOT_FOUND"},
+		{spi.ServerSide, spi.Errorf(spi.Unauthenticated, "who"), codes.Unset, "UNAUTHENTICATED"},
+		{spi.ServerSide, spi.Errorf(spi.ResourceExhausted, "full"), codes.Unset, "RESOURCE_EXHAUSTED"},
+		{spi.ServerSide, spi.Errorf(spi.Internal, "bug"), codes.Error, "INTERNAL"},
+		{spi.ServerSide, spi.Errorf(spi.Unimplemented, "no"), codes.Error, "UNIMPLEMENTED"},
+		{spi.ServerSide, context.DeadlineExceeded, codes.Error, "DEADLINE_EXCEEDED"},
 		{spi.ClientSide, nil, codes.Unset, "OK"},
 	}
 	for _, tc := range cases {
@@ -144,9 +155,16 @@ func TestStatusByCode(t *testing.T) {
 		require.Equal(t, tc.err, err, "the filter returns the error unchanged")
 		s := sr.Ended()[0]
 		require.Equal(t, tc.status, s.Status().Code, "%s %v", tc.side, tc.err)
-		require.Equal(t, tc.code, attrs(s)[AttrCode].AsString())
+		require.Equal(t, tc.code, attrs(s)[AttrStatusCode].AsString())
 		if tc.status == codes.Error {
 			require.Len(t, s.Events(), 1, "the error is recorded as an event")
+			require.Equal(t, tc.code, attrs(s)[AttrErrorType].AsString())
+			var e *spi.Error
+			if errors.As(tc.err, &e) {
+				require.Equal(t, e.Message, s.Status().Description, "the description is the message, not the code again")
+			}
+		} else {
+			require.NotContains(t, attrs(s), AttrErrorType, "%s %v", tc.side, tc.err)
 		}
 	}
 }
@@ -176,12 +194,16 @@ func TestCatalogEntry(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestSplitMethod(t *testing.T) {
+func TestRPCMethod(t *testing.T) {
 	for in, want := range map[string][2]string{
-		"Users.Get": {"Users", "Get"}, "shop.v1.Users.Get": {"shop.v1.Users", "Get"}, "bare": {"", "bare"},
+		"Users.Get":             {"Users/Get", "Users"},
+		"shop.v1.Users.Get":     {"shop.v1.Users/Get", "shop.v1.Users"},
+		"/eco.v2.Inventory/Get": {"eco.v2.Inventory/Get", "eco.v2.Inventory"},
+		"eco.v2.Inventory/Get":  {"eco.v2.Inventory/Get", "eco.v2.Inventory"},
+		"bare":                  {"bare", ""},
 	} {
-		s, m := splitMethod(in)
-		require.Equal(t, want, [2]string{s, m})
+		m, s := rpcMethod(in)
+		require.Equal(t, want, [2]string{m, s}, in)
 	}
 }
 

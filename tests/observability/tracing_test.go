@@ -2,6 +2,7 @@ package observability
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	tracingfilter "github.com/kiterpc/kite/plugins/filter-tracing"
@@ -56,8 +57,8 @@ func TestTraceContinuesAcrossLoopback(t *testing.T) {
 
 	spans := exp.GetSpans()
 	require.Len(t, spans, 3)
-	cli := byKind(spans, "Echo.Echo", trace.SpanKindClient)
-	srv := byKind(spans, "Echo.Echo", trace.SpanKindServer)
+	cli := byKind(spans, "Echo/Echo", trace.SpanKindClient)
+	srv := byKind(spans, "Echo/Echo", trace.SpanKindServer)
 	require.Len(t, cli, 1)
 	require.Len(t, srv, 1)
 	traceID := root.SpanContext().TraceID()
@@ -67,10 +68,13 @@ func TestTraceContinuesAcrossLoopback(t *testing.T) {
 	require.True(t, srv[0].Parent.IsRemote())
 	require.Equal(t, root.SpanContext().SpanID(), cli[0].Parent.SpanID())
 	require.Equal(t, srv[0].SpanContext.SpanID(), handlerSpan.SpanID(), "the handler runs under the server span")
-	require.Equal(t, "kite", attr(srv[0], tracingfilter.AttrSystem).AsString())
+	require.Equal(t, "kite", attr(srv[0], tracingfilter.AttrSystemName).AsString())
+	require.Equal(t, "Echo/Echo", attr(srv[0], tracingfilter.AttrMethod).AsString())
 	require.Equal(t, "Echo", attr(srv[0], tracingfilter.AttrService).AsString())
 	require.Equal(t, "127.0.0.1", attr(srv[0], tracingfilter.AttrPeerAddress).AsString())
-	require.Equal(t, "OK", attr(cli[0], tracingfilter.AttrCode).AsString())
+	require.Equal(t, "OK", attr(cli[0], tracingfilter.AttrStatusCode).AsString())
+	// The client addressed the server it dialled: server.address/port.
+	require.Equal(t, addr, attr(cli[0], tracingfilter.AttrServerAddress).AsString()+":"+strconv.FormatInt(attr(cli[0], tracingfilter.AttrServerPort).AsInt64(), 10))
 }
 
 func TestTraceFollowsTwoHopsAndErrors(t *testing.T) {
@@ -93,10 +97,10 @@ func TestTraceFollowsTwoHopsAndErrors(t *testing.T) {
 
 	spans := exp.GetSpans()
 	require.Len(t, spans, 4)
-	relayCli := byKind(spans, "Echo.Relay", trace.SpanKindClient)[0]
-	relaySrv := byKind(spans, "Echo.Relay", trace.SpanKindServer)[0]
-	echoCli := byKind(spans, "Echo.Echo", trace.SpanKindClient)[0]
-	echoSrv := byKind(spans, "Echo.Echo", trace.SpanKindServer)[0]
+	relayCli := byKind(spans, "Echo/Relay", trace.SpanKindClient)[0]
+	relaySrv := byKind(spans, "Echo/Relay", trace.SpanKindServer)[0]
+	echoCli := byKind(spans, "Echo/Echo", trace.SpanKindClient)[0]
+	echoSrv := byKind(spans, "Echo/Echo", trace.SpanKindServer)[0]
 	require.False(t, relayCli.Parent.IsValid())
 	for _, s := range spans {
 		require.Equal(t, relayCli.SpanContext.TraceID(), s.SpanContext.TraceID(), s.Name)
@@ -112,10 +116,12 @@ func TestTraceFollowsTwoHopsAndErrors(t *testing.T) {
 	<-svc.spans
 	spans = exp.GetSpans()
 	require.Len(t, spans, 2)
-	failCli := byKind(spans, "Echo.Fail", trace.SpanKindClient)[0]
-	failSrv := byKind(spans, "Echo.Fail", trace.SpanKindServer)[0]
-	require.Equal(t, "NotFound", attr(failCli, tracingfilter.AttrCode).AsString())
-	require.Equal(t, "NotFound", attr(failSrv, tracingfilter.AttrCode).AsString())
+	failCli := byKind(spans, "Echo/Fail", trace.SpanKindClient)[0]
+	failSrv := byKind(spans, "Echo/Fail", trace.SpanKindServer)[0]
+	require.Equal(t, "NOT_FOUND", attr(failCli, tracingfilter.AttrStatusCode).AsString())
+	require.Equal(t, "NOT_FOUND", attr(failSrv, tracingfilter.AttrStatusCode).AsString())
+	require.Equal(t, "NOT_FOUND", attr(failCli, tracingfilter.AttrErrorType).AsString())
+	require.Equal(t, attribute.INVALID, attr(failSrv, tracingfilter.AttrErrorType).Type(), "no error.type on the server for NOT_FOUND")
 	require.Equal(t, codes.Error, failCli.Status.Code)
 	require.Equal(t, codes.Unset, failSrv.Status.Code, "a NotFound is not a server fault")
 	require.Equal(t, failCli.SpanContext.SpanID(), failSrv.Parent.SpanID())
