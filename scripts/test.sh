@@ -25,6 +25,9 @@ bash scripts/ensure-netns.sh
 # protoc and protoc-gen-go (go.mod's version, into .kite/bin) for
 # cmd/protoc-gen-kite's regeneration test.
 bash scripts/ensure-tools.sh
+# promtool (Debian prometheus) for tests/observability's exposition and
+# dashboard checks.
+bash scripts/ensure-prometheus.sh
 export PATH="$PWD/.kite/bin:$PATH"
 export KITE_ARTIFACTS="${KITE_ARTIFACTS:-$PWD/.kite/artifacts}"
 mkdir -p "$KITE_ARTIFACTS"
