@@ -153,9 +153,9 @@ func GRPCMethodName(path string) (name string, ok bool) {
 }
 
 // lookup finds the method a gRPC path names, or nil: a gRPC-only
-// service's, else the Kite method of the same name (or its short alias,
-// as for a Kite call), else a Go service's whose short name is the
-// path's last service element, whatever its package.
+// service's, else the method a Kite call of the same name reaches
+// (lookupMethod: the full name, a proto service's unambiguous short
+// alias, a Go service's short name whatever the package).
 func (g *grpcServer) lookup(path string) *method {
 	if m, ok := g.paths.Load(path); ok {
 		return m.(*method)
@@ -169,15 +169,7 @@ func (g *grpcServer) lookup(path string) *method {
 			return nil
 		}
 		g.s.mu.Lock()
-		m = g.s.lookupMethod([]byte(name))
-		if m == nil {
-			svc, meth, _ := spi.SplitMethod(name)
-			if short := spi.ShortService(svc); short != svc {
-				// s.methods holds full names only: a short key is a Go
-				// service's, never a proto service's alias.
-				m = g.s.methods[short+"."+meth]
-			}
-		}
+		m = g.s.lookupMethod([]byte(name)) // the same rules as a Kite call
 		g.s.mu.Unlock()
 	}
 	if m != nil {

@@ -267,6 +267,35 @@ func TestShortProtoNameIsAnAliasWhileUnambiguous(t *testing.T) {
 	}
 }
 
+// TestFullNameReachesAGoServiceOfTheShortName: the other direction of
+// compatibility — a server whose Inventory is registered under the short
+// name (a Go service, or stubs generated before full names) answers a
+// client's full name "eco.v1.Inventory.Get", on Kite's protocol as on
+// gRPC; the call runs under the server's own name.
+func TestFullNameReachesAGoServiceOfTheShortName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec := &methodRecorder{}
+	_, addr, c := serveNames(t, rec, func(s *core.Server) error { return s.Register("Inventory", ShortInventory{}) })
+	it, err := ecov1.NewInventoryClient(c).Get(ctx, &ecov1.GetRequest{Sku: "new"})
+	if err != nil || it.GetVersion() != "go" {
+		t.Fatalf("generated client (full name) against a short-named service: %v %v", it, err)
+	}
+	out := &ecov1.Item{}
+	if err := dialGRPC(t, addr).Invoke(ctx, "/eco.v1.Inventory/Get", &ecov1.GetRequest{}, out); err != nil || out.GetVersion() != "go" {
+		t.Fatalf("grpc-go /eco.v1.Inventory/Get: %v %v", out, err)
+	}
+	if seen := rec.take(); fmt.Sprint(seen) != "[Inventory.Get Inventory.Get]" {
+		t.Fatalf("filters saw %v", seen)
+	}
+	// A method the short-named service lacks is still unknown, by the
+	// name the caller used.
+	err = c.Call(ctx, "eco.v1.Inventory.Put", &ecov1.GetRequest{}, out)
+	if spi.CodeOf(err) != spi.Unimplemented || !strings.Contains(err.Error(), `unknown method "eco.v1.Inventory.Put"`) {
+		t.Fatalf("unknown method: %v", err)
+	}
+}
+
 // TestServiceNameRules: what RegisterService accepts as names.
 func TestServiceNameRules(t *testing.T) {
 	srv, err := core.NewServer(core.ServerOptions{})

@@ -195,7 +195,8 @@ func validServiceName(n string) bool {
 // called Inventory and no Go service is: the alias table below. With two
 // (eco.v1 and eco.v2), the short name is refused with the full names to
 // use. The call runs under the full name either way, so filters, metrics
-// and traces see one name per method.
+// and traces see one name per method. The other way round, a full name
+// reaches a Go service registered under its short name (lookupMethod).
 
 // aliasTable maps the short names of a server's qualified services to
 // their methods; built at registration, read without locks once serving.
@@ -233,14 +234,30 @@ func (s *Server) rebuildAliases() {
 	s.aliases = t
 }
 
-// lookupMethod finds the method a Kite call names: its own name, else an
-// unambiguous short alias of a proto service. Registration is over once
-// calls arrive, so no lock is taken.
+// lookupMethod finds the method a call names (Kite's protocol and gRPC
+// alike): its own name, else an unambiguous short alias of a proto
+// service, else — for a full name "pkg.Svc.M" — a Go service registered
+// under the short name "Svc" (it has no package, so it answers any: a
+// server with stubs generated before full names, or a Go service called
+// by a gRPC client). Registration is over once calls arrive, so no lock
+// is taken; the fallbacks cost only calls that miss.
 func (s *Server) lookupMethod(name []byte) *method {
 	if m := s.methods[string(name)]; m != nil {
 		return m
 	}
-	return s.aliases.methods[string(name)]
+	if m := s.aliases.methods[string(name)]; m != nil {
+		return m
+	}
+	svc, meth, ok := spi.SplitMethod(string(name))
+	if !ok {
+		return nil
+	}
+	if short := spi.ShortService(svc); short != svc {
+		// s.methods holds full names only, so a short key is a Go
+		// service's, never a proto service's alias.
+		return s.methods[short+"."+meth]
+	}
+	return nil
 }
 
 // errUnknownMethod is answered for methods not in the table. It says
