@@ -30,7 +30,7 @@ const (
 	// else the redials that time out after connectTimeout.
 	ejectBound      = hbBound + connectTimeout + 500*time.Millisecond
 	breakerFailures = 3
-	baseEjection    = 2 * time.Second
+	baseEjection    = 3 * time.Second
 	callDeadline    = 2 * time.Second
 )
 
