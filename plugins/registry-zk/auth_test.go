@@ -244,18 +244,19 @@ func TestDigestAuthWarnsOnAnOpenServiceNode(t *testing.T) {
 func TestDigestAuthConfigErrors(t *testing.T) {
 	tr := true
 	for _, c := range []struct {
-		cfg  Config
-		want string
+		cfg         Config
+		want, field string
 	}{
-		{Config{Password: "x"}, "password is set but username is not"},
-		{Config{Username: "a:b", Password: "x"}, `username "a:b" must not contain ':'`},
-		{Config{Username: "alice"}, `username "alice" needs a password; write password = env("ZK_PASSWORD")`},
-		{Config{WorldRead: &tr}, "world_read applies with username and password only"},
+		{Config{Password: "x"}, "password is set but username is not", "password"},
+		{Config{Username: "a:b", Password: "x"}, `username "a:b" must not contain ':'`, "username"},
+		{Config{Username: "alice"}, `username "alice" needs a password; write password = env("ZK_PASSWORD")`, "username"},
+		{Config{WorldRead: &tr}, "world_read applies with username and password only", "world_read"},
 	} {
 		c.cfg.Servers = []string{"127.0.0.1:1"}
 		_, err := New(c.cfg)
 		require.Error(t, err, "%+v", c.cfg)
 		assert.Contains(t, err.Error(), c.want)
+		assert.Equal(t, c.field, spi.FieldOf(err), "the error names the attribute, so kite.hcl reports its file:line:col")
 	}
 }
 

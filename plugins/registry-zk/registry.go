@@ -185,18 +185,18 @@ func New(c Config) (*Registry, error) {
 func aclOf(c Config) ([]zk.ACL, string, error) {
 	if c.Username == "" {
 		if c.Password != "" {
-			return nil, "", errors.New("zk registry: password is set but username is not; digest authentication needs both")
+			return nil, "", spi.FieldErrorf("password", "zk registry: password is set but username is not; digest authentication needs both")
 		}
 		if c.WorldRead != nil {
-			return nil, "", errors.New("zk registry: world_read applies with username and password only (without them nodes are open to everyone)")
+			return nil, "", spi.FieldErrorf("world_read", "zk registry: world_read applies with username and password only (without them nodes are open to everyone)")
 		}
 		return zk.WorldACL(zk.PermAll), "no credentials", nil
 	}
 	if strings.Contains(c.Username, ":") {
-		return nil, "", fmt.Errorf("zk registry: username %q must not contain ':' (digest credentials are user:password)", c.Username)
+		return nil, "", spi.FieldErrorf("username", "zk registry: username %q must not contain ':' (digest credentials are user:password)", c.Username)
 	}
 	if c.Password == "" {
-		return nil, "", fmt.Errorf("zk registry: username %q needs a password; write password = env(\"ZK_PASSWORD\") to keep it out of the file", c.Username)
+		return nil, "", spi.FieldErrorf("username", "zk registry: username %q needs a password; write password = env(\"ZK_PASSWORD\") to keep it out of the file", c.Username)
 	}
 	acl := zk.DigestACL(zk.PermAll, c.Username, c.Password)
 	if c.WorldRead == nil || *c.WorldRead {
