@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -56,6 +57,8 @@ type filterVariant struct {
 	// plugin: out of process; grpc: over the Filter service, not the
 	// filter channel; beforeOnly: the spi.BeforeOnlyFilter variant.
 	plugin, grpc, beforeOnly, none bool
+	// env is added to the plugin's environment.
+	env []string
 }
 
 var filterVariants = []filterVariant{
@@ -64,6 +67,7 @@ var filterVariants = []filterVariant{
 	{name: "plugin-grpc", doc: "out of process, Before and After as gRPC calls (the path before the filter channel)", plugin: true, grpc: true},
 	{name: "plugin", doc: "out of process on the filter channel, Before and After (two exchanges)", plugin: true},
 	{name: "plugin-before-only", doc: "out of process on the filter channel, an spi.BeforeOnlyFilter (one exchange)", plugin: true, beforeOnly: true},
+	{name: "plugin-1p", doc: "`plugin` with GOMAXPROCS=1 in the plugin's environment (kite.hcl: `env = { GOMAXPROCS = \"1\" }`)", plugin: true, env: []string{"GOMAXPROCS=1"}},
 }
 
 // filterRun is one measured run.
@@ -150,7 +154,16 @@ func filtersCmd(args []string) error {
 			}
 		}
 	}
-	md := filtersReport(runs, callers, *rounds, *dur, *warm, *payload, load0, loadAvg(), time.Since(start))
+	var floors []floorRun
+	for range *rounds {
+		f, err := runFloor(exe, *dur)
+		if err != nil {
+			return fmt.Errorf("round-trip floor: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "floor: %.1f µs per round trip, cpu %.1f + %.1f µs\n", f.UsPer, f.HostCPU, f.PeerCPU)
+		floors = append(floors, f)
+	}
+	md := filtersReport(runs, floors, callers, *rounds, *dur, *warm, *payload, load0, loadAvg(), time.Since(start))
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -192,7 +205,7 @@ func runFilterVariant(v filterVariant, n int, dur, warm time.Duration, payload i
 	case v.plugin:
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		e, p, err := plugin.Load(ctx, plugin.Decl{Kind: spi.KindFilter, Name: "benchkey", Path: exe, SHA256: sum,
-			Args: []string{"filter-plugin"}, NoFilterChannel: v.grpc, Env: pluginEnv}, hclog.NewNullLogger())
+			Args: []string{"filter-plugin"}, NoFilterChannel: v.grpc, Env: append(slices.Clone(pluginEnv), v.env...)}, hclog.NewNullLogger())
 		cancel()
 		if err != nil {
 			return fr, err
@@ -371,7 +384,7 @@ func median(xs []float64) float64 {
 // filtersReport is the markdown report: per caller count and variant the
 // medians over rounds, and the cost each filter adds to a call against
 // "none" of the same round (median of the per-round differences).
-func filtersReport(runs []filterRun, callers []int, rounds int, dur, warm time.Duration, payload int, load0, load1 string, took time.Duration) string {
+func filtersReport(runs []filterRun, floors []floorRun, callers []int, rounds int, dur, warm time.Duration, payload int, load0, load1 string, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Filter cost: compiled in vs out of process\n\n")
 	fmt.Fprintf(&b, "- date: %s, %s, %d CPUs (GOMAXPROCS %d), took %s\n", time.Now().UTC().Format(time.RFC3339),
@@ -418,12 +431,18 @@ func filtersReport(runs []filterRun, callers []int, rounds int, dur, warm time.D
 				median(cpuH), median(cpuP), addedCPU)
 		}
 	}
+	var fus, fh, fp []float64
+	for _, f := range floors {
+		fus, fh, fp = append(fus, f.UsPer), append(fh, f.HostCPU), append(fp, f.PeerCPU)
+	}
+	fmt.Fprintf(&b, "\nFloor, same run: a bare round trip of 64 bytes on a Unix socket between this process and a child Go process (`kitebench pingpong-peer`), one at a time: %.1f µs, CPU %.1f + %.1f µs (medians of %d runs). An exchange with a filter plugin cannot cost less; sequentially, a call through a before-only filter makes one exchange, through another filter two.\n",
+		median(fus), median(fh), median(fp), len(floors))
 	fmt.Fprintf(&b, "\nVariants:\n\n")
 	for _, v := range filterVariants {
 		fmt.Fprintf(&b, "- `%s`: %s\n", v.name, v.doc)
 	}
 	fmt.Fprintf(&b, "\nGoal (issue 16): an out-of-process filter adds ≤ 100 µs per sequential call and ≤ 25 µs amortised at 16 callers.\n\n")
-	for _, name := range []string{"plugin", "plugin-before-only", "plugin-grpc"} {
+	for _, name := range []string{"plugin", "plugin-before-only", "plugin-1p", "plugin-grpc"} {
 		for _, n := range callers {
 			goal := 0.0
 			switch n {
@@ -443,4 +462,88 @@ func filtersReport(runs []filterRun, callers []int, rounds int, dur, warm time.D
 		}
 	}
 	return b.String()
+}
+
+// floorRun is the bare round-trip cost between two processes.
+type floorRun struct {
+	UsPer, HostCPU, PeerCPU float64
+}
+
+// pingPongPeerCmd echoes 64-byte messages on the Unix socket given as
+// its argument (the floor measurement's child).
+func pingPongPeerCmd(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: kitebench pingpong-peer SOCKET")
+	}
+	c, err := net.Dial("unix", args[0])
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64)
+	for {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil
+		}
+		if _, err := c.Write(buf); err != nil {
+			return nil
+		}
+	}
+}
+
+// runFloor measures round trips to a pingpong-peer child for dur.
+func runFloor(exe string, dur time.Duration) (floorRun, error) {
+	var f floorRun
+	dir, err := os.MkdirTemp("", "kitebench-floor")
+	if err != nil {
+		return f, err
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return f, err
+	}
+	defer ln.Close()
+	cmd := exec.Command(exe, "pingpong-peer", sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return f, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if ul, ok := ln.(*net.UnixListener); ok {
+		_ = ul.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		return f, err
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	rt := func() error {
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, buf)
+		return err
+	}
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+		if err := rt(); err != nil {
+			return f, err
+		}
+	}
+	h0, p0 := selfCPUTime(), pidCPUTime(cmd.Process.Pid)
+	t0 := time.Now()
+	n := 0
+	for time.Since(t0) < dur {
+		if err := rt(); err != nil {
+			return f, err
+		}
+		n++
+	}
+	el := time.Since(t0)
+	h1, p1 := selfCPUTime(), pidCPUTime(cmd.Process.Pid)
+	f.UsPer = float64(el.Nanoseconds()) / 1e3 / float64(n)
+	f.HostCPU = float64((h1 - h0).Nanoseconds()) / 1e3 / float64(n)
+	f.PeerCPU = float64((p1 - p0).Nanoseconds()) / 1e3 / float64(n)
+	return f, nil
 }

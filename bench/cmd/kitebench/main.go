@@ -36,6 +36,8 @@ func main() {
 		err = filtersCmd(os.Args[2:])
 	case "filter-plugin":
 		filterPluginCmd()
+	case "pingpong-peer":
+		err = pingPongPeerCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
