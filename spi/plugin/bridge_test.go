@@ -222,6 +222,11 @@ func testFilterThroughBridge(t *testing.T, edit func(*Decl), channel bool) {
 	gate := make(chan struct{})
 	restartHook = func() { <-gate }
 	defer func() { restartHook = nil }()
+	var chanDir string
+	if g, err := p.current(); err == nil {
+		chanDir = g.chanDir
+	}
+	require.Equal(t, channel, chanDir != "", "channel socket directory known")
 	require.NoError(t, syscall.Kill(p.Pid(), syscall.SIGKILL))
 	n := len(reached)
 	err = invoke(ctx, newCall("User.Get"))
@@ -232,6 +237,10 @@ func testFilterThroughBridge(t *testing.T, edit func(*Decl), channel bool) {
 	eventually(t, "filter plugin back", func() bool { return invoke(ctx, newCall("User.Get")) == nil })
 	assert.ErrorIs(t, invoke(ctx, newCall("Admin.Drop")), spi.ErrPermissionDenied, "configuration re-applied")
 	assert.Equal(t, channel, p.FilterChannel(), "filter channel in use after the restart")
+	if channel {
+		_, err := os.Stat(chanDir)
+		assert.True(t, os.IsNotExist(err), "the killed plugin's socket directory %s is removed: %v", chanDir, err)
+	}
 }
 
 func TestBalancerThroughBridge(t *testing.T) {
