@@ -268,3 +268,113 @@ func keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// promLabels formats name{labels} as PromQL series notation.
+func promLabels(name string, ls map[string]string) string {
+	names := keys(ls)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, n+"="+strconv.Quote(ls[n]))
+	}
+	return name + "{" + strings.Join(parts, ",") + "}"
+}
+
+// TestGRPCCompatRulesOnExposedSeries runs the shipped recording rules
+// (docs/prometheus/kite-grpc-compat.rules.yml) in the real promtool's
+// rule unit tester over the series a busy server exposed, and expects
+// go-grpc-middleware's grpc_{server,client}_handled_total and
+// _handling_seconds_count with the values Kite counted: what a dashboard
+// for grpc-go servers would read from a Kite server.
+func TestGRPCCompatRulesOnExposedSeries(t *testing.T) {
+	promtool := testkit.Tool(t, "promtool", promtoolHint)
+	rulesPath, err := filepath.Abs(filepath.Join("..", "..", "docs", "prometheus", "kite-grpc-compat.rules.yml"))
+	require.NoError(t, err)
+	out, err := exec.Command(promtool, "check", "rules", rulesPath).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(scrapeBusyServer(t)))
+	require.NoError(t, err)
+	type series struct {
+		Series string `json:"series"`
+		Values string `json:"values"`
+	}
+	var input []series
+	// Each exposed sample holds its value for three minutes.
+	add := func(name string, ls map[string]string, v float64) {
+		f := strconv.FormatFloat(v, 'g', -1, 64)
+		input = append(input, series{Series: promLabels(name, ls), Values: f + " " + f + " " + f})
+	}
+	// want[output series] = value, summed over the peer label as the rules do.
+	want := map[string]float64{}
+	grpcLabels := func(ls map[string]string) map[string]string {
+		out := map[string]string{}
+		m := ls["method"]
+		if i := strings.LastIndexByte(m, '.'); i >= 0 {
+			out["grpc_service"], out["grpc_method"] = m[:i], m[i+1:]
+		} else {
+			out["grpc_method"] = m
+		}
+		if c, ok := ls["code"]; ok {
+			out["grpc_code"] = c
+		}
+		return out
+	}
+	for _, fam := range []string{"kite_rpc_calls_total", "kite_rpc_duration_seconds"} {
+		for _, m := range mfs[fam].GetMetric() {
+			ls := map[string]string{}
+			for _, l := range m.GetLabel() {
+				ls[l.GetName()] = l.GetValue()
+			}
+			if fam == "kite_rpc_calls_total" {
+				add(fam, ls, m.GetCounter().GetValue())
+				want[promLabels("grpc_"+ls["side"]+"_handled_total", grpcLabels(ls))] += m.GetCounter().GetValue()
+				continue
+			}
+			h := m.GetHistogram()
+			add(fam+"_count", ls, float64(h.GetSampleCount()))
+			add(fam+"_sum", ls, h.GetSampleSum())
+			want[promLabels("grpc_"+ls["side"]+"_handling_seconds_count", grpcLabels(ls))] += float64(h.GetSampleCount())
+		}
+	}
+	require.Contains(t, want, `grpc_server_handled_total{grpc_code="OK",grpc_method="Echo",grpc_service="Gate"}`)
+	require.Contains(t, want, `grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="Echo",grpc_service="Gate"}`)
+	require.Contains(t, want, `grpc_server_handled_total{grpc_code="Unimplemented",grpc_method="_OTHER"}`)
+
+	type sample struct {
+		Labels string  `json:"labels"`
+		Value  float64 `json:"value"`
+	}
+	type exprTest struct {
+		Expr       string   `json:"expr"`
+		EvalTime   string   `json:"eval_time"`
+		ExpSamples []sample `json:"exp_samples"`
+	}
+	var exprTests []exprTest
+	for _, name := range []string{"grpc_server_handled_total", "grpc_client_handled_total", "grpc_server_handling_seconds_count", "grpc_client_handling_seconds_count"} {
+		et := exprTest{Expr: name, EvalTime: "2m"}
+		for _, k := range keys(want) {
+			if strings.HasPrefix(k, name+"{") {
+				et.ExpSamples = append(et.ExpSamples, sample{Labels: k, Value: want[k]})
+			}
+		}
+		require.NotEmpty(t, et.ExpSamples, name)
+		exprTests = append(exprTests, et)
+	}
+	unit := map[string]any{
+		"rule_files":          []string{rulesPath},
+		"evaluation_interval": "1m",
+		"tests": []any{map[string]any{
+			"interval":         "1m",
+			"input_series":     input,
+			"promql_expr_test": exprTests,
+		}},
+	}
+	b, err := json.MarshalIndent(unit, "", "  ")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "compat_test.yml")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	out, err = exec.Command(promtool, "test", "rules", path).CombinedOutput()
+	require.NoError(t, err, "promtool test rules:\n%s\n%s", out, b)
+	require.Contains(t, string(out), "SUCCESS")
+}
