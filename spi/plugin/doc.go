@@ -24,8 +24,12 @@
 //   - Codec: values cross in canonical form (their encoding/json form),
 //     costing a JSON encode or decode plus a round trip per call.
 //   - Compressor: bytes in, bytes out, a round trip per call.
-//   - Filter: Before and After round trips carrying method, side, peer
-//     and metadata; never the request or response values.
+//   - Filter: Before and After exchanges carrying method, side, peer
+//     and metadata; never the request or response values. A Go plugin
+//     serves them on its filter channel (length-prefixed frames on a
+//     private Unix socket announced in Info, multiplexed, writes batched)
+//     rather than as gRPC calls; an spi.BeforeOnlyFilter needs only the
+//     Before exchange. Plugins without the channel are called on gRPC.
 //   - Transport: never out of process (a round trip per read and write).
 //
 // Load verifies the binary's SHA-256 before it runs, negotiates the bridge
