@@ -7,7 +7,8 @@
 //
 // Service "" is the server as a whole; other services are named as they
 // are on the wire ("Echo" for a Go service, "eco.v1.Inventory" for a
-// proto service). A status is "SERVING", "NOT_SERVING" or, in Watch for a
+// proto service; a short "Inventory" finds the one "pkg.Inventory" while
+// it is the only one, as short method names do). A status is "SERVING", "NOT_SERVING" or, in Watch for a
 // service the server does not know (yet), "SERVICE_UNKNOWN" — the names
 // and behaviour of grpc.health.v1 (core/grpcsvc serves that one over
 // gRPC from the same Service). `kite call <client> Health.Check '{}'` asks a server from the

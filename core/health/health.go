@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/kiterpc/kite/core"
@@ -156,17 +157,42 @@ func (s *Service) Services() []string {
 }
 
 // Check answers the status of req.Service; NotFound for a service the
-// server does not know.
+// server does not know. A short name ("Inventory") also finds the one
+// service known by a full name ending in it ("eco.v1.Inventory"), as a
+// call's short method name does (docs/PROTOCOL.md, "Method names").
 func (s *Service) Check(_ context.Context, req *CheckRequest) (*CheckResponse, error) {
 	var name string
 	if req != nil {
 		name = req.Service
 	}
-	st, ok := s.Status(name)
+	s.mu.Lock()
+	st, ok := s.lookupLocked(name)
+	s.mu.Unlock()
 	if !ok {
 		return nil, spi.Errorf(spi.NotFound, "health: unknown service %q", name)
 	}
 	return &CheckResponse{Status: st}, nil
+}
+
+// lookupLocked finds service's status: by its name, else, for a short
+// name, the one full name ending in ".<name>" (none when two are known:
+// ambiguous). s.mu is held.
+func (s *Service) lookupLocked(service string) (Status, bool) {
+	if st, ok := s.statuses[service]; ok {
+		return st, true
+	}
+	if service == "" || strings.Contains(service, ".") {
+		return "", false
+	}
+	var st Status
+	n := 0
+	for k, v := range s.statuses {
+		if strings.HasSuffix(k, "."+service) {
+			st = v
+			n++
+		}
+	}
+	return st, n == 1
 }
 
 // Watch calls send with service's status now and after every change
@@ -184,7 +210,7 @@ func (s *Service) WatchUntil(ctx context.Context, service string, stop <-chan st
 	var last Status
 	for {
 		s.mu.Lock()
-		st, ok := s.statuses[service]
+		st, ok := s.lookupLocked(service)
 		if !ok {
 			st = ServiceUnknown
 		}

@@ -78,6 +78,37 @@ func TestCheckOverTheWire(t *testing.T) {
 	assert.Equal(t, map[string]any{"status": "SERVING"}, raw)
 }
 
+// TestShortNameFindsTheOneFullName: Check and Watch of "Inventory" find
+// "eco.v1.Inventory" (a proto service known by its full name) while it is
+// the only one of that short name, as a call's short method name does.
+func TestShortNameFindsTheOneFullName(t *testing.T) {
+	h := health.NewService()
+	_, c := serve(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.SetServing("eco.v1.Inventory", true)
+	st, err := health.Check(ctx, c, "Inventory")
+	require.NoError(t, err)
+	assert.Equal(t, health.Serving, st)
+	w, err := health.Watch(ctx, c, "Inventory")
+	require.NoError(t, err)
+	st, err = w.Next()
+	require.NoError(t, err)
+	assert.Equal(t, health.Serving, st)
+
+	h.SetServing("eco.v2.Inventory", false) // now ambiguous
+	_, err = health.Check(ctx, c, "Inventory")
+	assert.ErrorIs(t, err, spi.ErrNotFound)
+	st, err = w.Next()
+	require.NoError(t, err)
+	assert.Equal(t, health.ServiceUnknown, st, "an ambiguous short name is not known")
+	_, err = health.Check(ctx, c, "v1.Inventory")
+	assert.ErrorIs(t, err, spi.ErrNotFound, "only a name without dots is short")
+	st, err = health.Check(ctx, c, "eco.v2.Inventory")
+	require.NoError(t, err)
+	assert.Equal(t, health.NotServing, st)
+}
+
 func TestShutdownIsSticky(t *testing.T) {
 	h := health.NewService()
 	h.SetServing("A", true)
