@@ -46,8 +46,9 @@ func (e *buildError) Error() string { return "go build goheader: " + e.err.Error
 
 // BenchmarkHeaderFilter is the cost of one server-side call through the
 // header filter (Before and After, two metadata pairs, a count in the
-// trailer), compiled in, served by a Go plugin and served by the Python
-// and Node plugins, with 1 and 16 concurrent callers.
+// trailer), compiled in, served by a Go plugin (on its filter channel,
+// and on gRPC) and served by the Python and Node plugins, with 1 and 16
+// concurrent callers.
 func BenchmarkHeaderFilter(b *testing.B) {
 	modes := []struct {
 		name   string
@@ -66,6 +67,16 @@ func BenchmarkHeaderFilter(b *testing.B) {
 				b.Fatal(err)
 			}
 			e, _ := load(b, plugin.Decl{Kind: spi.KindFilter, Name: "header", Path: bin, SHA256: sha256File(b, bin)})
+			return build[spi.Filter](b, e, headerConfig)
+		}},
+		{"go-plugin-grpc", func(b *testing.B) spi.Filter {
+			// The Go plugin on the gRPC Filter service, as before the
+			// filter channel (and as Python and Node plugins are called).
+			bin, err := goHeaderBin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, _ := load(b, plugin.Decl{Kind: spi.KindFilter, Name: "header", Path: bin, SHA256: sha256File(b, bin), NoFilterChannel: true})
 			return build[spi.Filter](b, e, headerConfig)
 		}},
 		{"python-plugin", func(b *testing.B) spi.Filter {
