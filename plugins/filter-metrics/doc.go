@@ -7,6 +7,7 @@
 //	kite_rpc_calls_total{side,method,code[,peer]}          counter
 //	kite_rpc_duration_seconds{side,method[,peer]}          histogram
 //	kite_rpc_in_flight{side,method}                        gauge
+//	kite_rpc_server_rejected_total{method,code,reason}     counter
 //
 // side is "client" or "server", method is "Service.Method" and code is the
 // spi.Code name ("OK", "NotFound", …), so error rates by code come from the
@@ -17,7 +18,15 @@
 // connection a new series) and the client side records the instance address
 // the call went to, when the runtime reports it in Call.Peer. The in-flight
 // gauge never carries a peer: on the client the peer is only known after the
-// balancer has picked.
+// balancer has picked. The peer label is capped (Options.MaxPeers, default
+// 256): later peers count as "_other" until a labelled peer has been idle
+// for Options.PeerTTL (default 10 minutes), gives up its slot and has its
+// series deleted, so churning clients cannot grow the series without bound.
+//
+// Filter implements spi.RejectObserver: a call the server refused before its
+// chain (an unknown method, labelled "_OTHER"; draining; admission limits;
+// body memory; an expired deadline) counts in calls_total with the code the
+// caller got and in server_rejected_total with the reason.
 //
 // Collectors register into Registerer (prometheus.DefaultRegisterer unless
 // changed). Registering the same families twice — two filters in one process,
