@@ -304,7 +304,7 @@ func TestGRPCHealthWatchLikeGRPCGo(t *testing.T) {
 		t.Fatalf("Check after Resume = %v, %v; want SERVING", r, err)
 	}
 
-	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	begun := time.Now()
 	done := make(chan error, 1)
@@ -316,9 +316,9 @@ func TestGRPCHealthWatchLikeGRPCGo(t *testing.T) {
 		}
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
+		t.Fatalf("Shutdown: %v (a watch held the drain to its deadline)", err)
 	}
-	if d := time.Since(begun); d > time.Second {
+	if d := time.Since(begun); d > 2*time.Second {
 		t.Fatalf("Shutdown took %v with watches open", d)
 	}
 }

@@ -161,7 +161,7 @@ func TestWatchStaysOpenAcrossShutdownAndResume(t *testing.T) {
 
 	// The server stopping ends the watch: NOT_SERVING, then EOF, and the
 	// graceful shutdown is not held by it.
-	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -169,8 +169,8 @@ func TestWatchStaysOpenAcrossShutdownAndResume(t *testing.T) {
 	assert.Equal(t, health.NotServing, next())
 	_, err = w.Next()
 	assert.ErrorIs(t, err, io.EOF, "the watch ends when the server stops")
-	require.NoError(t, <-done)
-	assert.Less(t, time.Since(start), time.Second)
+	require.NoError(t, <-done, "a watch held the drain to its deadline")
+	assert.Less(t, time.Since(start), 2*time.Second)
 }
 
 func TestWatchEndsWhenTheCallerCancels(t *testing.T) {
