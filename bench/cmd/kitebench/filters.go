@@ -87,6 +87,8 @@ type filterRun struct {
 }
 
 func filtersCmd(args []string) error {
+	// -variants and -plugin-env change these for this run only.
+	defer func(v []filterVariant, e []string) { filterVariants, pluginEnv = v, e }(slices.Clone(filterVariants), slices.Clone(pluginEnv))
 	fs := flag.NewFlagSet("filters", flag.ExitOnError)
 	dur := fs.Duration("d", 2*time.Second, "measured time per run")
 	warm := fs.Duration("warmup", 500*time.Millisecond, "warm-up per run")

@@ -20,7 +20,49 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	// The plugin host's spawner thread lives as long as the process, on
+	// purpose (spi/plugin: parent-death signal).
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/kiterpc/kite/spi/plugin.spawnLoop"))
+}
+
+// TestFiltersEndToEnd runs a tiny filters benchmark: a real plugin
+// process (this binary) on both paths, and the round-trip floor.
+func TestFiltersEndToEnd(t *testing.T) {
+	t.Setenv(childEnv, "1")
+	out := t.TempDir()
+	err := filtersCmd([]string{"-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-callers", "1,4",
+		"-variants", "compiled,plugin,plugin-before-only,plugin-grpc", "-out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "filters.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 1 | none |", "| 4 | plugin-before-only |", "| 4 | plugin-grpc |", "Floor, same run", "goal ≤ 100"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("filters.md lacks %q:\n%s", want, md)
+		}
+	}
+	var runs []filterRun
+	b, err := os.ReadFile(filepath.Join(out, "filters.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &runs); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2*5 {
+		t.Fatalf("%d runs, want 10", len(runs))
+	}
+	for _, r := range runs {
+		if r.Calls == 0 || r.FirstErr != "" {
+			t.Errorf("%s, %d callers: %d calls, first error %q", r.Variant, r.Callers, r.Calls, r.FirstErr)
+		}
+		if strings.HasPrefix(r.Variant, "plugin") && r.PlugCPU <= 0 {
+			t.Errorf("%s, %d callers: no plugin CPU measured", r.Variant, r.Callers)
+		}
+	}
 }
 
 // TestRunEndToEnd runs a tiny benchmark through real processes and
