@@ -169,6 +169,11 @@ func TestFiltersFromKiteHCL(t *testing.T) {
 	_, err = call(anon, "Echo.Ping")
 	require.ErrorIs(t, err, spi.ErrResourceExhausted, "the limit is per peer, whichever client")
 
+	// A method the server does not have is refused before the filters
+	// (the rate limit is not consulted) and still counted, as _OTHER.
+	_, err = call(anon, "Echo.Nope")
+	require.ErrorIs(t, err, spi.ErrUnimplemented)
+
 	// Metrics: one registry, client and server filters sharing families.
 	admin := httptest.NewServer(metricsfilter.Handler())
 	defer admin.Close()
@@ -184,6 +189,8 @@ func TestFiltersFromKiteHCL(t *testing.T) {
 	require.Equal(t, 1.0, server("Echo.Ping", "ResourceExhausted"))
 	require.Equal(t, 1.0, server("Echo.Fail", "PermissionDenied"))
 	require.Equal(t, 1.0, server("Echo.Fail", "NotFound"))
+	require.Equal(t, 1.0, server("_OTHER", "Unimplemented"))
+	require.Equal(t, 1.0, series(t, mfs, "hcl_rpc_server_rejected_total", map[string]string{"method": "_OTHER", "code": "Unimplemented", "reason": "unknown_method"}).GetCounter().GetValue())
 	peer := peerLabel(t, mfs, "hcl_rpc_calls_total", "client")
 	clientCalls := func(method, code string) float64 {
 		return series(t, mfs, "hcl_rpc_calls_total", map[string]string{"side": "client", "method": method, "code": code, "peer": peer}).GetCounter().GetValue()
