@@ -18,7 +18,7 @@
 // Probes is a second, separate listener for Kubernetes (kite.hcl's
 // `probes {}` block, ":9101" by default):
 //
-//	/healthz  liveness: 200 while every server is starting, serving or
+//	/healthz  liveness (also /livez): 200 while every server is starting, serving or
 //	          draining; 503 once one has stopped
 //	/readyz   readiness: 200 when every server is serving (registered,
 //	          status SERVING); 503 before that, while draining, stopped

@@ -34,8 +34,8 @@ type ProbeOptions struct {
 	Logger hclog.Logger
 }
 
-// Probes is the Kubernetes probe listener: /healthz (liveness) and
-// /readyz (readiness), GET or HEAD, and nothing else. It shows no
+// Probes is the Kubernetes probe listener: /healthz (liveness, also as
+// /livez) and /readyz (readiness), GET or HEAD, and nothing else. It shows no
 // configuration, metrics or profiles, so it can bind the pod IP where
 // the admin listener must not.
 type Probes struct {
@@ -56,6 +56,9 @@ func NewProbes(o ProbeOptions) (*Probes, error) {
 	p := &Probes{opts: o, log: o.Logger.Named("probes")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", p.livez)
+	// /livez is the name the Kubernetes API server itself uses for
+	// liveness (its /healthz is deprecated there); same answer.
+	mux.HandleFunc("GET /livez", p.livez)
 	mux.HandleFunc("GET /readyz", p.readyz)
 	p.handler = mux
 	return p, nil

@@ -100,7 +100,7 @@ func TestProbesServeNothingElse(t *testing.T) {
 	p := startProbes(t, admin.ProbeOptions{Source: src})
 	base := "http://" + p.Addr()
 	for _, path := range []string{"/", "/metrics", "/debug/pprof/", "/debug/pprof/goroutine?debug=1",
-		"/debug/pprof/cmdline", "/healthz/x", "/readyz/", "/livez"} {
+		"/debug/pprof/cmdline", "/healthz/x", "/readyz/", "/livez/"} {
 		code, body, _ := get(t, base+path)
 		assert.Equal(t, 404, code, path)
 		assert.NotContains(t, body, "goroutine", path)
@@ -114,6 +114,11 @@ func TestProbesServeNothingElse(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, method)
 	}
+	// /livez is /healthz under the Kubernetes API server's name.
+	code, body, _ := get(t, base+"/livez")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok\n", body)
+
 	// HEAD works (some probers use it) and has no body.
 	resp, err := c.Head(base + "/readyz")
 	require.NoError(t, err)
