@@ -183,3 +183,37 @@ func asNetTimeout(err error, ne *net.Error) bool {
 	}
 	return false
 }
+
+// A caller that gives up while the plugin's filter is still deciding gets
+// its context's error at once; the plugin is told to stop the call, and
+// the channel goes on serving.
+func TestFilterChannelCallerGivesUp(t *testing.T) {
+	v, p := load(t, spi.KindFilter, `{"stamp":"kite","block_on":"User.Slow"}`)
+	require.True(t, p.FilterChannel())
+	invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, v.(spi.Filter))
+	for _, cancelled := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		if cancelled {
+			go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+		}
+		start := time.Now()
+		err := invoke(ctx, &spi.Call{Side: spi.ServerSide, Method: "User.Slow", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}})
+		cancel()
+		want := spi.ErrDeadlineExceeded
+		if cancelled {
+			want = spi.ErrCanceled
+		}
+		assert.ErrorIs(t, err, want)
+		assert.Less(t, time.Since(start), 2*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call := &spi.Call{Side: spi.ServerSide, Method: "User.Get", Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	require.NoError(t, invoke(ctx, call))
+	assert.Equal(t, "kite", call.Meta.Get("x-stamp"))
+	g, err := p.current()
+	require.NoError(t, err)
+	g.fchan.mu.Lock()
+	defer g.fchan.mu.Unlock()
+	assert.Empty(t, g.fchan.pending, "no call left waiting")
+}

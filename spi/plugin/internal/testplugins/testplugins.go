@@ -35,7 +35,8 @@ func Entries() []spi.Entry {
 			}},
 		{Kind: spi.KindFilter, Name: "guard", Version: "1.0.0", Doc: "stamps metadata, denies methods",
 			Schema: spi.Schema{{Name: "deny", Type: spi.TypeStringList}, {Name: "stamp", Type: spi.TypeString},
-				{Name: "before_only", Type: spi.TypeBool}, {Name: "panic_on", Type: spi.TypeString}},
+				{Name: "before_only", Type: spi.TypeBool}, {Name: "panic_on", Type: spi.TypeString},
+				{Name: "block_on", Type: spi.TypeString}},
 			New: func(cfg spi.Config) (any, error) {
 				var c GuardConfig
 				if err := cfg.Decode(&c); err != nil {
@@ -272,6 +273,9 @@ type GuardConfig struct {
 	// PanicOn is a method whose calls make the filter panic, with a
 	// value that names the method and "secret-in-panic".
 	PanicOn string `json:"panic_on"`
+	// BlockOn is a method whose calls wait in the filter, before next,
+	// until their context ends, and then fail with its error.
+	BlockOn string `json:"block_on"`
 }
 
 // Guard denies listed methods with PermissionDenied, stamps "x-stamp" on
@@ -283,6 +287,10 @@ func (g *Guard) Wrap(next spi.Invoker) spi.Invoker {
 	return func(ctx context.Context, call *spi.Call) error {
 		if slices.Contains(g.cfg.Deny, call.Method) {
 			return spi.Errorf(spi.PermissionDenied, "method %s is denied", call.Method)
+		}
+		if g.cfg.BlockOn != "" && call.Method == g.cfg.BlockOn {
+			<-ctx.Done()
+			return spi.Errorf(spi.DeadlineExceeded, "guard: %v", ctx.Err())
 		}
 		if g.cfg.PanicOn != "" && call.Method == g.cfg.PanicOn {
 			panic("guard: secret-in-panic for " + call.Method)
