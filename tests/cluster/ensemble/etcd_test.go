@@ -3,6 +3,7 @@ package ensemble
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,6 +161,7 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 			}
 		}
 		lost := time.Now()
+		t.Logf("round %d phase 2: quorum lost at %s", round, lost.UTC().Format("15:04:05.000"))
 		for _, m := range down {
 			m.Kill()
 		}
@@ -211,6 +213,7 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 		}
 
 		restored := time.Now()
+		t.Logf("round %d phase 2: restarting at %s", round, restored.UTC().Format("15:04:05.000"))
 		for _, m := range down {
 			if err := m.Start(); err != nil {
 				t.Fatal(err)
@@ -233,6 +236,19 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 		live = append(live, late)
 		waitFor(t, etcdConvergeBound-time.Since(restored), "the client's view converges after quorum returns", viewIs(c, addrsOf(live)...))
 		reconverged := time.Since(restored)
+		// The registrations made before the outage must stay: their
+		// leases got no keepalive answer for longer than their TTL, and a
+		// lease the client gave up (or one etcd's new leader renewed but
+		// nobody keeps alive) would take its keys away a TTL later.
+		hold := time.Now().Add(etcd.DefaultTTL + 2*time.Second)
+		want := sorted(addrsOf(live)...)
+		for time.Now().Before(hold) {
+			if got := view(c); !slices.Equal(got, want) {
+				t.Fatalf("%v after quorum returned the client's view changed to %v (want %v): registrations were lost",
+					time.Since(restored).Round(time.Millisecond), got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		noLeaders, resumes, conv2 = append(noLeaders, noLeader), append(resumes, resumed), append(conv2, reconverged)
 		waitFor(t, 5*time.Second, late.name+" gets calls", reached(l, late.name))
 		after := l.snapshot()
@@ -248,6 +264,7 @@ func TestEtcdMemberLossAndQuorumLoss(t *testing.T) {
 	})
 
 	r := l.finish()
+	t.Logf("slowest answered call %v; longest stall of the test process %v", r.Slowest.Round(time.Millisecond), r.Stall.Round(time.Millisecond))
 	t.Logf("total: scenario 2 (etcd member killed, then quorum lost %v), %d rounds: %d calls answered, %d failed, %d lost; "+
 		"one member down: view converged %s after the kill; quorum lost: detected %s, registration through %s and view converged %s after the restart",
 		outage, n, r.OK, r.Failed, r.Lost, spread(conv1), spread(noLeaders), spread(resumes), spread(conv2))

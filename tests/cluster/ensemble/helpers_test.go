@@ -181,16 +181,46 @@ type load struct {
 	samples map[spi.Code]string
 	lost    int
 	servers map[string]int // answers per server name
+	slowest time.Duration  // longest answered call
+	failAt  []time.Time    // when failed calls began (the first few)
+	// stall is the longest a 50 ms ticker in this process fired late:
+	// when a call fails with DeadlineExceeded next to a stall of about
+	// the deadline, the process did not run (the shared 2-core test
+	// machines), which no RPC framework survives.
+	stall   time.Duration
+	stallAt time.Time
 }
 
 const (
 	loadWorkers  = 4
 	callDeadline = 2 * time.Second
+	tick         = 50 * time.Millisecond
 )
 
 func startLoad(t *testing.T, c *core.Client) *load {
 	l := &load{deadline: callDeadline, stop: make(chan struct{}),
 		failed: map[spi.Code]int{}, samples: map[spi.Code]string{}, servers: map[string]int{}}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case now := <-tk.C:
+				late := time.Since(last) - tick
+				last = now
+				l.mu.Lock()
+				if late > l.stall {
+					l.stall, l.stallAt = late, now.Add(-late)
+				}
+				l.mu.Unlock()
+			}
+		}
+	}()
 	for range loadWorkers {
 		l.wg.Add(1)
 		go func() {
@@ -236,6 +266,9 @@ func (l *load) record(err error, took time.Duration, server string) {
 	if err != nil {
 		code := spi.CodeOf(err)
 		l.failed[code]++
+		if len(l.failAt) < 10 {
+			l.failAt = append(l.failAt, time.Now().Add(-took))
+		}
 		if _, ok := l.samples[code]; !ok {
 			l.samples[code] = err.Error()
 		}
@@ -243,6 +276,7 @@ func (l *load) record(err error, took time.Duration, server string) {
 	}
 	l.ok++
 	l.servers[server]++
+	l.slowest = max(l.slowest, took)
 }
 
 func (l *load) halt() {
@@ -259,12 +293,13 @@ type tally struct {
 	OK, Failed, Lost int
 	Servers          map[string]int
 	Failures         string
+	Slowest, Stall   time.Duration
 }
 
 func (l *load) snapshot() tally {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	tl := tally{OK: l.ok, Lost: l.lost, Servers: map[string]int{}}
+	tl := tally{OK: l.ok, Lost: l.lost, Servers: map[string]int{}, Slowest: l.slowest, Stall: l.stall}
 	for s, n := range l.servers {
 		tl.Servers[s] = n
 	}
@@ -274,6 +309,12 @@ func (l *load) snapshot() tally {
 		parts = append(parts, fmt.Sprintf("%d × %s (e.g. %s)", n, code, l.samples[code]))
 	}
 	sort.Strings(parts)
+	for _, at := range l.failAt {
+		parts = append(parts, "a failed call began at "+at.UTC().Format("15:04:05.000"))
+	}
+	if len(l.failAt) > 0 {
+		parts = append(parts, fmt.Sprintf("the process stalled up to %v from %s", l.stall.Round(time.Millisecond), l.stallAt.UTC().Format("15:04:05.000")))
+	}
 	tl.Failures = strings.Join(parts, "; ")
 	return tl
 }

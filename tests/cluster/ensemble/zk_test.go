@@ -145,6 +145,7 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 	})
 
 	r := l.finish()
+	t.Logf("slowest answered call %v; longest stall of the test process %v", r.Slowest.Round(time.Millisecond), r.Stall.Round(time.Millisecond))
 	var expiries int64
 	for _, reg := range regs {
 		expiries += reg.Expiries()
