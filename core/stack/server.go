@@ -238,7 +238,10 @@ func registryTimeout(cfg *config.ServerConfig) time.Duration {
 }
 
 // advertised is the address to register: advertise when set, else the
-// bound listener address (so port 0 works).
+// bound listener address (so port 0 works). A listener on every interface
+// (listen = ":9000", "0.0.0.0:9000", "[::]:9000") registers this host's
+// first routable address instead of the unspecified one, which no other
+// host could dial (see routableAddr).
 func advertised(cfg *config.ServerConfig, ln net.Listener) string {
 	if cfg.Advertise != "" {
 		return cfg.Advertise
@@ -247,5 +250,71 @@ func advertised(cfg *config.ServerConfig, ln net.Listener) string {
 	if a.Network() == "unix" {
 		return "unix://" + a.String()
 	}
-	return a.String()
+	return routableAddr(a.String(), upAddrs)
+}
+
+// upAddrs lists the addresses of this host's interfaces that are up and not
+// loopback.
+func upAddrs() ([]net.Addr, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []net.Addr
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		as, err := i.Addrs()
+		if err != nil {
+			continue
+		}
+		out = append(out, as...)
+	}
+	return out, nil
+}
+
+// routableAddr replaces an unspecified host in addr ("0.0.0.0", "::") by
+// the first global unicast address of this host's interfaces, IPv4 first
+// (what Kubernetes gives a pod on eth0), then IPv6; a host with none gets
+// the loopback address, so a single-host setup still works. Any other addr
+// is returned as it is. ifaddrs is upAddrs, replaceable in tests.
+func routableAddr(addr string, ifaddrs func() ([]net.Addr, error)) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsUnspecified() {
+		return addr
+	}
+	var v4, v6 net.IP
+	if as, err := ifaddrs(); err == nil {
+		for _, a := range as {
+			n, ok := a.(*net.IPNet)
+			if !ok || !n.IP.IsGlobalUnicast() {
+				continue
+			}
+			if n.IP.To4() != nil {
+				if v4 == nil {
+					v4 = n.IP
+				}
+			} else if v6 == nil {
+				v6 = n.IP
+			}
+		}
+	}
+	// Go's listener on ":port" or "[::]:port" is dual-stack on Linux, so an
+	// IPv4 address reaches it whichever wildcard it prints; one on
+	// "0.0.0.0" is IPv4 only.
+	switch {
+	case v4 != nil:
+		return net.JoinHostPort(v4.String(), port)
+	case v6 != nil && ip.To4() == nil:
+		return net.JoinHostPort(v6.String(), port)
+	case ip.To4() != nil:
+		return net.JoinHostPort("127.0.0.1", port)
+	default:
+		return net.JoinHostPort("::1", port)
+	}
 }
