@@ -19,6 +19,7 @@ import (
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/internal/testkit"
 	metricsfilter "github.com/kiterpc/kite/plugins/filter-metrics"
+	tracingfilter "github.com/kiterpc/kite/plugins/filter-tracing"
 	"github.com/kiterpc/kite/spi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +27,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 const promtoolHint = "bash scripts/ensure-prometheus.sh (Debian prometheus)"
@@ -52,22 +56,29 @@ func (g *gate) Hold(ctx context.Context, r *EchoReq) (*EchoResp, error) {
 }
 
 // scrapeBusyServer runs a real server and client with the metrics filter
-// (peer label on), makes calls that succeed, fail, and are refused before
-// the chain (an unknown method, max_concurrency), and returns what a
-// scraper reads from /metrics over HTTP.
+// (peer label on) and the tracing filter (its OpenTelemetry metrics
+// exported into the same registry by OpenTelemetry's Prometheus
+// exporter), makes calls that succeed, fail, and are refused before the
+// chain (an unknown method, max_concurrency), and returns what a scraper
+// reads from /metrics over HTTP.
 func scrapeBusyServer(t *testing.T) string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	mf, err := metricsfilter.NewFilter(metricsfilter.Options{Registerer: reg, PeerLabel: true, MaxPeers: 8})
 	require.NoError(t, err)
-	srv, err := core.NewServer(core.ServerOptions{Filters: []spi.Filter{mf}, Logger: quiet, MaxConcurrency: 1})
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	require.NoError(t, err)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tf := &tracingfilter.Filter{TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: mp}
+	srv, err := core.NewServer(core.ServerOptions{Filters: []spi.Filter{tf, mf}, Logger: quiet, MaxConcurrency: 1})
 	require.NoError(t, err)
 	g := &gate{held: make(chan struct{}, 1), release: make(chan struct{})}
 	require.NoError(t, srv.Register("Gate", g))
 	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
-	c := dial(t, ln.Addr().String(), mf)
+	c := dial(t, ln.Addr().String(), tf, mf)
 
 	ctx := context.Background()
 	// max_concurrency 1: a call's slot is given back just after its
@@ -173,8 +184,9 @@ type dashboard struct {
 }
 
 var (
-	// kite_ series names, with the label matchers that follow them.
-	selectorRE = regexp.MustCompile(`\b(kite_[a-zA-Z0-9_:]*)\s*(\{[^}]*\})?`)
+	// Kite's series names (kite_*, and rpc_* from the OpenTelemetry
+	// metrics), with the label matchers that follow them.
+	selectorRE = regexp.MustCompile(`\b((?:kite|rpc)_[a-zA-Z0-9_:]*)\s*(\{[^}]*\})?`)
 	matcherRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
 	groupingRE = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
 	// Grafana's variables, replaced by what they stand for at query time.
@@ -227,7 +239,8 @@ func TestGrafanaDashboardMatchesExposedSeries(t *testing.T) {
 		}
 	}
 	for _, q := range queries {
-		sels := selectorRE.FindAllStringSubmatch(q, -1)
+		// Series names, not the label names a grouping lists.
+		sels := selectorRE.FindAllStringSubmatch(groupingRE.ReplaceAllString(q, ""), -1)
 		require.NotEmpty(t, sels, "no kite_ series in %q", q)
 		var names []string
 		for _, s := range sels {
@@ -255,7 +268,8 @@ func TestGrafanaDashboardMatchesExposedSeries(t *testing.T) {
 		}
 	}
 	// And the dashboard shows every family the metrics filter exposes.
-	for _, fam := range []string{"kite_rpc_calls_total", "kite_rpc_duration_seconds_bucket", "kite_rpc_in_flight", "kite_rpc_server_rejected_total"} {
+	for _, fam := range []string{"kite_rpc_calls_total", "kite_rpc_duration_seconds_bucket", "kite_rpc_in_flight", "kite_rpc_server_rejected_total",
+		"rpc_server_call_duration_seconds_bucket", "rpc_client_call_duration_seconds_bucket"} {
 		require.True(t, used[fam], "the dashboard never shows %s", fam)
 	}
 }
