@@ -523,7 +523,12 @@ func (r *Registry) maintainLease() {
 				return
 			case <-t.C:
 			}
-			backoff = min(backoff*2, r.opts.ttl)
+			// At most a quarter of the TTL apart: after a quorum loss
+			// longer than the TTL, etcd's new leader renews the old lease
+			// for one TTL, so the re-grant and re-put must come well
+			// within that, and a slow retry would also hold leaseMu (and
+			// with it Register and Deregister) into the next disturbance.
+			backoff = min(backoff*2, r.opts.ttl/4)
 		}
 	}
 }
