@@ -402,9 +402,15 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	}
 	m := h.g.lookup(path)
 	if m == nil {
-		name, _ := GRPCMethodName(path)
 		reason = spi.ReasonUnknownMethod
-		refuse(spi.Errorf(spi.Unimplemented, "unknown method %q (gRPC path %q)", name, path))
+		// The Kite name and the gRPC path are the same name (docs/GRPC.md,
+		// "Method names"): say it once, as the path the client sent when
+		// it is not a method name at all.
+		if name, ok := GRPCMethodName(path); ok {
+			refuse(spi.Errorf(spi.Unimplemented, "unknown method %q", name))
+		} else {
+			refuse(spi.Errorf(spi.Unimplemented, "malformed gRPC path %q: want /package.Service/Method", path))
+		}
 		return
 	}
 	st.m = m
