@@ -65,8 +65,7 @@ func (m *Member) Start() error {
 	cmd.Dir = m.dir
 	cmd.Env = append(os.Environ(), m.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Die with the test binary, even when it is SIGKILLed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("quorum: starting %s (%s): %w", m.Name, m.argv[0], err)
