@@ -204,6 +204,9 @@ type Client struct {
 	comp   spi.Compressor
 	invoke spi.Invoker
 	res    *resilienceState // retries, budget, breakers (retry.go)
+	// protocol is the calls' spi.Call.Protocol: ProtocolGRPC when the
+	// transport speaks gRPC (GRPCTransport), so filters name the system.
+	protocol string
 
 	picker atomic.Pointer[pickerBox]
 
@@ -252,6 +255,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		ctx:       ctx, cancel: cancel,
 	}
 	c.invoke = spi.Chain(c.retrying, opts.Filters...)
+	if opts.Transport != nil && opts.Transport.Name() == spi.ProtocolGRPC {
+		c.protocol = spi.ProtocolGRPC
+	}
 	if opts.Registry == nil {
 		c.setInstances(targetInstances(opts.Service, opts.Targets))
 	} else {
@@ -340,7 +346,7 @@ func (c *Client) endWatch() {
 // Call invokes method ("Service.Method") with req and decodes the answer
 // into resp (a pointer). It returns a *spi.Error with a code on failure.
 func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
-	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, Response: resp})
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, Response: resp, Protocol: c.protocol})
 	return c.Invoke(ctx, call)
 }
 
@@ -349,6 +355,9 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
 	if call.Meta == nil {
 		call.Meta = &spi.Metadata{}
+	}
+	if call.Protocol == "" {
+		call.Protocol = c.protocol
 	}
 	if d := c.res.pol.Load().policy(call.Method).timeout; d > 0 && !call.OneWay {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
@@ -363,7 +372,7 @@ func (c *Client) Invoke(ctx context.Context, call *spi.Call) error {
 // OneWay sends req to method without waiting for, or getting, an answer.
 // It returns once the request is queued on a connection.
 func (c *Client) OneWay(ctx context.Context, method string, req any) error {
-	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, OneWay: true})
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Request: req, OneWay: true, Protocol: c.protocol})
 	return c.invoke(ctx, call)
 }
 
@@ -406,7 +415,7 @@ func (c *Client) Go(ctx context.Context, method string, req, resp any) *Future {
 
 // Stream opens a stream to method. Cancel ctx to abort it.
 func (c *Client) Stream(ctx context.Context, method string) (*Stream, error) {
-	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Stream: true})
+	call := newCall(ctx, spi.Call{Side: spi.ClientSide, Method: method, Stream: true, Protocol: c.protocol})
 	var st *Stream
 	inner := func(ctx context.Context, call *spi.Call) error {
 		var at attempt

@@ -35,8 +35,9 @@ type Call struct {
 	OneWay bool
 	// Stream marks the opening of a stream; Request/Response are nil.
 	Stream bool
-	// Protocol is the wire protocol a server call arrived on: "" for
-	// Kite's own, ProtocolGRPC for gRPC. Clients leave it "".
+	// Protocol is the wire protocol of the call: "" for Kite's own,
+	// ProtocolGRPC for gRPC — on a server the path the call arrived on,
+	// on a client its transport (core.GRPCTransport).
 	Protocol string
 }
 

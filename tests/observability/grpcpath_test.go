@@ -7,6 +7,7 @@ import (
 
 	"github.com/kiterpc/kite/core"
 	"github.com/kiterpc/kite/examples/proto-greeter/greeterpb"
+	codecproto "github.com/kiterpc/kite/plugins/codec-proto"
 	metricsfilter "github.com/kiterpc/kite/plugins/filter-metrics"
 	tracingfilter "github.com/kiterpc/kite/plugins/filter-tracing"
 	"github.com/kiterpc/kite/spi"
@@ -23,8 +24,6 @@ import (
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-
-	_ "github.com/kiterpc/kite/plugins/codec-proto"
 )
 
 type hello struct {
@@ -77,8 +76,20 @@ func TestGRPCPathTracedAndCountedAsGRPC(t *testing.T) {
 	err = cc.Invoke(ctx, "/kite.examples.greeter.Nope/SayHello", &greeterpb.HelloRequest{Name: "x"}, out)
 	require.Equal(t, grpccodes.Unimplemented, status.Code(err))
 
+	// A Kite client on GRPCTransport speaks gRPC too: its span says so.
+	kc, err := core.NewClient(core.ClientOptions{Targets: []string{ln.Addr().String()}, Logger: quiet,
+		Transport: &core.GRPCTransport{}, Codec: codecproto.New(), Filters: []spi.Filter{tf}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = kc.Close() })
+	reply, err := greeterpb.NewGreeterClient(kc).SayHello(ctx, &greeterpb.HelloRequest{Name: "kite"})
+	require.NoError(t, err)
+	require.Equal(t, "Hello, kite", reply.GetMessage())
+	cli := byKind(exp.GetSpans(), "kite.examples.greeter.Greeter/SayHello", trace.SpanKindClient)
+	require.Len(t, cli, 1)
+	require.Equal(t, "grpc", attr(cli[0], tracingfilter.AttrSystemName).AsString())
+
 	spans := byKind(exp.GetSpans(), "kite.examples.greeter.Greeter/SayHello", trace.SpanKindServer)
-	require.Len(t, spans, 2, "one server span per call that reached the chain")
+	require.Len(t, spans, 3, "one server span per call that reached the chain")
 	for _, s := range spans {
 		require.Equal(t, "grpc", attr(s, tracingfilter.AttrSystemName).AsString())
 		require.Equal(t, "kite.examples.greeter.Greeter/SayHello", attr(s, tracingfilter.AttrMethod).AsString())
@@ -105,13 +116,13 @@ func TestGRPCPathTracedAndCountedAsGRPC(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]uint64{
-		"grpc kite.examples.greeter.Greeter/SayHello OK":               1,
+		"grpc kite.examples.greeter.Greeter/SayHello OK":               2,
 		"grpc kite.examples.greeter.Greeter/SayHello INVALID_ARGUMENT": 1,
 		"grpc _OTHER UNIMPLEMENTED":                                    1,
 	}, counts)
 
 	require.Equal(t, 1.0, callsTotal(t, reg, "server", "_OTHER", "Unimplemented"))
-	require.Equal(t, 1.0, callsTotal(t, reg, "server", "kite.examples.greeter.Greeter.SayHello", "OK"))
+	require.Equal(t, 2.0, callsTotal(t, reg, "server", "kite.examples.greeter.Greeter.SayHello", "OK"))
 	require.Equal(t, 1.0, callsTotal(t, reg, "server", "kite.examples.greeter.Greeter.SayHello", "InvalidArgument"))
 }
 
