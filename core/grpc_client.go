@@ -39,8 +39,15 @@ type GRPCTransport struct {
 	// Packages overrides Package per Kite service name.
 	Packages map[string]string
 	// Base dials the byte stream; TCP (or Unix for "unix:" addresses)
-	// when nil.
+	// when nil. Not used when TLS is set.
 	Base spi.Transport
+	// TLS, when set, secures every connection (gRPC over TLS): the
+	// handshake uses its certificates, authorities and server name —
+	// built by NewTLS from the TLSConfig a Kite client's tls transport
+	// takes (kite.hcl: the client's tls block) — and offers ALPN "h2"
+	// instead of "kite/1". A server that does not select "h2" is
+	// refused, as grpc-go refuses it.
+	TLS *TLS
 	// MaxMessage bounds one incoming message. Default 4 MiB.
 	MaxMessage int
 }
@@ -57,16 +64,20 @@ func (*GRPCTransport) Listen(context.Context, string) (net.Listener, error) {
 // Dial implements spi.Transport: it connects, sends the HTTP/2 preface and
 // returns a connection that carries Kite frames as gRPC calls.
 func (t *GRPCTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	nc, err := transportFor(addr, t.Base).Dial(ctx, addr)
+	nc, err := t.dial(ctx, addr)
 	if err != nil {
 		return nil, err
+	}
+	scheme := "http"
+	if t.TLS != nil {
+		scheme = "https"
 	}
 	max := t.MaxMessage
 	if max <= 0 {
 		max = protocol.DefaultMaxFrame
 	}
 	b := &grpcBridge{
-		t: t, nc: nc, authority: addr, maxMsg: max,
+		t: t, nc: nc, authority: addr, scheme: scheme, maxMsg: max,
 		calls: map[uint32]*bridgeCall{}, byKite: map[uint32]*bridgeCall{},
 		nextID: 1, sendWin: 65535, initWin: 65535, maxFrame: 16384,
 		readable: make(chan struct{}, 1), closed: make(chan struct{}),
@@ -99,6 +110,26 @@ func (t *GRPCTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 	return b, nil
 }
 
+// dial connects to addr: over TLS offering ALPN h2 when t.TLS is set,
+// else through Base.
+func (t *GRPCTransport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if t.TLS == nil {
+		return transportFor(addr, t.Base).Dial(ctx, addr)
+	}
+	tc, err := t.TLS.dial(ctx, addr, []string{ALPNGRPC})
+	if err != nil {
+		return nil, err
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p != ALPNGRPC {
+		_ = tc.Close()
+		if p == "" {
+			p = "none"
+		}
+		return nil, fmt.Errorf("tls: %s did not select ALPN %q (selected: %s): it does not serve gRPC over TLS on this port", addr, ALPNGRPC, p)
+	}
+	return tc, nil
+}
+
 // path is the gRPC path of a Kite method: "eco.v1.Inventory.Get" →
 // "/eco.v1.Inventory/Get" as is; a short service name ("Svc.M") gets
 // Package (or its Packages entry) in front.
@@ -126,6 +157,7 @@ type grpcBridge struct {
 	t         *GRPCTransport
 	nc        net.Conn
 	authority string
+	scheme    string // "http", or "https" over TLS
 	maxMsg    int
 
 	// HTTP/2 writing (Write's goroutine and the reader's control answers)
@@ -328,7 +360,7 @@ func (b *grpcBridge) startCall(f protocol.Frame) error {
 		return nil
 	}
 	hf := []hpack.HeaderField{
-		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: b.scheme},
 		{Name: ":path", Value: b.t.path(string(meta.Method))}, {Name: ":authority", Value: b.authority},
 		{Name: "content-type", Value: ct}, {Name: "te", Value: "trailers"},
 	}

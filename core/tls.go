@@ -317,12 +317,24 @@ func (t *TLS) Listen(ctx context.Context, addr string) (net.Listener, error) {
 // Dial implements spi.Transport: it connects and completes the handshake
 // within ctx, verifying the server's certificate.
 func (t *TLS) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return t.dial(ctx, addr, nil)
+}
+
+// dial is Dial offering protos by ALPN instead of ALPNProtocol when
+// protos is not nil (the grpc transport offers ALPNGRPC).
+func (t *TLS) dial(ctx context.Context, addr string, protos []string) (*tlsConn, error) {
 	tc := &tlsConn{peer: addr}
 	cfg := t.client
+	if protos != nil {
+		cfg = cfg.Clone()
+		cfg.NextProtos = protos
+	}
 	if t.cert == nil {
 		// Without a certificate of our own, note when the server asks for
 		// one: if it then refuses the connection, the error can say why.
-		cfg = cfg.Clone()
+		if protos == nil {
+			cfg = cfg.Clone()
+		}
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			tc.certRequested.Store(true)
 			return &tls.Certificate{}, nil // send none; the server decides

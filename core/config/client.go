@@ -132,7 +132,8 @@ func (p *parser) decodeClient(blk *hcl.Block) *ClientConfig {
 			"heartbeat timeout must be positive while heartbeats are on; set interval = \"0s\" to turn them off.")
 	}
 	p.checkBreaker(&cl.Breaker, set, cl.Ranges)
-	if cl.TLS != nil && cl.Transport != "tls" {
+	// The grpc transport takes the tls block too: gRPC over TLS (grpc.go).
+	if cl.TLS != nil && cl.Transport != "tls" && cl.Transport != "grpc" {
 		p.errorf(p.at(cl.Ranges, blk.DefRange, "transport"), "TLS needs the tls transport",
 			"This client has a tls block but transport = %q. Remove the transport attribute (a tls block implies \"tls\") or set it to \"tls\".", cl.Transport)
 	}

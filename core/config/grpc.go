@@ -19,7 +19,8 @@ type ServerGRPC struct {
 
 // ClientGRPC is a client's grpc block: the client calls plain gRPC
 // servers through the "grpc" transport; Kite method "Svc.M" is called as
-// "/<package>.Svc/M".
+// "/<package>.Svc/M". The client's tls block, when present, secures
+// those calls (gRPC over TLS, ALPN h2).
 type ClientGRPC struct {
 	Package    string
 	Packages   map[string]string // per Kite service name
@@ -65,19 +66,21 @@ func (p *parser) decodeClientGRPC(blk *hcl.Block, set attrSet, ranges map[string
 	return g
 }
 
-// checkClientGRPC: a grpc block implies the grpc transport, which speaks
-// plaintext HTTP/2 only.
+// checkClientGRPC: a grpc block implies the grpc transport. With a tls
+// block too, that transport speaks gRPC over TLS (ALPN h2) with the tls
+// block's ca, cert, key, server_name and min_version; without one,
+// plaintext HTTP/2 (h2c).
 func (p *parser) checkClientGRPC(cl *ClientConfig, set attrSet, def hcl.Range) {
 	if cl.GRPC == nil {
 		return
 	}
 	if set.has("transport") && cl.Transport != "grpc" {
+		hint := ""
+		if cl.Transport == "tls" {
+			hint = " A tls block next to the grpc block is what makes gRPC calls use TLS."
+		}
 		p.errorf(p.at(cl.Ranges, def, "transport"), "gRPC needs the grpc transport",
-			"This client has a grpc block but transport = %q. Remove the transport attribute (a grpc block implies \"grpc\") or set it to \"grpc\".", cl.Transport)
-	}
-	if cl.TLS != nil {
-		p.errorf(p.at(cl.Ranges, def, "grpc"), "gRPC over TLS is not supported",
-			"The grpc transport speaks plaintext HTTP/2 (h2c) only; remove the tls block or call the server with Kite's protocol.")
+			"This client has a grpc block but transport = %q. Remove the transport attribute (a grpc block implies \"grpc\") or set it to \"grpc\".%s", cl.Transport, hint)
 	}
 	cl.Transport = "grpc"
 }

@@ -110,3 +110,62 @@ func TestGRPCConfigDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestClientGRPCWithTLS: a client with grpc and tls blocks calls gRPC over
+// TLS: the transport stays "grpc" and the tls block is kept, with its
+// paths resolved as for the tls transport; bad values in it name
+// file:line:col.
+func TestClientGRPCWithTLS(t *testing.T) {
+	src := `
+client "c" {
+  target = "127.0.0.1:50051"
+  codec  = "proto"
+  grpc { package = "helloworld" }
+  tls {
+    ca          = "certs/ca.pem"
+    cert        = "certs/client.pem"
+    key         = "certs/client.key"
+    server_name = "greeter.internal"
+    min_version = "1.2"
+  }
+}
+`
+	f, diags := Parse([]byte(src), "/etc/kite/test.hcl", grpcCatalog())
+	require.False(t, diags.HasErrors(), diags.Error())
+	c, _ := f.Client("c")
+	assert.Equal(t, "grpc", c.Transport)
+	require.NotNil(t, c.GRPC)
+	require.NotNil(t, c.TLS)
+	assert.Equal(t, ClientTLS{CA: "/etc/kite/certs/ca.pem", Cert: "/etc/kite/certs/client.pem", Key: "/etc/kite/certs/client.key",
+		ServerName: "greeter.internal", MinVersion: "1.2"}, *c.TLS)
+
+	for _, tc := range []struct{ src, want string }{
+		{`client "c" {
+  target = "127.0.0.1:1"
+  codec  = "proto"
+  grpc { package = "p" }
+  tls {
+    min_version = "1.1"
+  }
+}`, `test.hcl:6:19: error: Invalid min_version`},
+		{`client "c" {
+  target = "127.0.0.1:1"
+  codec  = "proto"
+  grpc { package = "p" }
+  tls { cert = "c.pem" }
+}`, `test.hcl:5:16: error: Incomplete client certificate`},
+		{`client "c" {
+  target    = "127.0.0.1:1"
+  codec     = "proto"
+  transport = "tls"
+  grpc { package = "p" }
+  tls { ca = "ca.pem" }
+}`, `test.hcl:4:15: error: gRPC needs the grpc transport`},
+	} {
+		_, diags := Parse([]byte(tc.src), "test.hcl", grpcCatalog())
+		require.True(t, diags.HasErrors(), tc.src)
+		var b strings.Builder
+		_ = FormatDiagnostics(&b, diags, Sources("test.hcl", []byte(tc.src)))
+		assert.Contains(t, b.String(), tc.want, "source:\n%s", tc.src)
+	}
+}

@@ -119,8 +119,14 @@ func (st *Stack) Client(name string, opts ...ClientOption) (*core.Client, error)
 	if co.Transport, err = st.transport(cfg.Transport, nil, cfg.TLS, at("transport")); err != nil {
 		return nil, err
 	}
-	if cfg.GRPC != nil {
-		co.Transport = grpcTransport(cfg.GRPC) // grpc.go
+	if cfg.GRPC != nil || cfg.Transport == "grpc" {
+		tlsAt := at("tls.ca")
+		if cfg.TLS != nil && cfg.TLS.CA == "" {
+			tlsAt = at("tls.cert")
+		}
+		if co.Transport, err = grpcTransport(cfg.GRPC, cfg.TLS, tlsAt); err != nil { // grpc.go
+			return nil, err
+		}
 	}
 	var balComp *config.Component
 	if co.Balancer, balComp, err = st.balancer(f, cfg.Balancer, at("balancer")); err != nil {

@@ -50,9 +50,23 @@ func (st *Stack) listenGRPC(ctx context.Context, name string, cfg *config.Server
 	return nil
 }
 
-// grpcTransport is the transport of a client block with a grpc block.
-func grpcTransport(g *config.ClientGRPC) *core.GRPCTransport {
-	return &core.GRPCTransport{Package: g.Package, Packages: g.Packages, MaxMessage: int(g.MaxMessage)}
+// grpcTransport is the transport of a client block with a grpc block (or
+// transport = "grpc"); its tls block, if any, makes it gRPC over TLS with
+// the same settings the tls transport would take from it (tls.go). at
+// locates the tls block for errors about its files.
+func grpcTransport(g *config.ClientGRPC, ctls *config.ClientTLS, at hcl.Range) (*core.GRPCTransport, error) {
+	t := &core.GRPCTransport{}
+	if g != nil {
+		t.Package, t.Packages, t.MaxMessage = g.Package, g.Packages, int(g.MaxMessage)
+	}
+	if ctls != nil {
+		tr, err := core.NewTLS(tlsConfig(nil, ctls))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pos(at), err)
+		}
+		t.TLS = tr
+	}
+	return t, nil
 }
 
 func grpcRange(cfg *config.ServerConfig) hcl.Range {
