@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +137,20 @@ func TestRejectionsReachObservers(t *testing.T) {
 	require.Equal(t, spi.Unavailable, spi.CodeOf(r.Err))
 	close(g.svc.release)
 	require.NoError(t, <-shut)
+}
+
+// TestBodyMemoryRejectionReported: a request that does not fit the
+// server's body memory is refused before the chain and reported so.
+func TestBodyMemoryRejectionReported(t *testing.T) {
+	rec := newRejectRecorder()
+	f := startServer(t, ServerOptions{BodyMemory: 4 << 10, Filters: []spi.Filter{rec}}, "")
+	c := newClient(t, ClientOptions{Targets: []string{f.addr}})
+	big := &EchoReq{Text: strings.Repeat("x", 64<<10)}
+	err := c.Call(context.Background(), "Echo.Echo", big, &EchoResp{})
+	require.ErrorIs(t, err, spi.ErrResourceExhausted)
+	r := rec.next(t)
+	require.Equal(t, spi.ReasonBodyMemory, r.Reason)
+	require.Equal(t, "Echo.Echo", r.Method)
+	require.True(t, r.Known)
+	require.NoError(t, c.Call(context.Background(), "Echo.Echo", &EchoReq{Text: "small"}, &EchoResp{}), "small calls still fit")
 }
