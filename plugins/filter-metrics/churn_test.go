@@ -1,6 +1,7 @@
 package metricsfilter
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -105,4 +106,21 @@ kite_rpc_server_rejected_total{code="ResourceExhausted",method="Users.Get",reaso
 kite_rpc_server_rejected_total{code="Unimplemented",method="_OTHER",reason="unknown_method"} 1
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(expected), "kite_rpc_calls_total", "kite_rpc_server_rejected_total"))
+}
+
+// BenchmarkFilterPeerLabel is the per-call cost with the peer label: a
+// known peer takes the table's read lock and one label lookup per series.
+func BenchmarkFilterPeerLabel(b *testing.B) {
+	f, err := NewFilter(Options{Registerer: prometheus.NewRegistry(), PeerLabel: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	inv := f.Wrap(returning(nil))
+	call := &spi.Call{Side: spi.ServerSide, Method: "Users.Get", Peer: "10.0.0.1:40000"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = inv(context.Background(), call)
+		}
+	})
 }
