@@ -58,8 +58,9 @@ const ProtocolGRPC = "grpc"
 // RejectObserver is implemented by filters that want to see the calls a
 // server refuses before its filter chain runs (unknown method, shutting
 // down, admission limits). A server calls CallRejected of every filter in
-// its chain that implements it, once per refused call, on the connection's
-// reader goroutine: it must be quick and must not block. r is valid only
+// its chain that implements it, once per refused call, on the goroutine
+// that refuses it (mostly the connection's reader): it must be quick and
+// must not block. r is valid only
 // during the call.
 type RejectObserver interface {
 	CallRejected(r *Rejection)
