@@ -623,8 +623,8 @@ func (f *remoteFilter) Wrap(next spi.Invoker) spi.Invoker {
 		if err != nil {
 			return err
 		}
-		if g.fchan != nil {
-			return f.invokeChan(ctx, g, call, next)
+		if fc := g.fchan.Load(); fc != nil {
+			return f.invokeChan(ctx, g, fc, call, next)
 		}
 		return f.invokeGRPC(ctx, call, next)
 	}
@@ -633,8 +633,7 @@ func (f *remoteFilter) Wrap(next spi.Invoker) spi.Invoker {
 // invokeChan runs the call through the plugin on the filter channel: one
 // exchange before the rest of the chain and, unless the filter is
 // before-only (Before answers call_id 0), one after it.
-func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.Call, next spi.Invoker) error {
-	fc := g.fchan
+func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, fc *filterChan, call *spi.Call, next spi.Invoker) error {
 	id := fc.next.Add(1)
 	payload, err := fc.roundTrip(ctx, frameBefore, id, func(b []byte) []byte {
 		b = putUv(b, f.h.id)
@@ -654,7 +653,7 @@ func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.
 	})
 	if err != nil {
 		// Fail closed, as on gRPC.
-		return f.p.chanError(ctx, g, "filter before", err)
+		return f.p.chanError(ctx, g, fc, "filter before", err)
 	}
 	r := rd{b: payload}
 	flags := r.u8()
@@ -667,7 +666,7 @@ func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.
 		r.meta(call.Meta)
 	}
 	if err := r.err(); err != nil {
-		return f.p.chanError(ctx, g, "filter before", err)
+		return f.p.chanError(ctx, g, fc, "filter before", err)
 	}
 	if flags&flagProceed == 0 {
 		return status
@@ -697,8 +696,8 @@ func (f *remoteFilter) invokeChan(ctx context.Context, g *generation, call *spi.
 		err = r.err()
 	}
 	if err != nil {
-		if _, app := err.(chanAppError); !app {
-			f.p.kick()
+		if _, app := err.(chanAppError); !app && actx.Err() == nil {
+			f.p.channelBroke(g, fc, err)
 		}
 		f.p.logger.Warn("filter plugin after failed; keeping the call's result", "method", call.Method, "error", err)
 		return callErr

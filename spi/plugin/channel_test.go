@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,15 +16,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiterpc/kite/spi"
+	"github.com/kiterpc/kite/spi/plugin/internal/testplugins"
 )
 
 // exchanges is how many requests the host sent on p's filter channel.
 func exchanges(p *Process) uint64 {
 	g, err := p.current()
-	if err != nil || g.fchan == nil {
+	if err != nil || g.fchan.Load() == nil {
 		return 0
 	}
-	return g.fchan.next.Load()
+	return g.fchan.Load().next.Load()
 }
 
 // A before-only filter costs one exchange per call; what it does before
@@ -152,28 +155,60 @@ func TestFilterChannelPanic(t *testing.T) {
 	}
 }
 
-// The channel's socket serves only a host that knows the token from Info.
+// The channel's socket serves only a host that knows the token from Info,
+// and is gone once the host has connected.
 func TestFilterChannelRefusesWrongToken(t *testing.T) {
+	e, _ := testpluginsEntry(t)
+	srv := newServer(e, testLogger())
+	srv.openChannel()
+	require.NotNil(t, srv.channel)
+	defer srv.closeChannel()
+	addr := srv.channel.info.Address
+
+	hello := func(token []byte) error {
+		c, err := net.Dial("unix", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write(helloFrame(token))
+		require.NoError(t, err)
+		// An unknown handle gets a fail answer on a connection that was
+		// let in; a connection that was refused is closed instead.
+		b, _ := appendFrame(nil, 1, frameBefore, func(b []byte) []byte { return putUv(b, 99) })
+		_, _ = c.Write(b)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var hdr [frameHeader]byte
+		_, typ, _, err := readFrame(bufio.NewReader(c), &hdr)
+		if err == nil && typ != frameFail {
+			return fmt.Errorf("answer of type %d", typ)
+		}
+		return err
+	}
+	err := hello(make([]byte, 32))
+	require.Error(t, err, "a wrong token is refused")
+	var ne net.Error
+	assert.False(t, asNetTimeout(err, &ne), "closed, not silent: %v", err)
+	require.NoError(t, hello(srv.channel.token), "the right token is let in")
+	_, err = net.Dial("unix", addr)
+	assert.Error(t, err, "once the host is in, the socket is gone")
+	_, err = os.Stat(filepath.Dir(addr))
+	assert.True(t, os.IsNotExist(err), "and so is its directory: %v", err)
+}
+
+// A loaded filter plugin's socket is gone as soon as the host connected.
+func TestFilterChannelSocketGoneAfterConnect(t *testing.T) {
 	_, p := load(t, spi.KindFilter, `{}`)
 	g, err := p.current()
 	require.NoError(t, err)
-	require.NotNil(t, g.fchan)
-	addr := g.fchan.conn.RemoteAddr().String()
-	c, err := net.Dial("unix", addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write(helloFrame(make([]byte, 32)))
-	require.NoError(t, err)
-	// A before frame after the wrong hello gets no answer: the plugin
-	// closed the connection.
-	b, _ := appendFrame(nil, 1, frameBefore, func(b []byte) []byte { return putUv(b, 1) })
-	_, _ = c.Write(b)
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var hdr [frameHeader]byte
-	_, _, _, err = readFrame(bufio.NewReader(c), &hdr)
-	require.Error(t, err)
-	var ne net.Error
-	assert.False(t, asNetTimeout(err, &ne), "closed, not silent: %v", err)
+	require.NotNil(t, g.fchan.Load())
+	_, err = os.Stat(g.chanDir)
+	assert.True(t, os.IsNotExist(err), "socket directory %s removed by the plugin: %v", g.chanDir, err)
+}
+
+func testpluginsEntry(t *testing.T) (spi.Entry, bool) {
+	t.Helper()
+	e, ok := testplugins.Lookup(spi.KindFilter)
+	require.True(t, ok)
+	return e, ok
 }
 
 func asNetTimeout(err error, ne *net.Error) bool {
@@ -213,7 +248,35 @@ func TestFilterChannelCallerGivesUp(t *testing.T) {
 	assert.Equal(t, "kite", call.Meta.Get("x-stamp"))
 	g, err := p.current()
 	require.NoError(t, err)
-	g.fchan.mu.Lock()
-	defer g.fchan.mu.Unlock()
-	assert.Empty(t, g.fchan.pending, "no call left waiting")
+	g.fchan.Load().mu.Lock()
+	defer g.fchan.Load().mu.Unlock()
+	assert.Empty(t, g.fchan.Load().pending, "no call left waiting")
+}
+
+// If the channel breaks while the plugin runs on, calls fail closed
+// until the host notices, then go to the plugin over gRPC.
+func TestFilterChannelBrokenFallsBackToGRPC(t *testing.T) {
+	v, p := load(t, spi.KindFilter, `{"stamp":"kite","deny":["Admin.Drop"]}`)
+	g, err := p.current()
+	require.NoError(t, err)
+	fc := g.fchan.Load()
+	require.NotNil(t, fc)
+	invoke := spi.Chain(func(context.Context, *spi.Call) error { return nil }, v.(spi.Filter))
+	newCall := func(method string) *spi.Call {
+		return &spi.Call{Side: spi.ServerSide, Method: method, Meta: &spi.Metadata{}, Trailer: &spi.Metadata{}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pid := p.Pid()
+	require.NoError(t, fc.conn.Close())
+	<-fc.done
+	err = invoke(ctx, newCall("User.Get"))
+	assert.ErrorIs(t, err, spi.ErrUnavailable, "the call on the broken channel fails closed")
+	assert.False(t, p.FilterChannel(), "the host gave the channel up")
+	call := newCall("User.Get")
+	require.NoError(t, invoke(ctx, call))
+	assert.Equal(t, "kite", call.Meta.Get("x-stamp"))
+	assert.ErrorIs(t, invoke(ctx, newCall("Admin.Drop")), spi.ErrPermissionDenied)
+	assert.Equal(t, pid, p.Pid(), "same process")
+	assert.Zero(t, p.Restarts())
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -123,17 +124,20 @@ type generation struct {
 	exited  chan struct{} // closed once reason is set
 	reason  string
 	// fchan is the filter channel of a filter plugin that offers one
-	// (nil: filter calls use the gRPC Filter service); chanDir is the
+	// (nil: filter calls use the gRPC Filter service; set to nil when
+	// the channel breaks while the process lives on); chanDir is the
 	// private directory of its socket.
-	fchan   *filterChan
-	chanDir string
+	fchan atomic.Pointer[filterChan]
+	// chanOpened is the channel opened at the start, closed by stop.
+	chanOpened *filterChan
+	chanDir    string
 }
 
 // stop ends the generation: its filter channel, its go-plugin client
 // (the process, if still running) and the sockets it leaves behind.
 func (g *generation) stop() {
-	if g.fchan != nil {
-		g.fchan.close()
+	if g.chanOpened != nil {
+		g.chanOpened.close()
 	}
 	stopClient(g.client)
 	removeChannelDir(g.chanDir)
@@ -423,16 +427,18 @@ func (p *Process) start(timeout time.Duration) (*generation, error) {
 		return nil, fmt.Errorf("%s: %w", p.decl, err)
 	}
 	g := &generation{client: client, cmd: cmd, rpc: raw.(*clients), started: time.Now(), exited: make(chan struct{})}
-	if p.decl.Kind == spi.KindFilter && !p.decl.NoFilterChannel {
+	if p.decl.Kind == spi.KindFilter {
 		p.openChannel(g, timeout)
 	}
-	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion(), "filter_channel", g.fchan != nil)
+	p.logger.Debug("plugin started", "path", p.path, "pid", g.pid(), "protocol", client.NegotiatedVersion(), "filter_channel", g.fchan.Load() != nil)
 	return g, nil
 }
 
 // openChannel connects g to the filter channel the plugin offers in
 // Info, if any. A plugin that offers none (an older SDK, another
-// language) or whose channel cannot be reached is served on gRPC.
+// language), whose channel cannot be reached, or declared with
+// NoFilterChannel is served on gRPC. The socket's directory is noted
+// either way, to be removed if the plugin is killed.
 func (p *Process) openChannel(g *generation, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	info, err := g.rpc.plugin.Info(ctx, &pb.Empty{})
@@ -444,12 +450,16 @@ func (p *Process) openChannel(g *generation, timeout time.Duration) {
 	if dir := filepath.Dir(ch.GetAddress()); strings.HasPrefix(filepath.Base(dir), channelDirPrefix) {
 		g.chanDir = dir
 	}
+	if p.decl.NoFilterChannel {
+		return
+	}
 	fc, err := dialFilterChan(ch)
 	if err != nil {
 		p.logger.Warn("filter channel unavailable; calling the filter over gRPC", "address", ch.GetAddress(), "error", err)
 		return
 	}
-	g.fchan = fc
+	g.chanOpened = fc
+	g.fchan.Store(fc)
 }
 
 // signalExitInfo is the logger go-plugin gets: its "plugin process
@@ -706,12 +716,35 @@ func (p *Process) callError(ctx context.Context, g *generation, what string, err
 	return spi.WrapError(spi.Unavailable, err, "%s: %s failed: %v", p.decl, what, err)
 }
 
-// chanError is callError for a call on g's filter channel.
-func (p *Process) chanError(ctx context.Context, g *generation, what string, err error) error {
+// chanError is callError for a call on g's filter channel fc.
+func (p *Process) chanError(ctx context.Context, g *generation, fc *filterChan, what string, err error) error {
 	if e, ok := err.(chanAppError); ok {
 		return e.e
 	}
+	if ctx.Err() == nil {
+		p.channelBroke(g, fc, err)
+	}
 	return p.callError(ctx, g, what, err)
+}
+
+// channelBroke handles a failure of g's filter channel fc (not of a
+// call's context): if the process lives on, later calls of g use the
+// gRPC Filter service; if it died, the supervisor restarts it and the
+// new process gets a channel of its own.
+func (p *Process) channelBroke(g *generation, fc *filterChan, err error) {
+	p.kick()
+	if !g.fchan.CompareAndSwap(fc, nil) {
+		return
+	}
+	go func() {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-g.exited:
+		case <-t.C:
+			p.logger.Warn("filter channel broke while the plugin runs on; calling it over gRPC until it restarts", "error", err)
+		}
+	}()
 }
 
 // do runs one rpc on the current generation.
@@ -811,7 +844,7 @@ func (p *Process) Restarts() int {
 // restarting).
 func (p *Process) FilterChannel() bool {
 	g, err := p.current()
-	return err == nil && g.fchan != nil
+	return err == nil && g.fchan.Load() != nil
 }
 
 // Running reports whether the plugin is up (not restarting, not closed).

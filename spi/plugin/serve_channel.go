@@ -31,6 +31,15 @@ type channelServer struct {
 	token []byte
 	info  *pb.FilterChannel
 	wg    sync.WaitGroup
+	// retired once the host connected: the socket and its directory are
+	// gone, so nothing else can connect and nothing is left behind
+	// however the process ends.
+	retired sync.Once
+}
+
+func (cs *channelServer) retire() {
+	_ = cs.ln.Close()
+	_ = os.RemoveAll(cs.dir)
 }
 
 // openChannel listens on a Unix socket in a fresh private directory. A
@@ -61,8 +70,7 @@ func (s *server) openChannel() {
 // closeChannel stops listening and removes the socket's directory.
 func (s *server) closeChannel() {
 	if cs := s.channel; cs != nil {
-		_ = cs.ln.Close()
-		os.RemoveAll(cs.dir)
+		cs.retired.Do(cs.retire)
 	}
 }
 
@@ -95,6 +103,7 @@ func (cs *channelServer) serveConn(c net.Conn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	cs.retired.Do(cs.retire)
 	ctx, cancel := context.WithCancel(context.Background())
 	// Calls whose After never comes end with the connection.
 	defer cancel()
