@@ -17,6 +17,15 @@
 //
 // # Design choices, and why
 //
+//   - CheckRequest and CheckResponse are JSON structs ({"service":…},
+//     {"status":"SERVING"}) that also have a protobuf form, the bytes of
+//     grpc.health.v1's HealthCheckRequest/Response (wire.go), which the
+//     proto codec uses: so Check and Watch work from a client of any
+//     codec, JSON, auto or proto. Not a per-call codec (the call API has
+//     none, and a JSON health call from a proto client would need the
+//     server to link the JSON codec), and not proto.Message types (the
+//     JSON and auto codecs would then switch every existing client's
+//     health calls to protojson / protobuf).
 //   - The service is registered through a hand-written core.ServiceDesc
 //     whose handlers call Check and Watch directly: a health probe is
 //     called often and must not pay for reflection.
