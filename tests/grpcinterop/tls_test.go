@@ -271,3 +271,43 @@ client "missing_ca" {
 		t.Fatalf("missing ca: want an error at %s:20:10 about the ca file, got %v", path, err)
 	}
 }
+
+// TestGRPCOverTLSRefusesServerWithoutH2: a TLS server that selects no
+// application protocol (no gRPC over TLS there) is refused with an error
+// that says so, as grpc-go's client refuses it.
+func TestGRPCOverTLSRefusesServerWithoutH2(t *testing.T) {
+	ca := newCA(t, "no-h2")
+	certFile, keyFile := ca.issue("server", true, 2)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			_ = c.Close()
+		}
+	}()
+	defer func() { _ = ln.Close(); <-done }()
+
+	tr, err := core.NewTLS(core.TLSConfig{CAFile: ca.file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = (&core.GRPCTransport{TLS: tr}).Dial(ctx, ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), `did not select ALPN "h2" (selected: none)`) {
+		t.Fatalf("want a refusal naming ALPN h2, got %v", err)
+	}
+}
