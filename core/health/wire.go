@@ -98,7 +98,7 @@ func (m *CheckResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		return 0, nil
 	}
 	b := dAtA[len(dAtA)-n:]
-	b[0] = 1<<3 | 0 // field 1, varint
+	b[0] = 1 << 3 // field 1, wire type 0 (varint)
 	binary.PutUvarint(b[1:], statusNumber(m.Status))
 	return n, nil
 }
