@@ -888,16 +888,36 @@ func init() {
 			{Name: "package", Type: spi.TypeString, Doc: "proto package of the services called (default none: /Svc/Method)"},
 			{Name: "packages", Type: spi.TypeStringMap, Doc: "proto package per Kite service name, overriding package"},
 			{Name: "max_message", Type: spi.TypeNumber, Doc: "largest response message accepted, bytes (default 4 MiB)"},
+			{Name: "tls", Type: spi.TypeBool, Doc: "gRPC over TLS (ALPN h2); implied by any of the tls transport's client attributes below (default false: h2c)"},
+			{Name: "ca", Type: spi.TypeString, Doc: "as the tls transport's: PEM file of trusted authorities (default: system roots)"},
+			{Name: "cert", Type: spi.TypeString, Doc: "as the tls transport's: client certificate for mutual TLS"},
+			{Name: "key", Type: spi.TypeString, Doc: "as the tls transport's: PEM private key file of cert"},
+			{Name: "server_name", Type: spi.TypeString, Doc: "as the tls transport's: name expected in the server certificate"},
+			{Name: "min_version", Type: spi.TypeString, Doc: `as the tls transport's: "1.2" or "1.3" (default "1.3")`},
+			{Name: "insecure_skip_verify", Type: spi.TypeBool, Doc: "as the tls transport's: accept any server certificate (testing only)"},
 		},
 		New: func(cfg spi.Config) (any, error) {
 			var c struct {
 				Package    string            `json:"package"`
 				Packages   map[string]string `json:"packages"`
 				MaxMessage int               `json:"max_message"`
+				TLS        bool              `json:"tls"`
+				TLSConfig
 			}
 			if err := cfg.Decode(&c); err != nil {
 				return nil, err
 			}
-			return &GRPCTransport{Package: c.Package, Packages: c.Packages, MaxMessage: c.MaxMessage}, nil
+			t := &GRPCTransport{Package: c.Package, Packages: c.Packages, MaxMessage: c.MaxMessage}
+			if c.ClientAuth != ClientAuthNone {
+				return nil, errors.New("grpc: client_auth is a server setting; the grpc transport only dials")
+			}
+			if c.TLS || c.TLSConfig != (TLSConfig{}) {
+				tr, err := NewTLS(c.TLSConfig)
+				if err != nil {
+					return nil, err
+				}
+				t.TLS = tr
+			}
+			return t, nil
 		}})
 }

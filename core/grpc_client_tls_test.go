@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,12 +34,16 @@ func TestGRPCTransportOverTLSToKiteServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 
-	ctr, err := core.NewTLS(core.TLSConfig{CAFile: certFile})
+	// The catalog's grpc transport takes the tls transport's attributes.
+	cfg, _ := json.Marshal(map[string]any{"ca": certFile})
+	gt, err := spi.Default.BuildTransport("grpc", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := core.NewClient(core.ClientOptions{Targets: []string{ln.Addr().String()}, Codec: protoCodec{},
-		Transport: &core.GRPCTransport{TLS: ctr}})
+	if gt.(*core.GRPCTransport).TLS == nil {
+		t.Fatal("ca given, TLS not set")
+	}
+	kc, err := core.NewClient(core.ClientOptions{Targets: []string{ln.Addr().String()}, Codec: protoCodec{}, Transport: gt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,5 +72,27 @@ func TestGRPCTransportOverTLSToKiteServer(t *testing.T) {
 	}
 	if n != 40 {
 		t.Fatalf("got %d of 40 stream replies", n)
+	}
+}
+
+// TestGRPCCatalogTransportTLSAttributes: without TLS attributes the
+// catalog's grpc transport is h2c; client_auth (a server setting) and a
+// bad min_version are refused with the reason.
+func TestGRPCCatalogTransportTLSAttributes(t *testing.T) {
+	gt, err := spi.Default.BuildTransport("grpc", spi.Config(`{"package":"p"}`))
+	if err != nil || gt.(*core.GRPCTransport).TLS != nil || gt.(*core.GRPCTransport).Package != "p" {
+		t.Fatalf("plain grpc transport: %+v %v", gt, err)
+	}
+	gt, err = spi.Default.BuildTransport("grpc", spi.Config(`{"tls":true}`))
+	if err != nil || gt.(*core.GRPCTransport).TLS == nil {
+		t.Fatalf("tls = true: %+v %v", gt, err)
+	}
+	for cfg, want := range map[string]string{
+		`{"client_auth":"require"}`: "client_auth is a server setting",
+		`{"min_version":"1.1"}`:     `min_version "1.1" is not supported`,
+	} {
+		if _, err := spi.Default.BuildTransport("grpc", spi.Config(cfg)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", cfg, err, want)
+		}
 	}
 }
