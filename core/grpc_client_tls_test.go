@@ -18,21 +18,7 @@ import (
 // h2, the server's gRPC path), unary and a server stream.
 func TestGRPCTransportOverTLSToKiteServer(t *testing.T) {
 	tr, _, certFile := selfSignedTLS(t)
-	srv, err := core.NewServer(core.ServerOptions{Codecs: []spi.Codec{protoCodec{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.EnableGRPC(core.GRPCOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := greeterpb.RegisterGreeterServer(srv, &grpcGreeter{}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen(context.Background(), "127.0.0.1:0", tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	ln := tlsGreeter(t, tr)
 
 	// The catalog's grpc transport takes the tls transport's attributes.
 	cfg, _ := json.Marshal(map[string]any{"ca": certFile})

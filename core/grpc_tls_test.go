@@ -84,11 +84,10 @@ func dialGRPCTLS(t *testing.T, addr string, pool *x509.CertPool) *grpc.ClientCon
 	return cc
 }
 
-// TestGRPCOverTLS: a grpc-go client with TLS credentials (ALPN "h2")
-// calls a Kite server on its TLS listener, unary and streaming, while a
-// Kite client over TLS (ALPN "kite/1") calls the same listener.
-func TestGRPCOverTLS(t *testing.T) {
-	tr, pool, certFile := selfSignedTLS(t)
+// tlsGreeter serves the greeter with gRPC enabled on a TLS listener of tr
+// on loopback, closed at the end of the test.
+func tlsGreeter(t *testing.T, tr *core.TLS) net.Listener {
+	t.Helper()
 	srv, err := core.NewServer(core.ServerOptions{Codecs: []spi.Codec{protoCodec{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +103,15 @@ func TestGRPCOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
+	return ln
+}
+
+// TestGRPCOverTLS: a grpc-go client with TLS credentials (ALPN "h2")
+// calls a Kite server on its TLS listener, unary and streaming, while a
+// Kite client over TLS (ALPN "kite/1") calls the same listener.
+func TestGRPCOverTLS(t *testing.T) {
+	tr, pool, certFile := selfSignedTLS(t)
+	ln := tlsGreeter(t, tr)
 	addr := ln.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
