@@ -356,6 +356,9 @@ func main() {
 		}
 		return median(rs)
 	}
+	if *only >= 0 { // the pairs' ratios need both of a pair measured
+		return
+	}
 	fmt.Printf("\nkite gRPC path / grpc-go server: %.2fx QPS (median of per-round ratios), %.2fx less CPU per call (goal >= 1.5x)\n", ratio(1, 0, res), ratio(0, 1, cpus))
 	fmt.Printf("kite protocol, gRPC on / off:    %.3f QPS, %.3f CPU per call off/on (goal >= 0.95)\n", ratio(2, 3, res), ratio(3, 2, cpus))
 }
