@@ -317,7 +317,13 @@ func (t *TLS) Listen(ctx context.Context, addr string) (net.Listener, error) {
 // Dial implements spi.Transport: it connects and completes the handshake
 // within ctx, verifying the server's certificate.
 func (t *TLS) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	return t.dial(ctx, addr, nil)
+	tc, err := t.dial(ctx, addr, nil)
+	if err != nil {
+		// Not tc itself: a nil *tlsConn in a net.Conn is not a nil
+		// net.Conn, and callers close a non-nil conn they get back.
+		return nil, err
+	}
+	return tc, nil
 }
 
 // dial is Dial offering protos by ALPN instead of ALPNProtocol when

@@ -349,6 +349,33 @@ func TestTLSWrongCAFailsClearly(t *testing.T) {
 	require.Contains(t, err.Error(), `not valid for "api.example.com" (set server_name`)
 }
 
+// A failed TLS dial returns a nil net.Conn, not a nil *tlsConn inside
+// one: the pool's healer closes any non-nil conn it gets back with an
+// error, which panicked on the typed nil (seen in CI, core/client.go heal).
+func TestTLSFailedDialReturnsNilConn(t *testing.T) {
+	ca := newTestCA(t, "kite-test")
+	cert, key := ca.leaf("server", true)
+	_, addr := startTLSServer(t, mustTLS(t, TLSConfig{CertFile: cert, KeyFile: key}))
+	other := newTestCA(t, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for name, tr := range map[string]*TLS{
+		"handshake refused": mustTLS(t, TLSConfig{CAFile: other.file}),
+		"nothing listening": mustTLS(t, TLSConfig{CAFile: ca.file}),
+	} {
+		target := addr
+		if name == "nothing listening" {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			target = ln.Addr().String()
+			require.NoError(t, ln.Close())
+		}
+		nc, err := tr.Dial(ctx, target)
+		require.Error(t, err, name)
+		require.True(t, nc == nil, "%s: Dial returned a non-nil net.Conn (%T) with its error", name, nc)
+	}
+}
+
 // A client that connects and stays silent must not hold up the accept
 // loop: the handshake runs in the connection's reader, not in Accept.
 func TestTLSSilentClientDoesNotBlockAccept(t *testing.T) {
