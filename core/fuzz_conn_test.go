@@ -152,7 +152,7 @@ func FuzzConnFrames(f *testing.F) {
 		if baseG < 0 {
 			// Measured on the first input, so that the fuzzing engine's
 			// own goroutines and the one running inputs are counted.
-			baseG = runtime.NumGoroutine() - int(srv.idleWorkers.Load())
+			baseG = runtime.NumGoroutine() - srv.workers.parked()
 		}
 		frames := fuzzFrames(data)
 		c, err := net.Dial("tcp", addr)
@@ -173,7 +173,7 @@ func FuzzConnFrames(f *testing.F) {
 
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			g := runtime.NumGoroutine() - int(srv.idleWorkers.Load())
+			g := runtime.NumGoroutine() - srv.workers.parked()
 			if srv.InFlight() == 0 && srv.BodyMemory() == 0 && srv.Conns() == 0 && g <= baseG {
 				return
 			}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kiterpc/kite/spi"
@@ -44,8 +43,7 @@ type grpcServer struct {
 	paths sync.Map           // path string → *method, lookups that hit
 	desc  []*ServiceDesc     // gRPC-only services, for reflection
 
-	tasks chan *h2stream // idle unary workers take calls here
-	idle  atomic.Int32   // workers waiting on tasks
+	workers *workerPool[*h2stream] // unary calls run here (workers.go)
 }
 
 // EnableGRPC makes every listener of s answer gRPC (HTTP/2 with
@@ -71,7 +69,7 @@ func (s *Server) EnableGRPC(opts GRPCOptions) error {
 	if opts.StreamWindow < 65535 || opts.StreamWindow > 1<<31-1 || opts.ConnWindow < 65535 || opts.ConnWindow > 1<<31-1 {
 		return fmt.Errorf("kite: grpc windows must be between 64 KiB and 2 GiB (got stream %d, conn %d)", opts.StreamWindow, opts.ConnWindow)
 	}
-	g := &grpcServer{s: s, opts: opts, extra: map[string]*method{}, tasks: make(chan *h2stream)}
+	g := &grpcServer{s: s, opts: opts, extra: map[string]*method{}, workers: newWorkerPool((*h2stream).runUnary)}
 	if !s.grpc.CompareAndSwap(nil, g) {
 		return errors.New("kite: EnableGRPC called twice")
 	}

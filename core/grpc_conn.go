@@ -1174,38 +1174,7 @@ func (st *h2stream) dispatch() {
 	}
 	st.dispatched = true
 	st.mu.Unlock()
-	g := st.c.g
-	select {
-	case g.tasks <- st:
-	default:
-		go g.worker(st)
-	}
-}
-
-// worker runs unary calls; it waits for more when done, like the Kite
-// path's workers (a reused goroutine's stack has already grown), bounded
-// by maxIdleWorkers parked at once.
-func (g *grpcServer) worker(st *h2stream) {
-	st.runUnary()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
-		if g.idle.Add(1) > maxIdleWorkers {
-			g.idle.Add(-1)
-			return
-		}
-		idle.Reset(workerIdle)
-		select {
-		case st = <-g.tasks:
-			g.idle.Add(-1)
-			st.runUnary()
-			continue
-		case <-idle.C:
-		case <-g.s.stopWorkers:
-		}
-		g.idle.Add(-1)
-		return
-	}
+	st.c.g.workers.submit(st)
 }
 
 // finish releases the call's admission: once, after its last frame was

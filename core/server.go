@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -163,10 +164,8 @@ type Server struct {
 	// starts on a stack that has already grown, instead of paying
 	// runtime.newstack/copystack on every call (~15% of server CPU in a
 	// profile of 1 KiB echo at 100 callers).
-	tasks       chan unaryTask
-	stopWorkers chan struct{}
-	stopOnce    sync.Once
-	idleWorkers atomic.Int32
+	workers  *workerPool[unaryTask]
+	stopOnce sync.Once
 
 	grpc atomic.Pointer[grpcServer] // set by EnableGRPC (grpc.go)
 
@@ -204,44 +203,8 @@ type unaryTask struct {
 	oneway bool
 }
 
-// runUnaryTask hands t to an idle worker, or starts one. Concurrency is
-// already bounded by max_concurrency, so workers are too.
-func (s *Server) runUnaryTask(t unaryTask) {
-	select {
-	case s.tasks <- t:
-	default:
-		go s.worker(t)
-	}
-}
-
-func (s *Server) worker(t unaryTask) {
-	t.sc.runUnary(t.ctx, t.scall, t.f, t.m, t.oneway)
-	var idle *time.Timer
-	for {
-		if s.idleWorkers.Add(1) > maxIdleWorkers {
-			s.idleWorkers.Add(-1)
-			break
-		}
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
-		select {
-		case t = <-s.tasks:
-			s.idleWorkers.Add(-1)
-			t.sc.runUnary(t.ctx, t.scall, t.f, t.m, t.oneway)
-			continue
-		case <-idle.C:
-		case <-s.stopWorkers:
-		}
-		s.idleWorkers.Add(-1)
-		break
-	}
-	if idle != nil {
-		idle.Stop()
-	}
-}
+// runUnaryTask runs a call on a pooled worker (workers.go).
+func runUnaryTask(t unaryTask) { t.sc.runUnary(t.ctx, t.scall, t.f, t.m, t.oneway) }
 
 // InFlight returns the number of calls and streams in progress.
 func (s *Server) InFlight() int64 { return s.inflight.Load() }
@@ -262,13 +225,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		opts: opts, table: t, log: opts.Logger.Named("server"),
-		methods:     make(map[string]*method),
-		listeners:   make(map[net.Listener]struct{}),
-		conns:       make(map[*serverConn]struct{}),
-		tasks:       make(chan unaryTask),
-		quit:        make(chan struct{}),
-		drainSig:    make(chan struct{}, 1),
-		stopWorkers: make(chan struct{}),
+		methods:   make(map[string]*method),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+		quit:      make(chan struct{}),
+		drainSig:  make(chan struct{}, 1),
+		workers:   newWorkerPool(runUnaryTask),
 	}
 	s.initAdmission()
 	s.invoke = s.buildChain(s.callHandler)
@@ -584,7 +546,12 @@ func (s *Server) closeAll(ctx context.Context) error {
 	// Every connection is closed, so their readers end promptly.
 	s.connWG.Wait()
 	// Idle workers exit now; busy ones after their (cancelled) call.
-	s.stopOnce.Do(func() { close(s.stopWorkers) })
+	s.stopOnce.Do(func() {
+		s.workers.stop()
+		if g := s.grpc.Load(); g != nil {
+			g.workers.stop()
+		}
+	})
 	s.mu.Lock()
 	j := s.janitor
 	s.janitor = nil
@@ -714,7 +681,7 @@ type serverCall struct {
 func newServerConn(s *Server, c net.Conn) *serverConn {
 	sc := &serverConn{
 		s: s, conn: c, peer: c.RemoteAddr().String(),
-		r:       protocol.NewReader(c, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
+		r:       protocol.NewReader(yieldReader{c}, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata),
 		inbound: make(map[uint32]*inbound),
 		opened:  time.Now().UnixNano(),
 		from:    s.peerFor(c),
@@ -976,7 +943,7 @@ func (sc *serverConn) startCall(f protocol.Frame) {
 		go sc.runStream(f, m, in.stream, wire)
 		return
 	}
-	s.runUnaryTask(unaryTask{sc: sc, ctx: ctx, scall: scall, f: f, m: m, oneway: oneway})
+	s.workers.submit(unaryTask{sc: sc, ctx: ctx, scall: scall, f: f, m: m, oneway: oneway})
 }
 
 func kindOf(stream bool) string {
@@ -1177,4 +1144,11 @@ func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream, charged
 	}
 	fb.EndMeta()
 	_ = sc.w.write(fb.Finish())
+}
+
+type yieldReader struct{ net.Conn }
+
+func (y yieldReader) Read(p []byte) (int, error) {
+	runtime.Gosched()
+	return y.Conn.Read(p)
 }
