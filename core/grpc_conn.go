@@ -36,6 +36,8 @@ type h2conn struct {
 
 	mu        sync.Mutex
 	streams   map[uint32]*h2stream
+	free      []*h2stream // finished unary streams, for reuse (at most maxFreeStreams)
+	spare     *h2stream   // one taken from free for the next stream (reader only)
 	lastID    uint32
 	goingAway bool
 	closed    bool
@@ -319,6 +321,10 @@ func (h *h2conn) headerFragment(frag []byte, ended bool) error {
 func (h *h2conn) onHeaders(f *headerBlock) {
 	id := f.StreamID
 	h.mu.Lock()
+	if n := len(h.free); h.spare == nil && n > 0 {
+		h.spare, h.free[n-1] = h.free[n-1], nil
+		h.free = h.free[:n-1]
+	}
 	if st := h.streams[id]; st != nil {
 		h.mu.Unlock()
 		if f.StreamEnded() {
@@ -369,7 +375,13 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 		refuse(spi.Errorf(spi.Unimplemented, "content-type %s: codec not linked into this binary", ct))
 		return
 	}
-	st := &h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded()}
+	st := h.spare
+	if st != nil {
+		h.spare = nil
+	} else {
+		st = new(h2stream)
+	}
+	*st = h2stream{c: h, id: id, codec: codec, ct: ct, recvEnded: f.StreamEnded(), u: new(h2user)}
 	st.msgs = st.msg1[:0]
 	st.halfClosed.Store(st.recvEnded)
 	path := f.PseudoValue("path")
@@ -394,7 +406,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 			if reservedHeader(hf.Name) {
 				continue
 			}
-			if err := headerToMD(&st.md, hf.Name, hf.Value); err != nil {
+			if err := headerToMD(&st.u.md, hf.Name, hf.Value); err != nil {
 				refuse(spi.Errorf(spi.InvalidArgument, "%v", err))
 				return
 			}
@@ -442,7 +454,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	}
 	h.streams[id] = st
 	h.mu.Unlock()
-	h.enqueue(h2item{kind: kOpen, id: id})
+	h.open(id)
 	if m.stream != nil {
 		st.quotaSig = make(chan struct{}, 1) // only a stream's sends wait for quota
 		st.kst = newStream(st.ctx, st.cancel, spi.ServerSide, id, m.full, st, codec, nil, 0, s.opts.StreamWindow)
@@ -469,14 +481,14 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 // sending.
 func (h *h2conn) answerEarly(id uint32, ct string, open bool, err error) {
 	trl := statusFields(append([]hpack.HeaderField(nil), respHeaders(ct)...), err, nil)
-	h.enqueue(h2item{kind: kOpen, id: id})
+	h.open(id)
 	h.enqueue(h2item{kind: kStream, id: id, trl: trl, rst: open, val: uint32(http2.ErrCodeNo)})
 }
 
 // answerHTTP ends a stream with a plain HTTP status: the request is not
 // gRPC at all (wrong method or content type).
 func (h *h2conn) answerHTTP(id uint32, status, msg string) {
-	h.enqueue(h2item{kind: kOpen, id: id})
+	h.open(id)
 	h.enqueue(h2item{kind: kStream, id: id, trl: []hpack.HeaderField{
 		{Name: ":status", Value: status}, {Name: "content-type", Value: "text/plain"},
 		{Name: "grpc-status", Value: strconv.Itoa(int(spi.Internal))}, {Name: "grpc-message", Value: encodeGRPCMessage(msg)},
@@ -571,21 +583,35 @@ func (h *h2conn) stopWriter() {
 	h.wmu.Lock()
 	h.wstop = true
 	h.wmu.Unlock()
-	select {
-	case h.wsig <- struct{}{}:
-	default:
-	}
+	h.wakeWriter()
 }
 
 func (h *h2conn) enqueue(it h2item) {
+	if h.queue(it) {
+		h.wakeWriter()
+	}
+}
+
+// open queues a new stream's send window without waking the writer: it
+// only has to be there before the stream's first answer, which wakes it
+// (a wake per request costs a scheduler round trip on a busy connection).
+func (h *h2conn) open(id uint32) { h.queue(h2item{kind: kOpen, id: id}) }
+
+// queue appends it to the writer's queue; false when the writer is gone
+// (it was dropped).
+func (h *h2conn) queue(it h2item) bool {
 	h.wmu.Lock()
 	if h.wdead {
 		h.wmu.Unlock()
 		it.drop(nil)
-		return
+		return false
 	}
 	h.wq = append(h.wq, it)
 	h.wmu.Unlock()
+	return true
+}
+
+func (h *h2conn) wakeWriter() {
 	select {
 	case h.wsig <- struct{}{}:
 	default:
@@ -890,6 +916,11 @@ func (w *h2writer) headers(id uint32, fields []hpack.HeaderField, end bool) erro
 // h2stream is one gRPC call on a connection. It also stands in for the
 // connection of a Kite *Stream (frameSender), translating the Kite
 // stream's frames to HTTP/2.
+//
+// A unary call's h2stream is reused by its connection once the call has
+// finished (h2conn.free): nothing outside this file keeps one. What filters and the
+// handler get (the context, *spi.Call, the request metadata) is in u,
+// allocated per call, since they may keep it.
 type h2stream struct {
 	c          *h2conn
 	id         uint32
@@ -897,14 +928,11 @@ type h2stream struct {
 	codec      spi.Codec
 	comp       spi.Compressor
 	ct         string
-	md         spi.Metadata
 	timeout    time.Duration
 	hasTimeout bool
 	ctx        context.Context
 	cancel     context.CancelFunc
-
-	call spi.Call
-	hctx handlerCtx
+	u          *h2user
 
 	finished atomic.Bool
 	hdrSent  atomic.Bool
@@ -942,6 +970,13 @@ type h2stream struct {
 	outstanding int        // delivered to the Kite stream, not consumed
 	sizes       []int      // wire bytes of delivered messages, in order
 	kst         *Stream
+}
+
+// h2user is the part of a call that filters and the handler see.
+type h2user struct {
+	call spi.Call
+	hctx handlerCtx
+	md   spi.Metadata
 }
 
 type grpcMsg struct {
@@ -1185,17 +1220,28 @@ func (st *h2stream) finish() {
 		return
 	}
 	c := st.c
-	c.mu.Lock()
-	if c.streams[st.id] == st {
-		delete(c.streams, st.id)
-	}
-	c.mu.Unlock()
 	st.cancel()
 	st.mu.Lock()
 	st.unchargeLocked()
 	st.mu.Unlock()
+	c.mu.Lock()
+	if c.streams[st.id] == st {
+		delete(c.streams, st.id)
+	}
+	if st.kst == nil && len(c.free) < maxFreeStreams {
+		// A unary call's last use: its answer is flushed (or dropped) and
+		// it is out of c.streams. Only this connection's reader, which
+		// alone takes from c.free, may still hold a stale pointer (while
+		// it handles a reset or ends the connection), never reusing it
+		// meanwhile.
+		c.free = append(c.free, st)
+	}
+	c.mu.Unlock()
 	c.sc.unadmit()
 }
+
+// maxFreeStreams bounds the finished streams a connection keeps for reuse.
+const maxFreeStreams = 128
 
 // unchargeLocked gives back the body budget the stream still holds.
 func (st *h2stream) unchargeLocked() {
@@ -1205,8 +1251,9 @@ func (st *h2stream) unchargeLocked() {
 
 func (st *h2stream) runUnary() {
 	c, s, m := st.c, st.c.s, st.m
-	call := &st.call
-	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Meta: &st.md, Protocol: spi.ProtocolGRPC}
+	u := st.u
+	call := &u.call
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Meta: &u.md, Protocol: spi.ProtocolGRPC}
 	var err error
 	if len(st.msgs) != 1 {
 		err = spi.Errorf(spi.Internal, "grpc: unary method %s called with %d request messages", m.full, len(st.msgs))
@@ -1228,8 +1275,8 @@ func (st *h2stream) runUnary() {
 		}
 		if err == nil {
 			call.Request = req
-			st.hctx = handlerCtx{Context: st.ctx, m: m, call: call}
-			err = c.sc.invokeSafely(&st.hctx, call)
+			u.hctx = handlerCtx{Context: st.ctx, m: m, call: call}
+			err = c.sc.invokeSafely(&u.hctx, call)
 			if err == nil && st.ctx.Err() == context.DeadlineExceeded {
 				err = spi.Errorf(spi.DeadlineExceeded, "deadline exceeded while the handler ran")
 			}
@@ -1265,15 +1312,14 @@ func (st *h2stream) runUnary() {
 	st.mu.Lock()
 	it.rst = !st.recvEnded
 	st.mu.Unlock()
-	st.hctx = handlerCtx{}
 	c.enqueue(it)
 }
 
 func (st *h2stream) runStream() {
 	c, s, m, k := st.c, st.c.s, st.m, st.kst
-	call := &st.call
-	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Stream: true, Meta: &st.md, Protocol: spi.ProtocolGRPC}
-	k.Header = &st.md
+	call := &st.u.call
+	*call = spi.Call{Side: spi.ServerSide, Method: m.full, Peer: c.sc.peer, Stream: true, Meta: &st.u.md, Protocol: spi.ProtocolGRPC}
+	k.Header = &st.u.md
 	hctx := &handlerCtx{Context: k.ctx, m: m, call: call}
 	inner := func(ctx context.Context, _ *spi.Call) error { return m.stream(ctx, m.srv, k) }
 	invoke := spi.Chain(inner, s.opts.Filters...)

@@ -1146,6 +1146,13 @@ func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream, charged
 	_ = sc.w.write(fb.Finish())
 }
 
+// yieldReader lets the goroutines that are ready run before each read(2)
+// of a connection: handlers finish and queue their answers, and the peer's
+// next requests pile up in the socket, so one read takes more of them and
+// fewer end in EAGAIN and a netpoll park. Measured at 1 KiB echo, 100
+// callers, 2 cores (bench/cmd/grpcpath, interleaved A/B): Kite's protocol
+// 128k -> 147k calls/s, server CPU 6.8 -> 5.7 µs per call; a single
+// caller's latency does not suffer (core BenchmarkEcho1KiB 48.5 -> 46.8 µs).
 type yieldReader struct{ net.Conn }
 
 func (y yieldReader) Read(p []byte) (int, error) {
