@@ -159,18 +159,18 @@ func serveChild(kind string) {
 
 // child starts a server process and returns its address, a function
 // reading its CPU time so far (from /proc), and a stop function.
-func child(kind string) (string, func() time.Duration, func() (int64, int64), func(), error) {
+func child(kind string) (string, string, func() time.Duration, func() (int64, int64), func(), error) {
 	cmd := exec.Command(os.Args[0], "-serve", kind)
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, nil, nil, err
+		return "", "", nil, nil, nil, err
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return "", nil, nil, nil, fmt.Errorf("server %s: %w", kind, err)
+		return "", "", nil, nil, nil, fmt.Errorf("server %s: %w", kind, err)
 	}
 	cpu := func() time.Duration {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
@@ -184,22 +184,49 @@ func child(kind string) (string, func() time.Duration, func() (int64, int64), fu
 	}
 	// Read and write system calls so far (/proc/PID/io): how well the
 	// server batches.
-	sys := func() (r, w int64) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", cmd.Process.Pid))
+	sys := func() (r, w int64) { return procIO(strconv.Itoa(cmd.Process.Pid)) }
+	return strings.TrimSpace(line), strconv.Itoa(cmd.Process.Pid), cpu, sys, func() { _ = in.Close(); _ = cmd.Wait() }, nil
+}
+
+// ctxsw sums a process's threads' voluntary and involuntary context
+// switches.
+func ctxsw(pid string) (v [2]int64) {
+	ents, _ := os.ReadDir("/proc/" + pid + "/task")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + e.Name() + "/status")
 		if err != nil {
-			return 0, 0
+			continue
 		}
 		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "syscr: "); ok {
-				r, _ = strconv.ParseInt(v, 10, 64)
+			if x, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+				v[0] += n
 			}
-			if v, ok := strings.CutPrefix(l, "syscw: "); ok {
-				w, _ = strconv.ParseInt(v, 10, 64)
+			if x, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+				v[1] += n
 			}
 		}
-		return r, w
 	}
-	return strings.TrimSpace(line), cpu, sys, func() { _ = in.Close(); _ = cmd.Wait() }, nil
+	return v
+}
+
+// procIO is a process's read and write system calls so far
+// (/proc/PID/io).
+func procIO(pid string) (r, w int64) {
+	b, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+			r, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			w, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return r, w
 }
 
 // run measures one system for d with n callers; it returns calls/s and
@@ -216,7 +243,7 @@ func selfCPU() time.Duration {
 }
 
 func run(sys system, n, size int, d time.Duration) (float64, time.Duration, time.Duration, error) {
-	addr, srvCPU, srvSys, stop, err := child(sys.kind)
+	addr, srvPid, srvCPU, srvSys, stop, err := child(sys.kind)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -257,6 +284,8 @@ func run(sys system, n, size int, d time.Duration) (float64, time.Duration, time
 	defer cancel()
 	start, cpu0, ccpu0 := time.Now(), srvCPU(), selfCPU()
 	r0, w0 := srvSys()
+	cr0, cw0 := procIO("self")
+	cs0, ss0 := ctxsw("self"), ctxsw(srvPid)
 	for range n {
 		wg.Add(1)
 		go loop(measure, true, &wg)
@@ -264,12 +293,17 @@ func run(sys system, n, size int, d time.Duration) (float64, time.Duration, time
 	wg.Wait()
 	el, cpu, ccpu := time.Since(start), srvCPU()-cpu0, selfCPU()-ccpu0
 	r1, w1 := srvSys()
+	cr1, cw1 := procIO("self")
+	cs1, ss1 := ctxsw("self"), ctxsw(srvPid)
 	if err, ok := failed.Load().(error); ok {
 		return 0, 0, 0, fmt.Errorf("%s: %w", sys.name, err)
 	}
 	calls := max(count.Load(), 1)
 	if os.Getenv("GRPCPATH_SYSCALLS") != "" {
-		fmt.Printf("         %s: server %.3f reads/call, %.3f writes/call\n", sys.name, float64(r1-r0)/float64(calls), float64(w1-w0)/float64(calls))
+		fmt.Printf("         %s: server %.3f reads/call, %.3f writes/call; client %.3f reads/call, %.3f writes/call\n", sys.name,
+			float64(r1-r0)/float64(calls), float64(w1-w0)/float64(calls), float64(cr1-cr0)/float64(calls), float64(cw1-cw0)/float64(calls))
+		fmt.Printf("         ctx switches/call: client vol %.3f invol %.3f; server vol %.3f invol %.3f\n",
+			float64(cs1[0]-cs0[0])/float64(calls), float64(cs1[1]-cs0[1])/float64(calls), float64(ss1[0]-ss0[0])/float64(calls), float64(ss1[1]-ss0[1])/float64(calls))
 	}
 	return float64(calls) / el.Seconds(), cpu / time.Duration(calls), ccpu / time.Duration(calls), nil
 }
