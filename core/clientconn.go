@@ -54,7 +54,7 @@ func newClientConn(c *Client, ep *endpoint, nc net.Conn) *clientConn {
 	addr := ep.addr
 	cc := &clientConn{
 		c: c, ep: ep, addr: addr, conn: nc,
-		r:          protocol.NewReader(nc, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata),
+		r:          protocol.NewReader(yieldReader{nc}, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata),
 		pending:    make(map[uint32]*pendingCall),
 		streams:    make(map[uint32]*Stream),
 		readerDone: make(chan struct{}),
