@@ -34,6 +34,7 @@ type clientConn struct {
 
 	inflight   atomic.Int32 // unary calls and streams registered
 	lastRead   atomic.Int64
+	readAt     int64 // when bytes last arrived (the reader's own: yieldReader)
 	lastUsed   atomic.Int64
 	pingSentAt atomic.Int64 // 0: no ping outstanding
 	goaway     atomic.Bool
@@ -54,11 +55,11 @@ func newClientConn(c *Client, ep *endpoint, nc net.Conn) *clientConn {
 	addr := ep.addr
 	cc := &clientConn{
 		c: c, ep: ep, addr: addr, conn: nc,
-		r:          protocol.NewReader(yieldReader{nc}, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata),
 		pending:    make(map[uint32]*pendingCall),
 		streams:    make(map[uint32]*Stream),
 		readerDone: make(chan struct{}),
 	}
+	cc.r = protocol.NewReader(yieldReader{nc, &cc.readAt}, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata)
 	now := time.Now().UnixNano()
 	cc.lastRead.Store(now)
 	cc.lastUsed.Store(now)
@@ -158,7 +159,7 @@ func (cc *clientConn) readLoop() {
 			cc.close(cause)
 			return
 		}
-		cc.lastRead.Store(time.Now().UnixNano())
+		cc.lastRead.Store(cc.readAt)
 		if !cc.proven.Load() {
 			cc.proven.Store(true)
 			cc.ep.connProven()

@@ -238,7 +238,7 @@ func (h *h2conn) run() error {
 			}
 			return h.connFailed(err)
 		}
-		h.sc.lastRead.Store(time.Now().UnixNano())
+		h.sc.lastRead.Store(h.sc.readAt)
 		switch f := f.(type) {
 		case *http2.HeadersFrame:
 			h.hd.begin(f)
