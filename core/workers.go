@@ -20,16 +20,16 @@ type workerPool[T any] struct {
 
 	mu      sync.Mutex
 	idle    []*poolWorker[T] // parked, oldest first
-	timer   *time.Timer      // sweeps the idle list while nothing parks
+	timer   *time.Timer      // sweeps the idle list while any worker is parked
 	armed   bool
 	stopped bool
 }
 
 type poolWorker[T any] struct {
-	wake  chan struct{} // one send per park: a task, or stop
-	task  T
-	stop  bool
-	since time.Time
+	wake chan struct{} // one send per park: a task, or stop
+	task T
+	stop bool
+	seen bool // parked when the timer last swept
 }
 
 func newWorkerPool[T any](run func(T)) *workerPool[T] { return &workerPool[T]{run: run} }
@@ -70,14 +70,12 @@ func (p *workerPool[T]) work(t T) {
 
 // park puts w on the idle list; false means it should exit instead.
 func (p *workerPool[T]) park(w *poolWorker[T]) bool {
-	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || len(p.idle) >= maxIdleWorkers {
 		return false
 	}
-	p.retireLocked(now)
-	w.since = now
+	w.seen = false
 	p.idle = append(p.idle, w)
 	if !p.armed {
 		p.armed = true
@@ -90,17 +88,8 @@ func (p *workerPool[T]) park(w *poolWorker[T]) bool {
 	return true
 }
 
-// retireLocked stops the workers that have been idle for workerIdle.
-func (p *workerPool[T]) retireLocked(now time.Time) {
-	for len(p.idle) > 0 && now.Sub(p.idle[0].since) >= workerIdle {
-		w := p.idle[0]
-		p.idle[0] = nil
-		p.idle = p.idle[1:]
-		w.stop = true
-		w.wake <- struct{}{}
-	}
-}
-
+// sweep retires the workers parked since the last sweep (the oldest, at
+// the bottom of the list) and marks the others.
 func (p *workerPool[T]) sweep() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -108,11 +97,22 @@ func (p *workerPool[T]) sweep() {
 	if p.stopped {
 		return
 	}
-	now := time.Now()
-	p.retireLocked(now)
+	n := 0
+	for n < len(p.idle) && p.idle[n].seen {
+		w := p.idle[n]
+		w.stop = true
+		w.wake <- struct{}{}
+		n++
+	}
+	rest := copy(p.idle, p.idle[n:])
+	clear(p.idle[rest:])
+	p.idle = p.idle[:rest]
+	for _, w := range p.idle {
+		w.seen = true
+	}
 	if len(p.idle) > 0 {
 		p.armed = true
-		p.timer.Reset(workerIdle - now.Sub(p.idle[0].since))
+		p.timer.Reset(workerIdle)
 	}
 }
 
