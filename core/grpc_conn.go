@@ -42,7 +42,8 @@ type h2conn struct {
 	goingAway bool
 	closed    bool
 
-	connUnreturned int // bytes received and not yet returned (reader only)
+	connUnreturned int  // bytes received and not yet returned (reader only)
+	inBlock        bool // the Framer is inside a header block (reader only: readFast)
 
 	wmu    sync.Mutex
 	wq     []h2item
@@ -229,6 +230,12 @@ func (h *h2conn) run() error {
 		h.goAway()
 	}
 	for {
+		if done, err := h.readFast(); done || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		f, err := h.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
@@ -241,18 +248,18 @@ func (h *h2conn) run() error {
 		h.sc.lastRead.Store(h.sc.readAt)
 		switch f := f.(type) {
 		case *http2.HeadersFrame:
-			h.hd.begin(f)
+			h.inBlock = !f.HeadersEnded()
+			h.hd.begin(f.StreamID, f.StreamEnded())
 			if err := h.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded()); err != nil {
 				return err
 			}
 		case *http2.ContinuationFrame: // the Framer checks it follows its HEADERS
+			h.inBlock = !f.HeadersEnded()
 			if err := h.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded()); err != nil {
 				return err
 			}
 		case *http2.DataFrame:
-			if err := h.onData(f); err != nil {
-				return err
-			}
+			h.onData(f.StreamID, f.Data(), int(f.Length), f.StreamEnded())
 		case *http2.SettingsFrame:
 			if f.IsAck() {
 				continue
@@ -497,22 +504,72 @@ func (h *h2conn) answerHTTP(id uint32, status, msg string) {
 	}, rst: true, val: uint32(http2.ErrCodeNo)})
 }
 
-// onData feeds a DATA frame to its stream.
-func (h *h2conn) onData(f *http2.DataFrame) error {
-	n := int(f.Length)
+// readFast reads the next frame itself when it is one of the two a
+// unary call is made of, in their plain form, and whole in the read
+// buffer: an unpadded DATA frame, or a HEADERS frame without padding or
+// priority that ends its header block. It parses the frame where it lies
+// in the buffer (the Framer copies every payload and allocates each
+// HEADERS frame it returns) and reports whether it did; anything else,
+// including every frame inside a header block the Framer is following
+// and every malformed header, is left to the Framer, which reads it from
+// the same buffer with all of its checks.
+func (h *h2conn) readFast() (bool, error) {
+	if h.inBlock {
+		return false, nil
+	}
+	r := h.sc.r
+	hdr, err := r.Peek(frameHeaderLen)
+	if err != nil {
+		return false, err // the connection ended (mid-frame or not)
+	}
+	n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	typ, flags := http2.FrameType(hdr[3]), http2.Flags(hdr[4])
+	id := binary.BigEndian.Uint32(hdr[5:]) & (1<<31 - 1)
+	if id == 0 || n > r.Size()-frameHeaderLen {
+		return false, nil
+	}
+	switch {
+	case typ == http2.FrameData && flags&http2.FlagDataPadded == 0:
+	case typ == http2.FrameHeaders && flags&(http2.FlagHeadersPadded|http2.FlagHeadersPriority) == 0 && flags.Has(http2.FlagHeadersEndHeaders):
+	default:
+		return false, nil
+	}
+	b, err := r.Peek(frameHeaderLen + n)
+	if err != nil {
+		return false, err
+	}
+	h.sc.lastRead.Store(h.sc.readAt)
+	p := b[frameHeaderLen:]
+	if typ == http2.FrameData {
+		h.onData(id, p, n, flags.Has(http2.FlagDataEndStream))
+	} else {
+		h.hd.begin(id, flags.Has(http2.FlagHeadersEndStream))
+		if err := h.headerFragment(p, true); err != nil {
+			return true, err
+		}
+	}
+	_, _ = r.Discard(frameHeaderLen + n) // buffered: cannot fail
+	return true, nil
+}
+
+// frameHeaderLen is the size of an HTTP/2 frame header (RFC 9113 §4.1).
+const frameHeaderLen = 9
+
+// onData feeds the payload p of a DATA frame of n bytes (padding
+// included, for flow control) to stream id.
+func (h *h2conn) onData(id uint32, p []byte, n int, ended bool) {
 	h.connUnreturned += n
 	if h.connUnreturned >= h.g.opts.ConnWindow/16 {
 		h.enqueue(h2item{kind: kWindow, id: 0, val: uint32(h.connUnreturned)})
 		h.connUnreturned = 0
 	}
 	h.mu.Lock()
-	st := h.streams[f.StreamID]
+	st := h.streams[id]
 	h.mu.Unlock()
 	if st == nil {
-		return nil // a stream already answered or reset: late data
+		return // a stream already answered or reset: late data
 	}
-	st.onData(f.Data(), n, f.StreamEnded())
-	return nil
+	st.onData(p, n, ended)
 }
 
 // onReset handles the client's RST_STREAM: the call is cancelled and

@@ -81,6 +81,13 @@ func FuzzGRPCServer(f *testing.F) {
 	f.Add(uint8(0), []byte("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), 0)
 	f.Add(uint8(0), []byte("KT\x01\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"), 0)
 	f.Add(uint8(1), []byte{0, 0, 0, 4, 1, 0, 0, 0, 0}, 0)
+	// Frames the reader parses in place (readFast) next to the ones it
+	// leaves to the Framer: DATA on stream 0, padded DATA, HEADERS that
+	// does not end its block followed by DATA, a stray CONTINUATION.
+	f.Add(uint8(1), []byte{0, 0, 2, 0, 1, 0, 0, 0, 0, 'h', 'i'}, 0)
+	f.Add(uint8(1), []byte{0, 0, 3, 0, 9, 0, 0, 0, 1, 5, 'h', 'i'}, 0)
+	f.Add(uint8(1), []byte{0, 0, 1, 1, 0, 0, 0, 0, 1, 0x83, 0, 0, 1, 0, 1, 0, 0, 0, 1, 'x'}, 0)
+	f.Add(uint8(1), []byte{0, 0, 1, 1, 4, 0, 0, 0, 1, 0x83, 0, 0, 1, 9, 4, 0, 0, 0, 1, 0x86}, 0)
 	f.Add(uint8(2), grpcMessage([]byte("hello")), 3)
 	f.Add(uint8(2), []byte{0, 0x7f, 0xff, 0xff, 0xff, 1, 2}, 1)
 	f.Add(uint8(2), append(grpcMessage([]byte("a")), grpcMessage([]byte("b"))...), 6)

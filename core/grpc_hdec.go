@@ -150,10 +150,11 @@ func validWireName(s string) bool {
 	return true
 }
 
-// begin starts the block a HEADERS frame opens.
-func (d *h2headers) begin(f *http2.HeadersFrame) {
+// begin starts the block a HEADERS frame of stream id opens (ended: it
+// has END_STREAM).
+func (d *h2headers) begin(id uint32, ended bool) {
 	clear(d.blk.Fields) // drop the last block's strings
-	d.blk = headerBlock{StreamID: f.StreamID, ended: f.StreamEnded(), Fields: d.blk.Fields[:0]}
+	d.blk = headerBlock{StreamID: id, ended: ended, Fields: d.blk.Fields[:0]}
 	d.remain = d.max
 	d.sawRegular, d.seen, d.invalid = false, 0, nil
 	d.dec.SetEmitEnabled(true)

@@ -8,6 +8,13 @@ import "io"
 // reads any frame.
 func (r *Reader) Peek(n int) ([]byte, error) { return r.r.Peek(n) }
 
+// Discard skips the next n buffered bytes (after a Peek that returned
+// them).
+func (r *Reader) Discard(n int) (int, error) { return r.r.Discard(n) }
+
+// Size is the read buffer's size: the most one Peek can return.
+func (r *Reader) Size() int { return r.r.Size() }
+
 // Buffered returns the reader's buffered source, so a connection handed
 // to another protocol after Peek loses none of the bytes already read.
 func (r *Reader) Buffered() io.Reader { return r.r }
