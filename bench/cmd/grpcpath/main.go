@@ -5,8 +5,10 @@
 //
 //	go run ./cmd/grpcpath -callers 100 -size 1024 -duration 3s -rounds 5
 //
-// Each round runs every system once, in turn, for the duration; the
-// report gives each system's median QPS over the rounds and the ratios.
+// Each round runs every system once, in turn, for the duration (every
+// other round in the order B A within each compared pair, so a drift of
+// the machine's speed favours neither side); the report gives each
+// system's median QPS over the rounds and the ratios.
 // Each server runs in a child process of its own, so its CPU time per
 // call (read from /proc) is the server's alone; the client is the same
 // for the gRPC pair.
@@ -359,7 +361,16 @@ func main() {
 	ccpus := make([][]float64, len(systems))
 	fmt.Printf("grpcpath: %d callers, %d B payload, %v x %d rounds, GOMAXPROCS=%d, %s\n", *callers, *size, *dur, *rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	for r := range *rounds {
-		for i, sys := range systems {
+		// Every other round swaps the order within each compared pair
+		// (A B, B A, …): the machine's speed drifts over minutes (by up to
+		// 1.5× on a shared VM), and a fixed order would hand the drift to
+		// one side of each ratio.
+		order := []int{0, 1, 2, 3}
+		if r%2 == 1 {
+			order = []int{1, 0, 3, 2}
+		}
+		for _, i := range order {
+			sys := systems[i]
 			if *only >= 0 && i != *only {
 				res[i] = append(res[i], 1)
 				cpus[i] = append(cpus[i], 1)
