@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -336,10 +337,14 @@ func main() {
 	serve := flag.String("serve", "", "internal: run one server (grpc-go, kite-grpc, kite) and print its address")
 	only := flag.Int("only", -1, "run only system N (0-3)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the run")
+	clientGC := flag.Int("client-gogc", 0, "GOGC of this (the client's) process only, 0 = the default; servers keep theirs: shows how the ratios move with the client's own cost")
 	flag.Parse()
 	if *serve != "" {
 		serveChild(*serve)
 		return
+	}
+	if *clientGC > 0 {
+		debug.SetGCPercent(*clientGC)
 	}
 	if *prof != "" {
 		f, err := os.Create(*prof)
@@ -359,7 +364,9 @@ func main() {
 	res := make([][]float64, len(systems))
 	cpus := make([][]float64, len(systems))
 	ccpus := make([][]float64, len(systems))
-	fmt.Printf("grpcpath: %d callers, %d B payload, %v x %d rounds, GOMAXPROCS=%d, %s\n", *callers, *size, *dur, *rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	gogc := debug.SetGCPercent(-1) // reads the setting...
+	debug.SetGCPercent(gogc)       // ...and puts it back
+	fmt.Printf("grpcpath: %d callers, %d B payload, %v x %d rounds, GOMAXPROCS=%d, client GOGC=%d, %s\n", *callers, *size, *dur, *rounds, runtime.GOMAXPROCS(0), gogc, time.Now().UTC().Format(time.RFC3339))
 	for r := range *rounds {
 		// Every other round swaps the order within each compared pair
 		// (A B, B A, …): the machine's speed drifts over minutes (by up to
