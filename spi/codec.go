@@ -74,4 +74,7 @@ const (
 	CompressSnappy uint8 = 1
 	CompressZstd   uint8 = 2
 	CompressS2     uint8 = 3
+	// CompressGzip is gzip (RFC 1952; plugins/compress-gzip): the one
+	// compressor grpc-go ships, so gRPC peers' "grpc-encoding: gzip".
+	CompressGzip uint8 = 4
 )
