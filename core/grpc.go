@@ -512,6 +512,19 @@ func codecForContentType(t *codecTable, ct string) (spi.Codec, bool) {
 	return nil, false
 }
 
+// acceptsEncoding reports whether a grpc-accept-encoding list
+// ("gzip,zstd", "gzip, identity") names enc.
+func acceptsEncoding(list, enc string) bool {
+	for list != "" {
+		var e string
+		e, list, _ = strings.Cut(list, ",")
+		if strings.TrimSpace(e) == enc {
+			return true
+		}
+	}
+	return false
+}
+
 // compressorByName finds a linked compressor for a grpc-encoding value.
 func compressorByName(t *codecTable, name string) spi.Compressor {
 	for _, c := range t.compressors {

@@ -193,6 +193,8 @@ type bridgeCall struct {
 	stream  bool
 	oneway  bool
 	codec   uint8
+	comp    uint8  // the request's compressor id (grpc-encoding), 0 for none
+	enc     string // the response's grpc-encoding ("" or "identity": none)
 	sendWin int64
 	// deadline is when the call's timeout ends (zero: none); a server's
 	// RST_STREAM(CANCEL) after it is the deadline, as grpc-go reads it.
@@ -205,8 +207,9 @@ type bridgeCall struct {
 	cur     []byte
 	curN    int
 	msgs    [][]byte
-	credit  int // messages the Kite client's window still takes (streams)
-	pending int // HTTP/2 bytes received and not yet returned
+	mcomp   []uint8 // each message's compressor id (0: not compressed)
+	credit  int     // messages the Kite client's window still takes (streams)
+	pending int     // HTTP/2 bytes received and not yet returned
 	ended   bool
 }
 
@@ -268,10 +271,12 @@ func (b *grpcBridge) handleKite(f protocol.Frame) error {
 			return nil
 		}
 		if f.Compress != spi.CompressNone {
-			b.kiteError(c, spi.Errorf(spi.Unimplemented, "compressed stream messages cannot be sent over the grpc transport"))
+			// A stream's grpc-encoding went out with its headers, before
+			// its first message: its messages cannot be compressed later.
+			b.kiteError(c, spi.Errorf(spi.Unimplemented, "compressed stream messages cannot be sent over the grpc transport (configure no compressor, or a compress threshold above the messages, for gRPC streams)"))
 			return nil
 		}
-		if err := b.sendMessage(c, f.Body, false); err != nil {
+		if err := b.sendMessage(c, f.Body, false, false); err != nil {
 			return err
 		}
 		var inc [4]byte
@@ -355,14 +360,21 @@ func (b *grpcBridge) startCall(f protocol.Frame) error {
 		b.kiteError(c, spi.Errorf(spi.Unimplemented, "the grpc transport carries proto or json bodies, not codec id %d", f.Codec))
 		return nil
 	}
-	if f.Compress != spi.CompressNone {
-		b.kiteError(c, spi.Errorf(spi.Unimplemented, "compressed requests cannot be sent over the grpc transport (configure no compressor for gRPC targets)"))
-		return nil
-	}
 	hf := []hpack.HeaderField{
 		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: b.scheme},
 		{Name: ":path", Value: b.t.path(string(meta.Method))}, {Name: ":authority", Value: b.authority},
 		{Name: "content-type", Value: ct}, {Name: "te", Value: "trailers"},
+	}
+	if f.Compress != spi.CompressNone {
+		name, err := grpcEncoding(f.Compress)
+		if err != nil {
+			b.kiteError(c, err)
+			return nil
+		}
+		// The server may answer in the same encoding: this client has
+		// its compressor, since it compressed the request with it.
+		c.comp = f.Compress
+		hf = append(hf, hpack.HeaderField{Name: "grpc-encoding", Value: name}, hpack.HeaderField{Name: "grpc-accept-encoding", Value: name})
 	}
 	if meta.HasTimeout {
 		hf = append(hf, hpack.HeaderField{Name: "grpc-timeout", Value: encodeGRPCTimeout(meta.Timeout)})
@@ -409,12 +421,45 @@ func (b *grpcBridge) startCall(f protocol.Frame) error {
 		}
 		return err
 	}
-	return b.sendMessage(c, f.Body, true)
+	return b.sendMessage(c, f.Body, true, c.comp != spi.CompressNone)
 }
 
-// sendMessage writes one gRPC message, waiting for HTTP/2 send window.
-func (b *grpcBridge) sendMessage(c *bridgeCall, body []byte, end bool) error {
+// grpcEncoding is the grpc-encoding name of a Kite compressor whose
+// bytes a gRPC peer's compressor of that name reads: gzip (grpc-go's one
+// built-in compressor) and zstd (standard frames). Kite's snappy and s2
+// bodies are block-format, which gRPC snappy/s2 compressors (framed
+// streams) do not read.
+func grpcEncoding(id uint8) (string, *spi.Error) {
+	switch id {
+	case spi.CompressGzip:
+		return "gzip", nil
+	case spi.CompressZstd:
+		return "zstd", nil
+	case spi.CompressSnappy, spi.CompressS2:
+		return "", spi.Errorf(spi.Unimplemented, "the grpc transport sends gzip or zstd bodies: Kite's snappy and s2 use block formats that gRPC compressors of those names do not read")
+	}
+	return "", spi.Errorf(spi.Unimplemented, "the grpc transport sends gzip or zstd bodies, not compressor id %d", id)
+}
+
+// compressorID is the Kite compressor id of a response's grpc-encoding
+// (0: unknown).
+func compressorID(enc string) uint8 {
+	switch enc {
+	case "gzip":
+		return spi.CompressGzip
+	case "zstd":
+		return spi.CompressZstd
+	}
+	return 0
+}
+
+// sendMessage writes one gRPC message (compressed: its body is already
+// in the call's grpc-encoding), waiting for HTTP/2 send window.
+func (b *grpcBridge) sendMessage(c *bridgeCall, body []byte, end, compressed bool) error {
 	msg := make([]byte, 5+len(body))
+	if compressed {
+		msg[0] = 1
+	}
 	binary.BigEndian.PutUint32(msg[1:5], uint32(len(body)))
 	copy(msg[5:], body)
 	for len(msg) > 0 || end {
@@ -699,6 +744,8 @@ func (b *grpcBridge) onHeaders(f *http2.MetaHeadersFrame) error {
 			st = hf.Value
 		case "grpc-message":
 			msg = decodeGRPCMessage(hf.Value)
+		case "grpc-encoding":
+			c.enc = hf.Value
 		case "kite-error-details-bin":
 			var d spi.Metadata
 			if headerToMD(&d, hf.Name, hf.Value) == nil && c.status == nil {
@@ -770,10 +817,16 @@ func (b *grpcBridge) onData(f *http2.DataFrame) error {
 				break
 			}
 			size := binary.BigEndian.Uint32(c.pre[1:])
+			var comp uint8
 			if c.pre[0] != 0 {
-				fail = spi.Errorf(spi.Unimplemented, "compressed gRPC responses are not supported by the grpc transport")
-				break
+				// Passed on compressed: the Kite client decompresses it
+				// with its own compressor of that id, within its limits.
+				if comp = compressorID(c.enc); comp == 0 {
+					fail = spi.Errorf(spi.Unimplemented, "gRPC response compressed with grpc-encoding %q, which the grpc transport does not read (gzip, zstd)", c.enc)
+					break
+				}
 			}
+			c.mcomp = append(c.mcomp, comp)
 			if int64(size) > int64(b.maxMsg) {
 				fail = spi.Errorf(spi.ResourceExhausted, "gRPC response message of %d bytes exceeds the limit (%d)", size, b.maxMsg)
 				break
@@ -833,13 +886,14 @@ func (b *grpcBridge) giveBack(sid uint32, give int) error {
 func (b *grpcBridge) flushStreamLocked(c *bridgeCall) {
 	for c.credit > 0 && len(c.msgs) > 0 {
 		var fb protocol.Builder
-		fb.Begin(protocol.TypeStreamData, 0, c.codec, 0, c.kid)
+		fb.Begin(protocol.TypeStreamData, 0, c.codec, c.mcomp[0], c.kid)
 		fb.EndMeta()
 		fb.B = append(fb.B, c.msgs[0]...)
 		b.emitLocked(append([]byte(nil), fb.Finish()...))
 		fb.Release()
 		c.msgs[0] = nil
 		c.msgs = c.msgs[1:]
+		c.mcomp = c.mcomp[1:]
 		c.credit--
 	}
 	if c.ended && len(c.msgs) == 0 {
@@ -871,7 +925,7 @@ func (b *grpcBridge) endLocked(c *bridgeCall) {
 		return
 	}
 	var fb protocol.Builder
-	fb.Begin(protocol.TypeResponse, 0, c.codec, 0, c.kid)
+	fb.Begin(protocol.TypeResponse, 0, c.codec, c.mcomp[0], c.kid)
 	if c.trailer.Len() > 0 {
 		fb.B = protocol.AppendMD(fb.B, &c.trailer)
 	}

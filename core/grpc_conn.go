@@ -394,6 +394,7 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 	st.msgs = st.msg1[:0]
 	st.halfClosed.Store(st.recvEnded)
 	path := f.PseudoValue("path")
+	var acceptEnc string
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
 		case "grpc-timeout":
@@ -411,6 +412,8 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 					return
 				}
 			}
+		case "grpc-accept-encoding":
+			acceptEnc = hf.Value
 		default:
 			if reservedHeader(hf.Name) {
 				continue
@@ -421,6 +424,9 @@ func (h *h2conn) onHeaders(f *headerBlock) {
 			}
 		}
 	}
+	// The answer goes back in the request's encoding when the client
+	// says it reads it (grpc-go does for every compressor it links).
+	st.compResp = st.comp != nil && acceptsEncoding(acceptEnc, st.comp.Name())
 	m := h.g.lookup(path)
 	if m == nil {
 		reason = spi.ReasonUnknownMethod
@@ -1048,6 +1054,7 @@ type h2stream struct {
 	m          *method
 	codec      spi.Codec
 	comp       spi.Compressor
+	compResp   bool // answer in comp too (the client accepts it)
 	ct         string
 	timeout    time.Duration
 	hasTimeout bool
@@ -1410,6 +1417,9 @@ func (st *h2stream) runUnary() {
 		fb.EndMeta()
 		var merr error
 		fb.B, merr = st.codec.Marshal(fb.B, call.Response)
+		if merr == nil && st.compResp {
+			merr = compressBody(&fb, st.comp, s.opts.CompressThreshold)
+		}
 		n := len(fb.B) - protocol.HeaderSize
 		switch {
 		case merr != nil:
@@ -1419,11 +1429,16 @@ func (st *h2stream) runUnary() {
 			err = spi.Errorf(spi.ResourceExhausted, "response of %d bytes exceeds the max message size (%d)", n, st.c.g.opts.MaxMessage)
 			fb.Release()
 		default:
+			compressed := fb.CompressID() != spi.CompressNone
 			frame, buf := fb.Detach()
 			frame[protocol.HeaderSize-5] = 0
+			it.hdrs = respHeaders(st.ct)
+			if compressed {
+				frame[protocol.HeaderSize-5] = 1
+				it.hdrs = append(append([]hpack.HeaderField(nil), it.hdrs...), hpack.HeaderField{Name: "grpc-encoding", Value: st.comp.Name()})
+			}
 			binary.BigEndian.PutUint32(frame[protocol.HeaderSize-4:], uint32(n))
 			it.data, it.buf = frame[protocol.HeaderSize-5:], buf
-			it.hdrs = respHeaders(st.ct)
 			it.trl = statusFields(nil, nil, call.Trailer)
 		}
 	}

@@ -253,6 +253,9 @@ func (fb *Builder) SetFlags(flags uint8) { fb.hdr.Flags = flags }
 // SetCompress changes the compression id of the frame being built.
 func (fb *Builder) SetCompress(id uint8) { fb.hdr.Compress = id }
 
+// CompressID is the compressor id the frame's body is marked with.
+func (fb *Builder) CompressID() uint8 { return fb.hdr.Compress }
+
 // Detach finishes the frame (if Finish was not called yet) and hands it
 // over together with the pooled buffer behind it: the frame stays valid
 // until the new owner returns buf with PutBuffer (or drops it), and fb no
