@@ -31,7 +31,7 @@ type CodecChooser interface {
 // Compressor compresses frame bodies. Implementations must be safe for
 // concurrent use (pool encoders internally).
 type Compressor interface {
-	// Name is the catalog name, e.g. "snappy", "zstd", "s2".
+	// Name is the catalog name, e.g. "snappy", "zstd", "s2", "gzip".
 	Name() string
 	// ID is the wire id (see the well-known ids below).
 	ID() uint8

@@ -7,6 +7,7 @@ import (
 	_ "github.com/kiterpc/kite/plugins/codec-hessian"
 	_ "github.com/kiterpc/kite/plugins/codec-json"
 	_ "github.com/kiterpc/kite/plugins/codec-proto"
+	_ "github.com/kiterpc/kite/plugins/compress-gzip"
 	_ "github.com/kiterpc/kite/plugins/compress-s2"
 	_ "github.com/kiterpc/kite/plugins/compress-snappy"
 	_ "github.com/kiterpc/kite/plugins/compress-zstd"

@@ -7,13 +7,14 @@ import (
 	"github.com/kiterpc/kite/spi"
 	"github.com/kiterpc/kite/spi/spitest"
 
+	_ "github.com/kiterpc/kite/plugins/compress-gzip"
 	_ "github.com/kiterpc/kite/plugins/compress-s2"
 	_ "github.com/kiterpc/kite/plugins/compress-snappy"
 	_ "github.com/kiterpc/kite/plugins/compress-zstd"
 )
 
 func TestCompressors(t *testing.T) {
-	for _, name := range []string{"snappy", "s2", "zstd"} {
+	for _, name := range []string{"snappy", "s2", "zstd", "gzip"} {
 		t.Run(name, func(t *testing.T) {
 			e := load(t, "kite-compressor-"+name, spi.KindCompressor, name)
 			bridged := build[spi.Compressor](t, e, `{}`)

@@ -12,7 +12,7 @@
 //   - balancers: weighted, round_robin, random, p2c and consistent_hash
 //     (whose picks through the bridge must equal its compiled-in picks,
 //     key for key);
-//   - compressors: snappy, s2, zstd, whose bridged output must also be
+//   - compressors: snappy, s2, zstd, gzip, whose bridged output must also be
 //     read by the compiled-in implementation and vice versa;
 //   - codecs: json and hessian (generic canonical form) and proto (typed
 //     canonical form through plugin.CanonicalCodec);

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	gzipc "github.com/kiterpc/kite/plugins/compress-gzip"
 	s2c "github.com/kiterpc/kite/plugins/compress-s2"
 	snappyc "github.com/kiterpc/kite/plugins/compress-snappy"
 	zstdc "github.com/kiterpc/kite/plugins/compress-zstd"
@@ -112,7 +113,7 @@ func TestCompressionOnTheWire(t *testing.T) {
 	compressible := bytes.Repeat([]byte("kite frames are small and fast. "), 1<<15) // 1 MiB
 	zs, err := zstdc.NewWithConfig(zstdc.Config{})
 	require.NoError(t, err)
-	for _, comp := range []spi.Compressor{snappyc.New(), zs, s2c.New()} {
+	for _, comp := range []spi.Compressor{snappyc.New(), zs, s2c.New(), gzipc.New()} {
 		t.Run(comp.Name(), func(t *testing.T) {
 			srv, err := core.NewServer(core.ServerOptions{Compressors: []spi.Compressor{comp}, CompressThreshold: threshold, Logger: hclog.NewNullLogger()})
 			require.NoError(t, err)
