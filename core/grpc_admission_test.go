@@ -98,10 +98,18 @@ func waitHeld(t *testing.T, g *holdGreeter, n int) {
 
 func waitZero(t *testing.T, what string, f func() int64) {
 	t.Helper()
+	waitCount(t, what, f, 0)
+}
+
+// waitCount waits for f to settle at want: a call's admission is given
+// back after its answer is flushed, so the client can see the answer a
+// moment before the server's count drops.
+func waitCount(t *testing.T, what string, f func() int64, want int64) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for f() != 0 {
+	for f() != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s stays at %d after every call ended", what, f())
+			t.Fatalf("%s stays at %d, want %d", what, f(), want)
 		}
 		time.Sleep(5 * time.Millisecond) // no signal for "the last call's admission was given back"
 	}
@@ -143,9 +151,9 @@ func TestGRPCPeerShareAdmission(t *testing.T) {
 	if err := hello(ctx, b, "bob"); err != nil {
 		t.Fatalf("another peer refused while the first holds its share: %v", err)
 	}
-	if n := srv.InFlight(); n != share {
-		t.Fatalf("server counts %d calls in progress, want %d", n, share)
-	}
+	// bob's slot is given back just after his answer left: the server
+	// settles at the first peer's share.
+	waitCount(t, "InFlight with the first peer's share held", srv.InFlight, share)
 
 	close(g.release)
 	wg.Wait()
