@@ -306,3 +306,56 @@ func TestGRPCStreamBudgetAndIdle(t *testing.T) {
 	waitZero(t, "BodyMemory", srv.BodyMemory)
 	waitZero(t, "InFlight", srv.InFlight)
 }
+
+// TestGRPCResetStorm: a grpc-go client runs quick calls next to calls
+// it abandons at a 1 ms deadline while the handler holds them (RST_STREAM
+// arriving while the answer is made, queued or written), from 32
+// goroutines on one connection. Finished streams are reused by their
+// connection, so a stale one must never touch a live call: under -race,
+// every quick call gets its own answer, every abandoned one ends in
+// DeadlineExceeded (or Canceled, when the handler sees the deadline
+// first), and the server gives back every slot.
+func TestGRPCResetStorm(t *testing.T) {
+	const workers, perWorker = 32, 60
+	srv, addr, _ := startHoldServer(t, core.ServerOptions{}, core.GRPCOptions{}, workers*perWorker)
+	cc := dialGRPCFrom(t, addr, "127.0.0.1")
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				if (w+i)%3 == 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+					err := hello(ctx, cc, "hold")
+					cancel()
+					// The client's deadline, or the server's (the same
+					// grpc-timeout) seen first by the handler.
+					if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Canceled {
+						errs <- err
+						return
+					}
+					continue
+				}
+				out := new(greeterpb.HelloReply)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := cc.Invoke(ctx, greeterPath+"SayHello", &greeterpb.HelloRequest{Name: "quick"}, out)
+				cancel()
+				if err != nil || out.GetMessage() != "Hello!" {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a call ended wrongly: %v", err)
+	}
+	waitZero(t, "InFlight", srv.InFlight)
+	if err := hello(context.Background(), cc, "after"); err != nil {
+		t.Fatalf("a call after the storm: %v", err)
+	}
+}
