@@ -42,17 +42,25 @@ type h2conn struct {
 	goingAway bool
 	closed    bool
 
-	connUnreturned int  // bytes received and not yet returned (reader only)
-	inBlock        bool // the Framer is inside a header block (reader only: readFast)
+	connUnreturned int // bytes received and not yet returned (reader only)
 
-	wmu    sync.Mutex
-	wq     []h2item
-	wspare []h2item
-	wstop  bool
-	wdead  bool
-	wsig   chan struct{}
-	wdone  chan struct{}
-	w      h2writer // writer goroutine only
+	// Unary calls run on the reader (runBatch): these are the reader's.
+	batch   *h2batch      // complete calls not yet run
+	dirty   bool          // items queued for the writer since the last batch
+	phase   atomic.Uint64 // the reader's generation << 2 | its phase
+	watch   *time.Timer   // takeOver, armed while a batch runs
+	inBlock bool          // the Framer is inside a header block (reader only: readFast)
+
+	wmu     sync.Mutex
+	wq      []h2item
+	wspare  []h2item
+	wstop   bool
+	wdead   bool
+	writing bool  // the writer token: h.w is being used (writer goroutine or reader)
+	werr    error // a write failed on the reader; the writer tears down
+	wsig    chan struct{}
+	wdone   chan struct{}
+	w       h2writer // writer goroutine only
 }
 
 // h2writer is the writer goroutine's state.
@@ -192,9 +200,40 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 	h.hd = newH2Headers(uint32(sc.s.opts.MaxMetadata)) // header blocks decoded here, not by the Framer
 	h.fr.SetReuseFrames()
 	sc.h2.Store(h)
+	h.batch = new(h2batch)
 	go h.writeLoop()
+	if err := h.start(); err != nil {
+		h.end(err)
+		return
+	}
+	h.serve(0)
+}
 
-	err := h.run() // never nil: the connection ended somehow
+// serve reads frames until the connection ends, then ends it; unless the
+// reading was handed to another goroutine meanwhile (takeOver), which
+// then does.
+// gen numbers the goroutines that read the connection in turn.
+func (h *h2conn) serve(gen uint64) {
+	normal := false
+	defer func() {
+		// A handler run on this goroutine that called runtime.Goexit:
+		// the connection still ends cleanly, unless another goroutine
+		// took the reading over.
+		if !normal && h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseDead) {
+			h.end(errors.New("the connection's reader exited (runtime.Goexit in a handler)"))
+		}
+	}()
+	err := h.loop(gen) // never nil: the connection ended somehow
+	normal = true
+	if err == errHandedOff {
+		return
+	}
+	h.end(err)
+}
+
+// end ends the connection after the reading stopped with err.
+func (h *h2conn) end(err error) {
+	sc := h.sc
 	h.shutdown(err)
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		var ce http2.ConnectionError
@@ -207,8 +246,8 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 	sc.closeRaw(err)
 }
 
-// run reads frames until the connection ends.
-func (h *h2conn) run() error {
+// start reads the client preface and sends the server's settings.
+func (h *h2conn) start() error {
 	var pre [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(h.sc.r.Buffered(), pre[:]); err != nil {
 		return err
@@ -229,7 +268,20 @@ func (h *h2conn) run() error {
 	if h.sc.goaway.Load() { // Shutdown began before this connection was known as gRPC
 		h.goAway()
 	}
+	return nil
+}
+
+// loop reads frames until the connection ends (or the reading is handed
+// to another goroutine: errHandedOff). Complete unary calls are collected
+// and run here, on the reader, once the next frame is not in the read
+// buffer yet (runBatch).
+func (h *h2conn) loop(gen uint64) error {
 	for {
+		if n := len(h.batch.calls); (n > 0 || h.dirty) && (n >= maxReaderBatch || !h.frameBuffered()) {
+			if !h.runBatch(gen) {
+				return errHandedOff
+			}
+		}
 		if done, err := h.readFast(); done || err != nil {
 			if err != nil {
 				return err
@@ -272,13 +324,13 @@ func (h *h2conn) run() error {
 				set = append(set, s)
 				return nil
 			})
-			h.enqueue(h2item{kind: kSettings, settings: set})
+			h.post(h2item{kind: kSettings, settings: set})
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				h.enqueue(h2item{kind: kPing, ping: f.Data})
+				h.post(h2item{kind: kPing, ping: f.Data})
 			}
 		case *http2.WindowUpdateFrame:
-			h.enqueue(h2item{kind: kPeerWindow, id: f.StreamID, val: f.Increment})
+			h.post(h2item{kind: kPeerWindow, id: f.StreamID, val: f.Increment})
 		case *http2.RSTStreamFrame:
 			h.onReset(f.StreamID)
 		case *http2.GoAwayFrame:
@@ -558,6 +610,122 @@ func (h *h2conn) readFast() (bool, error) {
 	return true, nil
 }
 
+// Reader-run calls. A gRPC client puts every call on one connection,
+// and handing each call to a worker goroutine and each answer to the
+// writer costs two scheduler round trips (a thread wake-up, often a
+// futex and a steal) per call: more than the rest of the call on a
+// loaded machine. So the reader collects the complete unary calls it
+// parses and, when the next frame is not in its buffer yet (it would
+// otherwise block in read(2)), runs them itself and writes their answers
+// (flushFromReader): a read, the calls, one write, with no hand-off.
+// Two bounds keep a slow call from holding up the connection:
+//   - after inlineBudget spent on a batch, its remaining calls go to
+//     workers, so CPU-heavy calls still spread over cores;
+//   - a call (or a write) that takes longer than takeoverAfter, blocked
+//     or descheduled, gets the reading handed to a new goroutine
+//     (takeOver): the connection goes on, and this one finishes its
+//     call and exits.
+type h2batch struct {
+	calls []*h2stream
+	next  atomic.Int32 // claimed by the reader, or by takeOver for workers
+}
+
+const (
+	phaseReading = iota // the reader reads frames
+	phaseInline         // the reader runs a batch or writes
+	phaseDead           // the reader exited abnormally (runtime.Goexit)
+)
+
+const (
+	maxReaderBatch = 64
+	inlineBudget   = 100 * time.Microsecond
+	takeoverAfter  = 300 * time.Microsecond
+)
+
+// errHandedOff ends a reader whose connection another goroutine reads now.
+var errHandedOff = errors.New("reading handed to another goroutine")
+
+// runBatch runs the collected calls and writes what is queued; false
+// when the reading was handed to another goroutine meanwhile (this one
+// must stop reading).
+func (h *h2conn) runBatch(gen uint64) bool {
+	b, t := h.batch, h.watch
+	h.dirty = false
+	if t == nil {
+		t = time.AfterFunc(takeoverAfter, func() { h.takeOver(gen) })
+		h.watch = t
+	} else {
+		t.Reset(takeoverAfter)
+	}
+	// From here takeOver may own h.batch and h.watch: this goroutine
+	// uses its own b and t.
+	h.phase.Store(gen<<2 | phaseInline)
+	var start time.Time
+	for {
+		i := int(b.next.Add(1)) - 1
+		if i >= len(b.calls) {
+			break
+		}
+		st := b.calls[i]
+		if i == 0 {
+			start = time.Now()
+		} else if time.Since(start) > inlineBudget {
+			h.g.workers.submit(st)
+			continue
+		}
+		st.inline = true
+		st.runUnary()
+	}
+	h.flushFromReader()
+	t.Stop()
+	if !h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseReading) {
+		return false // gen+1 reads now
+	}
+	clear(b.calls)
+	b.calls = b.calls[:0]
+	b.next.Store(0)
+	return true
+}
+
+// takeOver runs when a batch outlasts takeoverAfter: the calls the
+// reader has not started go to workers and a new goroutine reads on.
+func (h *h2conn) takeOver(gen uint64) {
+	if !h.phase.CompareAndSwap(gen<<2|phaseInline, (gen+1)<<2|phaseInline) {
+		return // the batch ended meanwhile
+	}
+	b := h.batch
+	for {
+		i := int(b.next.Add(1)) - 1
+		if i >= len(b.calls) {
+			break
+		}
+		h.g.workers.submit(b.calls[i])
+	}
+	h.batch = new(h2batch)
+	h.watch = nil // the old reader stops its own; the new one arms another
+	h.phase.Store((gen+1)<<2 | phaseReading)
+	h.serve(gen + 1) // AfterFunc runs this on a goroutine of its own
+}
+
+// post queues an item from the reader: it is written at the reader's
+// next batch, with the answers.
+func (h *h2conn) post(it h2item) {
+	if h.queue(it) {
+		h.dirty = true
+	}
+}
+
+// frameBuffered reports whether the read buffer holds a whole frame.
+func (h *h2conn) frameBuffered() bool {
+	r := h.sc.r
+	n := r.BufferedLen()
+	if n < frameHeaderLen {
+		return false
+	}
+	hdr, _ := r.Peek(frameHeaderLen)
+	return n >= frameHeaderLen+(int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+}
+
 // frameHeaderLen is the size of an HTTP/2 frame header (RFC 9113 §4.1).
 const frameHeaderLen = 9
 
@@ -566,7 +734,7 @@ const frameHeaderLen = 9
 func (h *h2conn) onData(id uint32, p []byte, n int, ended bool) {
 	h.connUnreturned += n
 	if h.connUnreturned >= h.g.opts.ConnWindow/16 {
-		h.enqueue(h2item{kind: kWindow, id: 0, val: uint32(h.connUnreturned)})
+		h.post(h2item{kind: kWindow, id: 0, val: uint32(h.connUnreturned)})
 		h.connUnreturned = 0
 	}
 	h.mu.Lock()
@@ -683,77 +851,129 @@ func (h *h2conn) wakeWriter() {
 	}
 }
 
-// writeLoop writes queued items, flushing when the queue runs dry.
+// writeLoop writes queued items, flushing when the queue runs dry. The
+// reader writes too, between reads (flushFromReader): whoever holds the
+// writer token (h.writing) owns h.w.
 func (h *h2conn) writeLoop() {
 	defer close(h.wdone)
-	w := &h.w
-	var err error
 	for {
 		<-h.wsig
 		// Let the goroutines about to queue answers run first, so they
 		// land in this batch (as Kite's batchWriter does): on a busy
 		// connection one write(2) carries many calls' answers.
 		runtime.Gosched()
-		for err == nil {
-			h.wmu.Lock()
-			items := h.wq
-			if len(items) > 0 {
-				h.wq = h.wspare[:0]
-				h.wspare = nil
-			}
-			stop := h.wstop
+		h.wmu.Lock()
+		if h.writing { // the reader is writing; it wakes us if it leaves work
 			h.wmu.Unlock()
-			if len(items) == 0 {
-				if err = w.bw.Flush(); err == nil {
-					w.runDone()
-				}
-				if stop || err != nil {
-					break
-				}
-				// Another item may have come between the swap and flush.
-				h.wmu.Lock()
-				more := len(h.wq) > 0
-				h.wmu.Unlock()
-				if !more {
-					break
-				}
-				continue
-			}
-			for i := range items {
-				if err == nil {
-					err = w.handle(&items[i])
-				} else {
-					items[i].drop(w)
-				}
-			}
-			clear(items)
-			h.wmu.Lock()
-			h.wspare = items[:0]
-			h.wmu.Unlock()
+			continue
+		}
+		h.writing = true
+		err := h.werr
+		h.wmu.Unlock()
+		stop := false
+		if err == nil {
+			stop, err = h.drain()
 		}
 		h.wmu.Lock()
-		stop := h.wstop
-		if err != nil || stop {
-			h.wdead = true
-			rest := h.wq
-			h.wq = nil
-			h.wmu.Unlock()
-			for i := range rest {
-				rest[i].drop(w)
-			}
-			for _, o := range w.outs {
-				for i := range o.q {
-					o.q[i].drop(w)
-				}
-			}
-			w.outs = nil
-			w.runDone()
-			if err != nil {
-				h.sc.close(err)
-			}
+		h.writing = false
+		if err != nil || stop || h.wstop {
+			h.teardownLocked(err)
 			return
 		}
 		h.wmu.Unlock()
+	}
+}
+
+// flushFromReader writes what the queue holds on the reader's goroutine,
+// unless the writer goroutine is at it: the answers to calls the reader
+// ran inline go out without waking another goroutine.
+func (h *h2conn) flushFromReader() {
+	h.wmu.Lock()
+	if h.writing || h.wdead || h.wstop || h.werr != nil {
+		h.wmu.Unlock()
+		h.wakeWriter()
+		return
+	}
+	h.writing = true
+	h.wmu.Unlock()
+	stop, err := h.drain()
+	h.wmu.Lock()
+	h.writing = false
+	if err != nil {
+		h.werr = err
+	}
+	wake := err != nil || stop || len(h.wq) > 0
+	h.wmu.Unlock()
+	if wake {
+		h.wakeWriter()
+	}
+}
+
+// drain writes queued items until the queue is empty and flushes; stop
+// reports that the writer was told to stop. The caller holds the token.
+func (h *h2conn) drain() (stop bool, err error) {
+	w := &h.w
+	for err == nil {
+		h.wmu.Lock()
+		items := h.wq
+		if len(items) > 0 {
+			h.wq = h.wspare[:0]
+			h.wspare = nil
+		}
+		stop = h.wstop
+		h.wmu.Unlock()
+		if len(items) == 0 {
+			if err = w.bw.Flush(); err == nil {
+				w.runDone()
+			}
+			if stop || err != nil {
+				return stop, err
+			}
+			// Another item may have come between the swap and flush.
+			h.wmu.Lock()
+			more := len(h.wq) > 0
+			h.wmu.Unlock()
+			if !more {
+				return false, nil
+			}
+			continue
+		}
+		for i := range items {
+			if err == nil {
+				err = w.handle(&items[i])
+			} else {
+				items[i].drop(w)
+			}
+		}
+		clear(items)
+		h.wmu.Lock()
+		h.wspare = items[:0]
+		h.wmu.Unlock()
+	}
+	return stop, err
+}
+
+// teardownLocked ends the writer: what is still queued is dropped (its
+// done and finish run) and, after an error, the connection is closed.
+// Called with h.wmu held, which it releases.
+func (h *h2conn) teardownLocked(err error) {
+	w := &h.w
+	h.wdead = true
+	rest := h.wq
+	h.wq = nil
+	h.wmu.Unlock()
+	for i := range rest {
+		rest[i].drop(w)
+	}
+	for _, o := range w.outs {
+		for i := range o.q {
+			o.q[i].drop(w)
+		}
+	}
+	w.outs = nil
+	w.runDone()
+	if err != nil {
+		h.sc.close(err)
 	}
 }
 
@@ -1051,6 +1271,7 @@ func (w *h2writer) headers(id uint32, fields []hpack.HeaderField, end bool) erro
 type h2stream struct {
 	c          *h2conn
 	id         uint32
+	inline     bool // run by the reader (its answer is flushed by the reader)
 	m          *method
 	codec      spi.Codec
 	comp       spi.Compressor
@@ -1328,7 +1549,7 @@ func (st *h2stream) abort(err error) {
 	}
 }
 
-// dispatch hands a complete unary request to a worker.
+// dispatch queues a complete unary request for the reader's batch.
 func (st *h2stream) dispatch() {
 	st.mu.Lock()
 	if st.dispatched {
@@ -1337,7 +1558,8 @@ func (st *h2stream) dispatch() {
 	}
 	st.dispatched = true
 	st.mu.Unlock()
-	st.c.g.workers.submit(st)
+	// Called by the reader only: the call runs at its next batch.
+	st.c.batch.calls = append(st.c.batch.calls, st)
 }
 
 // finish releases the call's admission: once, after its last frame was
@@ -1448,6 +1670,10 @@ func (st *h2stream) runUnary() {
 	st.mu.Lock()
 	it.rst = !st.recvEnded
 	st.mu.Unlock()
+	if st.inline { // the reader flushes after its batch
+		c.queue(it)
+		return
+	}
 	c.enqueue(it)
 }
 

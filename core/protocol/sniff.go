@@ -18,3 +18,7 @@ func (r *Reader) Size() int { return r.r.Size() }
 // Buffered returns the reader's buffered source, so a connection handed
 // to another protocol after Peek loses none of the bytes already read.
 func (r *Reader) Buffered() io.Reader { return r.r }
+
+// BufferedLen is the number of bytes read from the socket and not yet
+// consumed.
+func (r *Reader) BufferedLen() int { return r.r.Buffered() }
