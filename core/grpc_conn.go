@@ -219,8 +219,14 @@ func (h *h2conn) serve(gen uint64) {
 		// A handler run on this goroutine that called runtime.Goexit:
 		// the connection still ends cleanly, unless another goroutine
 		// took the reading over.
-		if !normal && h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseDead) {
-			h.end(errors.New("the connection's reader exited (runtime.Goexit in a handler)"))
+		if normal {
+			return
+		}
+		err := errors.New("the connection's reader exited (runtime.Goexit in a handler)")
+		if h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseDead) {
+			h.end(err)
+		} else {
+			h.sc.close(err) // another goroutine reads: it sees the close and ends the connection
 		}
 	}()
 	err := h.loop(gen) // never nil: the connection ended somehow
@@ -902,7 +908,9 @@ func (h *h2conn) flushFromReader() {
 	if err != nil {
 		h.werr = err
 	}
-	wake := err != nil || stop || len(h.wq) > 0
+	// The writer goroutine, woken while this one wrote, left what came
+	// meanwhile (items, a stop) to this check.
+	wake := err != nil || stop || h.wstop || len(h.wq) > 0
 	h.wmu.Unlock()
 	if wake {
 		h.wakeWriter()
