@@ -69,7 +69,7 @@ func (s *Server) EnableGRPC(opts GRPCOptions) error {
 	if opts.StreamWindow < 65535 || opts.StreamWindow > 1<<31-1 || opts.ConnWindow < 65535 || opts.ConnWindow > 1<<31-1 {
 		return fmt.Errorf("kite: grpc windows must be between 64 KiB and 2 GiB (got stream %d, conn %d)", opts.StreamWindow, opts.ConnWindow)
 	}
-	g := &grpcServer{s: s, opts: opts, extra: map[string]*method{}, workers: newWorkerPool((*h2stream).runUnary)}
+	g := &grpcServer{s: s, opts: opts, extra: map[string]*method{}, workers: newWorkerPool((*h2stream).runOnWorker)}
 	if !s.grpc.CompareAndSwap(nil, g) {
 		return errors.New("kite: EnableGRPC called twice")
 	}

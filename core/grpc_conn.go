@@ -45,11 +45,11 @@ type h2conn struct {
 	connUnreturned int // bytes received and not yet returned (reader only)
 
 	// Unary calls run on the reader (runBatch): these are the reader's.
-	batch   *h2batch      // complete calls not yet run
-	dirty   bool          // items queued for the writer since the last batch
-	phase   atomic.Uint64 // the reader's generation << 2 | its phase
-	watch   *time.Timer   // takeOver, armed while a batch runs
-	inBlock bool          // the Framer is inside a header block (reader only: readFast)
+	batch      *h2batch      // complete calls not yet run
+	dirty      bool          // items queued for the writer since the last batch
+	phase      atomic.Uint64 // the reader's generation << 2 | its phase
+	batchStart atomic.Int64  // when the running batch began (unix nanos)
+	inBlock    bool          // the Framer is inside a header block (reader only: readFast)
 
 	wmu     sync.Mutex
 	wq      []h2item
@@ -229,7 +229,7 @@ func (h *h2conn) serve(gen uint64) {
 			h.sc.close(err) // another goroutine reads: it sees the close and ends the connection
 		}
 	}()
-	err := h.loop(gen) // never nil: the connection ended somehow
+	err := h.loop(newH2Watch(h, gen)) // never nil: the connection ended somehow
 	normal = true
 	if err == errHandedOff {
 		return
@@ -281,10 +281,10 @@ func (h *h2conn) start() error {
 // to another goroutine: errHandedOff). Complete unary calls are collected
 // and run here, on the reader, once the next frame is not in the read
 // buffer yet (runBatch).
-func (h *h2conn) loop(gen uint64) error {
+func (h *h2conn) loop(w *h2watch) error {
 	for {
 		if n := len(h.batch.calls); (n > 0 || h.dirty) && (n >= maxReaderBatch || !h.frameBuffered()) {
-			if !h.runBatch(gen) {
+			if !h.runBatch(w) {
 				return errHandedOff
 			}
 		}
@@ -645,7 +645,7 @@ const (
 const (
 	maxReaderBatch = 64
 	inlineBudget   = 100 * time.Microsecond
-	takeoverAfter  = 300 * time.Microsecond
+	takeoverAfter  = time.Millisecond
 )
 
 // errHandedOff ends a reader whose connection another goroutine reads now.
@@ -654,37 +654,34 @@ var errHandedOff = errors.New("reading handed to another goroutine")
 // runBatch runs the collected calls and writes what is queued; false
 // when the reading was handed to another goroutine meanwhile (this one
 // must stop reading).
-func (h *h2conn) runBatch(gen uint64) bool {
-	b, t := h.batch, h.watch
+func (h *h2conn) runBatch(w *h2watch) bool {
+	b := h.batch
 	h.dirty = false
-	if t == nil {
-		t = time.AfterFunc(takeoverAfter, func() { h.takeOver(gen) })
-		h.watch = t
-	} else {
-		t.Reset(takeoverAfter)
-	}
-	// From here takeOver may own h.batch and h.watch: this goroutine
-	// uses its own b and t.
-	h.phase.Store(gen<<2 | phaseInline)
-	var start time.Time
+	start := monoNow()
+	h.batchStart.Store(start)
+	// From here takeOver may own h.batch: this goroutine uses its own b.
+	h.phase.Store(w.gen<<2 | phaseInline)
+	w.arm()
+	t := start
 	for {
 		i := int(b.next.Add(1)) - 1
 		if i >= len(b.calls) {
 			break
 		}
 		st := b.calls[i]
-		if i == 0 {
-			start = time.Now()
-		} else if time.Since(start) > inlineBudget {
+		m := st.m
+		if m.slow() || t-start > int64(inlineBudget) {
 			h.g.workers.submit(st)
 			continue
 		}
 		st.inline = true
 		st.runUnary()
+		now := monoNow()
+		m.observe(now - t)
+		t = now
 	}
 	h.flushFromReader()
-	t.Stop()
-	if !h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseReading) {
+	if !h.phase.CompareAndSwap(w.gen<<2|phaseInline, w.gen<<2|phaseReading) {
 		return false // gen+1 reads now
 	}
 	clear(b.calls)
@@ -693,8 +690,51 @@ func (h *h2conn) runBatch(gen uint64) bool {
 	return true
 }
 
-// takeOver runs when a batch outlasts takeoverAfter: the calls the
-// reader has not started go to workers and a new goroutine reads on.
+// h2watch is one reader goroutine's watchdog: a timer that, while a
+// batch runs, fires at most every takeoverAfter and hands the reading on
+// when the batch has run that long. It is armed by the first batch after
+// it fired, not per batch: arming a timer can wake the netpoller (a
+// write(2) to its eventfd), which cost more than the batch saved.
+type h2watch struct {
+	h     *h2conn
+	gen   uint64
+	armed atomic.Bool
+	t     *time.Timer
+}
+
+func newH2Watch(h *h2conn, gen uint64) *h2watch {
+	w := &h2watch{h: h, gen: gen}
+	w.t = time.AfterFunc(time.Hour, w.fire)
+	w.t.Stop()
+	return w
+}
+
+// arm sets the timer unless it is set.
+func (w *h2watch) arm() {
+	if !w.armed.Load() && w.armed.CompareAndSwap(false, true) {
+		w.t.Reset(takeoverAfter)
+	}
+}
+
+func (w *h2watch) fire() {
+	h := w.h
+	w.armed.Store(false) // a batch starting from here arms it again
+	if h.phase.Load() != w.gen<<2|phaseInline {
+		return // reading (idle or busy), or another goroutine reads now
+	}
+	ran := time.Duration(monoNow() - h.batchStart.Load())
+	if ran < takeoverAfter { // a later batch than the one that armed it
+		if w.armed.CompareAndSwap(false, true) {
+			w.t.Reset(takeoverAfter - ran)
+		}
+		return
+	}
+	h.takeOver(w.gen)
+}
+
+// takeOver hands the reading on from a batch that outlasted
+// takeoverAfter: the calls the reader has not started go to workers and
+// a new goroutine (the timer's) reads on.
 func (h *h2conn) takeOver(gen uint64) {
 	if !h.phase.CompareAndSwap(gen<<2|phaseInline, (gen+1)<<2|phaseInline) {
 		return // the batch ended meanwhile
@@ -708,7 +748,6 @@ func (h *h2conn) takeOver(gen uint64) {
 		h.g.workers.submit(b.calls[i])
 	}
 	h.batch = new(h2batch)
-	h.watch = nil // the old reader stops its own; the new one arms another
 	h.phase.Store((gen+1)<<2 | phaseReading)
 	h.serve(gen + 1) // AfterFunc runs this on a goroutine of its own
 }
@@ -1858,3 +1897,11 @@ var _ frameSender = (*h2stream)(nil)
 
 // String names the stream in logs.
 func (st *h2stream) String() string { return fmt.Sprintf("grpc stream %d %s", st.id, st.m.full) }
+
+// runOnWorker runs a unary call on a worker goroutine, timing it for the
+// reader's choice (method.slow).
+func (st *h2stream) runOnWorker() {
+	m, t := st.m, monoNow()
+	st.runUnary()
+	m.observe(monoNow() - t)
+}

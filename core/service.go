@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/kiterpc/kite/spi"
 )
@@ -46,7 +48,28 @@ type method struct {
 	handler    func(ctx context.Context, srv any, req any) (any, error)
 	stream     func(ctx context.Context, srv any, stream *Stream) error
 	idempotent bool
+	// runNs is a moving average of this method's unary calls on the gRPC
+	// path, in ns: the connection's reader runs only quick ones itself.
+	runNs atomic.Int64
 }
+
+// slowCall: a method whose calls take longer than this on average runs
+// on workers, not on the gRPC connection's reader.
+const slowCall = 50 * time.Microsecond
+
+func (m *method) slow() bool { return m.runNs.Load() > int64(slowCall) }
+
+// observe adds a call's duration to the moving average (1/8 weight; a
+// lost update among concurrent calls does not matter).
+func (m *method) observe(d int64) {
+	a := m.runNs.Load()
+	m.runNs.Store(a + (d-a)/8)
+}
+
+// monoNow is a monotonic clock in ns: one clock read (time.Now reads two).
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
+var monoBase = time.Now()
 
 var (
 	ctxType    = reflect.TypeOf((*context.Context)(nil)).Elem()
