@@ -59,7 +59,7 @@ func newClientConn(c *Client, ep *endpoint, nc net.Conn) *clientConn {
 		streams:    make(map[uint32]*Stream),
 		readerDone: make(chan struct{}),
 	}
-	cc.r = protocol.NewReader(yieldReader{nc, &cc.readAt}, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata)
+	cc.r = protocol.NewReader(yieldReader{nc, &cc.readAt, nil}, 32<<10, c.opts.MaxFrame, c.opts.MaxMetadata)
 	now := time.Now().UnixNano()
 	cc.lastRead.Store(now)
 	cc.lastUsed.Store(now)

@@ -201,6 +201,7 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 	h.fr.SetReuseFrames()
 	sc.h2.Store(h)
 	h.batch = new(h2batch)
+	sc.noYield = true // the reader runs the calls: see yieldReader
 	go h.writeLoop()
 	if err := h.start(); err != nil {
 		h.end(err)

@@ -642,6 +642,7 @@ type serverConn struct {
 
 	lastRead atomic.Int64 // when the last complete frame arrived (0: none yet)
 	readAt   int64        // when bytes last arrived (the reader's own: yieldReader)
+	noYield  bool         // the reader does not yield before a read (gRPC: yieldReader)
 	active   atomic.Int32 // calls and streams in progress
 	from     *peer        // the remote address's share (admission.go)
 	goaway   atomic.Bool
@@ -686,7 +687,7 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 		opened:  time.Now().UnixNano(),
 		from:    s.peerFor(c),
 	}
-	sc.r = protocol.NewReader(yieldReader{c, &sc.readAt}, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata)
+	sc.r = protocol.NewReader(yieldReader{c, &sc.readAt, &sc.noYield}, 16<<10, s.opts.MaxFrame, s.opts.MaxMetadata)
 	sc.w = newBatchWriter(c, func(err error) { sc.close(err) }, func() bool { return sc.active.Load() <= 1 })
 	if s.opts.WriteTimeout > 0 {
 		sc.w.timeout = s.opts.WriteTimeout // before any write: the loop reads it after its first signal
@@ -1162,13 +1163,20 @@ func (sc *serverConn) runStream(f protocol.Frame, m *method, st *Stream, charged
 // stamp each complete frame with (lastRead, which the idle, handshake and
 // heartbeat checks read) without a time.Now per frame: that was 2% of the
 // gRPC server's CPU. at belongs to the reading goroutine.
+//
+// The gRPC path turns the yield off (*still, set by its reader): there
+// the reader runs the calls itself and nothing waits for it to yield,
+// while a yield wakes an idle thread (runtime.wakep) to run it.
 type yieldReader struct {
 	net.Conn
-	at *int64
+	at    *int64
+	still *bool // nil: always yield
 }
 
 func (y yieldReader) Read(p []byte) (int, error) {
-	runtime.Gosched()
+	if y.still == nil || !*y.still {
+		runtime.Gosched()
+	}
 	n, err := y.Conn.Read(p)
 	if n > 0 {
 		*y.at = time.Now().UnixNano()

@@ -60,8 +60,12 @@ const slowCall = 50 * time.Microsecond
 func (m *method) slow() bool { return m.runNs.Load() > int64(slowCall) }
 
 // observe adds a call's duration to the moving average (1/8 weight; a
-// lost update among concurrent calls does not matter).
+// lost update among concurrent calls does not matter). A duration counts
+// at most 4 x slowCall: a quick call whose thread was descheduled for a
+// millisecond (a busy machine) does not make its method slow alone; a
+// method slow call after call still crosses the line in a few calls.
 func (m *method) observe(d int64) {
+	d = min(d, int64(4*slowCall))
 	a := m.runNs.Load()
 	m.runNs.Store(a + (d-a)/8)
 }
