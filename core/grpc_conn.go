@@ -216,6 +216,7 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 // gen numbers the goroutines that read the connection in turn.
 func (h *h2conn) serve(gen uint64) {
 	normal := false
+	w := newH2Watch(h, gen)
 	defer func() {
 		// A handler run on this goroutine that called runtime.Goexit:
 		// the connection still ends cleanly, unless another goroutine
@@ -224,18 +225,38 @@ func (h *h2conn) serve(gen uint64) {
 			return
 		}
 		err := errors.New("the connection's reader exited (runtime.Goexit in a handler)")
+		if st := w.running; st != nil {
+			st.finish() // its admission comes back; it has no answer
+		}
 		if h.phase.CompareAndSwap(gen<<2|phaseInline, gen<<2|phaseDead) {
+			h.runLeft()
 			h.end(err)
 		} else {
 			h.sc.close(err) // another goroutine reads: it sees the close and ends the connection
 		}
 	}()
-	err := h.loop(newH2Watch(h, gen)) // never nil: the connection ended somehow
+	err := h.loop(w) // never nil: the connection ended somehow
 	normal = true
 	if err == errHandedOff {
 		return
 	}
+	h.runLeft()
 	h.end(err)
+}
+
+// runLeft hands the calls the reader collected and did not run (it
+// stopped at a broken frame or a closed socket) to workers: each still
+// ends and gives its admission back (its answer is dropped if the
+// connection is gone).
+func (h *h2conn) runLeft() {
+	b := h.batch
+	for {
+		i := int(b.next.Add(1)) - 1
+		if i >= len(b.calls) {
+			return
+		}
+		h.g.workers.submit(b.calls[i])
+	}
 }
 
 // end ends the connection after the reading stopped with err.
@@ -676,7 +697,9 @@ func (h *h2conn) runBatch(w *h2watch) bool {
 			continue
 		}
 		st.inline = true
+		w.running = st
 		st.runUnary()
+		w.running = nil
 		now := monoNow()
 		m.observe(now - t)
 		t = now
@@ -697,10 +720,11 @@ func (h *h2conn) runBatch(w *h2watch) bool {
 // it fired, not per batch: arming a timer can wake the netpoller (a
 // write(2) to its eventfd), which cost more than the batch saved.
 type h2watch struct {
-	h     *h2conn
-	gen   uint64
-	armed atomic.Bool
-	t     *time.Timer
+	h       *h2conn
+	gen     uint64
+	armed   atomic.Bool
+	t       *time.Timer
+	running *h2stream // the call running on the reader (this goroutine's own)
 }
 
 func newH2Watch(h *h2conn, gen uint64) *h2watch {
@@ -740,14 +764,7 @@ func (h *h2conn) takeOver(gen uint64) {
 	if !h.phase.CompareAndSwap(gen<<2|phaseInline, (gen+1)<<2|phaseInline) {
 		return // the batch ended meanwhile
 	}
-	b := h.batch
-	for {
-		i := int(b.next.Add(1)) - 1
-		if i >= len(b.calls) {
-			break
-		}
-		h.g.workers.submit(b.calls[i])
-	}
+	h.runLeft()
 	h.batch = new(h2batch)
 	h.phase.Store((gen+1)<<2 | phaseReading)
 	h.serve(gen + 1) // AfterFunc runs this on a goroutine of its own
@@ -852,11 +869,23 @@ func (h *h2conn) shutdown(reason error) {
 		st.abort(spi.Errorf(spi.Unavailable, "connection closed: %v", reason))
 	}
 	h.stopWriter()
-	// Close the socket so a writer blocked on a peer that stopped reading
-	// returns; then wait for it, so every queued item's done has run.
+	// The writer puts out what is queued (a GOAWAY saying why the
+	// connection ends) before the socket closes, unless the peer does not
+	// read: then closing the socket makes its write return. Either way
+	// wait for it, so every queued item's done has run.
+	t := time.NewTimer(writerGrace)
+	select {
+	case <-h.wdone:
+	case <-t.C:
+	}
+	t.Stop()
 	h.sc.close(reason)
 	<-h.wdone
 }
+
+// writerGrace bounds how long a closing connection waits for its writer
+// to flush before closing the socket under it.
+const writerGrace = 100 * time.Millisecond
 
 func (h *h2conn) stopWriter() {
 	h.wmu.Lock()
