@@ -23,10 +23,11 @@ import (
 
 // h2conn serves gRPC on one accepted connection: a reader goroutine (the
 // connection's own) that parses HTTP/2 frames with x/net/http2's Framer
-// and HPACK decoder, and one writer goroutine that owns the HPACK
-// encoder, the peer's flow-control windows and a buffered socket writer,
-// flushed when its queue runs dry (so answers to concurrent calls share
-// writes, as Kite's batching writer does).
+// and HPACK decoder and runs quick unary calls itself (runBatch), and one
+// writer goroutine; the writer state (HPACK encoder, the peer's
+// flow-control windows, a buffered socket writer flushed when the queue
+// runs dry, so answers to concurrent calls share writes) is used by
+// whichever of the two holds the writer token (flushFromReader).
 type h2conn struct {
 	g  *grpcServer
 	s  *Server
