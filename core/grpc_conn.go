@@ -208,6 +208,7 @@ func (sc *serverConn) serveGRPC(g *grpcServer) {
 		h.end(err)
 		return
 	}
+	h.phase.Store(phaseReading)
 	h.serve(0)
 }
 
@@ -647,7 +648,9 @@ func (h *h2conn) readFast() (bool, error) {
 // parses and, when the next frame is not in its buffer yet (it would
 // otherwise block in read(2)), runs them itself and writes their answers
 // (flushFromReader): a read, the calls, one write, with no hand-off.
-// Two bounds keep a slow call from holding up the connection:
+// Three bounds keep a slow call from holding up the connection:
+//   - a method whose calls average more than slowCall (method.slow) runs
+//     on workers;
 //   - after inlineBudget spent on a batch, its remaining calls go to
 //     workers, so CPU-heavy calls still spread over cores;
 //   - a call (or a write) that takes longer than takeoverAfter, blocked
@@ -659,10 +662,11 @@ type h2batch struct {
 	next  atomic.Int32 // claimed by the reader, or by takeOver for workers
 }
 
+// The reader's phase, in the low two bits of h2conn.phase.
 const (
-	phaseReading = iota // the reader reads frames
-	phaseInline         // the reader runs a batch or writes
-	phaseDead           // the reader exited abnormally (runtime.Goexit)
+	phaseReading = iota + 1 // the reader reads frames
+	phaseInline             // the reader runs a batch or writes
+	phaseDead               // the reader exited abnormally (runtime.Goexit)
 )
 
 const (
