@@ -767,6 +767,9 @@ func (ep *endpoint) get(ctx context.Context) (*clientConn, error) {
 func (ep *endpoint) dial(ctx context.Context) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, ep.c.opts.ConnectTimeout)
 	defer cancel()
+	if ep.c.comp != nil && ep.c.protocol == spi.ProtocolGRPC {
+		dctx = context.WithValue(dctx, dialCompressorKey{}, ep.c.comp)
+	}
 	return transportFor(ep.addr, ep.c.opts.Transport).Dial(dctx, ep.addr)
 }
 

@@ -77,7 +77,7 @@ func (t *GRPCTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 		max = protocol.DefaultMaxFrame
 	}
 	b := &grpcBridge{
-		t: t, nc: nc, authority: addr, scheme: scheme, maxMsg: max,
+		t: t, nc: nc, authority: addr, scheme: scheme, maxMsg: max, streamComp: dialCompressor(ctx),
 		calls: map[uint32]*bridgeCall{}, byKite: map[uint32]*bridgeCall{},
 		nextID: 1, sendWin: 65535, initWin: 65535, maxFrame: 16384,
 		readable: make(chan struct{}, 1), closed: make(chan struct{}),
@@ -154,11 +154,12 @@ func (t *GRPCTransport) path(method string) string {
 // grpcBridge is a net.Conn to the Kite client above it: Write takes Kite
 // frames, Read returns Kite frames; below it is one HTTP/2 connection.
 type grpcBridge struct {
-	t         *GRPCTransport
-	nc        net.Conn
-	authority string
-	scheme    string // "http", or "https" over TLS
-	maxMsg    int
+	t          *GRPCTransport
+	nc         net.Conn
+	authority  string
+	scheme     string // "http", or "https" over TLS
+	maxMsg     int
+	streamComp uint8 // the dialing client's compressor, if gRPC peers read it: streams declare it
 
 	// HTTP/2 writing (Write's goroutine and the reader's control answers)
 	wmu      sync.Mutex
@@ -270,13 +271,18 @@ func (b *grpcBridge) handleKite(f protocol.Frame) error {
 		if c == nil {
 			return nil
 		}
-		if f.Compress != spi.CompressNone {
+		if f.Compress != spi.CompressNone && f.Compress != c.comp {
 			// A stream's grpc-encoding went out with its headers, before
-			// its first message: its messages cannot be compressed later.
-			b.kiteError(c, spi.Errorf(spi.Unimplemented, "compressed stream messages cannot be sent over the grpc transport (configure no compressor, or a compress threshold above the messages, for gRPC streams)"))
+			// its first message: the dialing client's compressor, when
+			// gRPC peers read it (startCall).
+			_, err := grpcEncoding(f.Compress)
+			if err == nil {
+				err = spi.Errorf(spi.Internal, "stream message compressed with compressor id %d, not the stream's declared grpc-encoding", f.Compress)
+			}
+			b.kiteError(c, err)
 			return nil
 		}
-		if err := b.sendMessage(c, f.Body, false, false); err != nil {
+		if err := b.sendMessage(c, f.Body, false, f.Compress != spi.CompressNone); err != nil {
 			return err
 		}
 		var inc [4]byte
@@ -376,6 +382,13 @@ func (b *grpcBridge) startCall(f protocol.Frame) error {
 		c.comp = f.Compress
 		hf = append(hf, hpack.HeaderField{Name: "grpc-encoding", Value: name}, hpack.HeaderField{Name: "grpc-accept-encoding", Value: name})
 	}
+	if c.stream && c.comp == spi.CompressNone && b.streamComp != spi.CompressNone {
+		// A stream's messages may be compressed (each says whether it
+		// is) only in the encoding its headers declare: the client's.
+		name, _ := grpcEncoding(b.streamComp)
+		c.comp = b.streamComp
+		hf = append(hf, hpack.HeaderField{Name: "grpc-encoding", Value: name}, hpack.HeaderField{Name: "grpc-accept-encoding", Value: name})
+	}
 	if meta.HasTimeout {
 		hf = append(hf, hpack.HeaderField{Name: "grpc-timeout", Value: encodeGRPCTimeout(meta.Timeout)})
 		c.deadline = time.Now().Add(meta.Timeout)
@@ -439,6 +452,23 @@ func grpcEncoding(id uint8) (string, *spi.Error) {
 		return "", spi.Errorf(spi.Unimplemented, "the grpc transport sends gzip or zstd bodies: Kite's snappy and s2 use block formats that gRPC compressors of those names do not read")
 	}
 	return "", spi.Errorf(spi.Unimplemented, "the grpc transport sends gzip or zstd bodies, not compressor id %d", id)
+}
+
+// dialCompressorKey carries the dialing client's compressor to the grpc
+// transport's Dial (endpoint.dial), so its streams can declare it.
+type dialCompressorKey struct{}
+
+// dialCompressor is the id of the compressor in ctx when gRPC peers read
+// its bodies (gzip, zstd), else 0.
+func dialCompressor(ctx context.Context) uint8 {
+	comp, _ := ctx.Value(dialCompressorKey{}).(spi.Compressor)
+	if comp == nil {
+		return spi.CompressNone
+	}
+	if _, err := grpcEncoding(comp.ID()); err != nil {
+		return spi.CompressNone
+	}
+	return comp.ID()
 }
 
 // compressorID is the Kite compressor id of a response's grpc-encoding
