@@ -121,12 +121,11 @@ func TestGRPCClientGzipToKiteServer(t *testing.T) {
 	}
 }
 
-// TestKiteClientGzipToGRPCServer: a Kite client whose compressor is gzip
-// calls a grpc-go server (gzip registered, as importing
-// google.golang.org/grpc/encoding/gzip does) through the grpc transport:
-// the request goes out as grpc-encoding gzip, grpc-go answers in gzip,
-// and the Kite client decompresses the answer.
-func TestKiteClientGzipToGRPCServer(t *testing.T) {
+// startCountingGRPC runs a grpc-go Greeter server (gzip registered, as
+// this file's import of google.golang.org/grpc/encoding/gzip does) on a
+// listener that counts the bytes on the wire.
+func startCountingGRPC(t *testing.T) (*grpcGreeter, *countingListener) {
+	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +135,18 @@ func TestKiteClientGzipToGRPCServer(t *testing.T) {
 	gs := grpc.NewServer()
 	gs.RegisterService(g.desc(), g)
 	go func() { _ = gs.Serve(ln) }()
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
+	return g, ln
+}
+
+// TestKiteClientGzipToGRPCServer: a Kite client whose compressor is gzip
+// calls a grpc-go server (gzip registered, as importing
+// google.golang.org/grpc/encoding/gzip does) through the grpc transport:
+// the request goes out as grpc-encoding gzip, grpc-go answers in gzip,
+// and the Kite client decompresses the answer.
+func TestKiteClientGzipToGRPCServer(t *testing.T) {
+	g, ln := startCountingGRPC(t)
+	raw := ln.Listener
 
 	newClient := func(comp spi.Compressor) *core.Client {
 		kc, err := core.NewClient(core.ClientOptions{
@@ -187,16 +197,8 @@ func TestKiteClientGzipToGRPCServer(t *testing.T) {
 // answers in gzip too; the bytes on the wire show both directions
 // compressed, bidirectional and server streaming alike.
 func TestKiteClientGzipStreamsToGRPCServer(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &countingListener{Listener: raw}
-	g := &grpcGreeter{name: "gz"}
-	gs := grpc.NewServer()
-	gs.RegisterService(g.desc(), g)
-	go func() { _ = gs.Serve(ln) }()
-	defer gs.Stop()
+	_, ln := startCountingGRPC(t)
+	raw := ln.Listener
 	kc, err := core.NewClient(core.ClientOptions{
 		Targets:    []string{raw.Addr().String()},
 		Transport:  &core.GRPCTransport{Package: "kite.examples.greeter"},
